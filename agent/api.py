@@ -1,0 +1,95 @@
+"""Job group API: submit and list runs, follow their progress, read their answers."""
+from rest_framework import serializers, status
+from rest_framework.generics import ListAPIView
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+
+from agent.models import JobGroup, JobGroupProvider, JobItem
+from agent.progress import progress_get
+from agent.selectors import job_group_get_for_user, job_items_of_group
+from agent.services import job_group_submit
+from workspaces.selectors import workspace_get_for_user
+
+
+class JobGroupProviderSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = JobGroupProvider
+        fields = ["provider", "status", "error", "started_at", "finished_at"]
+
+
+class JobGroupListSerializer(serializers.ModelSerializer):
+    workspace = serializers.UUIDField(source="workspace_id")
+    triggered_by = serializers.CharField(source="triggered_by.username", default=None)
+
+    class Meta:
+        model = JobGroup
+        fields = [
+            "id", "workspace", "status", "providers", "total_prompts", "expected_responses", "error",
+            "rerun_of", "triggered_by", "created_at", "finished_at",
+        ]
+
+
+class AnswerSerializer(serializers.ModelSerializer):
+    prompt = serializers.IntegerField(source="prompt_id")
+
+    class Meta:
+        model = JobItem
+        fields = [
+            "id", "provider", "prompt", "prompt_text", "status", "text", "sources", "usage", "latency_ms",
+            "attempts", "error", "backend", "model",
+        ]
+
+
+class RunSubmitThrottle(ScopedRateThrottle):
+    """Submissions per user at AGENT_SUBMIT_RATE; only POST is throttled, reading is free."""
+
+    scope_attr = "throttle_scope"
+
+    def allow_request(self, request, view) -> bool:
+        if request.method != "POST":
+            return True
+        return super().allow_request(request, view)
+
+
+class WorkspaceRunsApi(ListAPIView):
+    serializer_class = JobGroupListSerializer
+    throttle_classes = [RunSubmitThrottle]
+    throttle_scope = "submit"
+
+    def get_queryset(self):
+        workspace = workspace_get_for_user(user=self.request.user, workspace_id=self.kwargs["workspace_id"])
+        return JobGroup.objects.filter(workspace=workspace).select_related("triggered_by").order_by("-created_at")
+
+    def post(self, request, workspace_id):
+        workspace = workspace_get_for_user(user=request.user, workspace_id=workspace_id)
+        submitted = job_group_submit(workspace=workspace, user=request.user)
+        code = status.HTTP_202_ACCEPTED if submitted.job_group else status.HTTP_200_OK
+        return Response(submitted.as_response(), status=code)
+
+
+class RunStatusApi(APIView):
+    def get(self, request, group_id):
+        group = job_group_get_for_user(user=request.user, group_id=group_id)
+        progress = progress_get(group)
+        return Response({"status": progress["status"], "response": progress})
+
+
+class RunDetailApi(APIView):
+    def get(self, request, group_id):
+        group = job_group_get_for_user(user=request.user, group_id=group_id)
+        body = JobGroupListSerializer(group).data
+        body["workspace_name"] = group.workspace.name
+        body["group_providers"] = JobGroupProviderSerializer(group.group_providers.all(), many=True).data
+        body["progress"] = progress_get(group)
+        return Response(body)
+
+
+class RunAnswersApi(ListAPIView):
+    serializer_class = AnswerSerializer
+
+    def get_queryset(self):
+        group = job_group_get_for_user(user=self.request.user, group_id=self.kwargs["group_id"])
+        return job_items_of_group(
+            group=group, provider=self.request.query_params.get("provider"), status=self.request.query_params.get("status")
+        )

@@ -1,0 +1,93 @@
+"""Consume one provider's queue (`--queue chatgpt`), or every queue (`--queue all`, for development)."""
+from __future__ import annotations
+
+import logging
+import signal
+import subprocess
+import sys
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+from huey.consumer_options import ConsumerConfig, OptionParserHandler
+
+from agent.providers.registry import PROVIDER_IDS
+from oneglanse.queues import huey_for, queue_name
+
+
+class Command(BaseCommand):
+    help = (
+        "Run the Huey consumer of one provider queue. Every Huey consumer flag works "
+        "(-w workers, -k worker type, -t shutdown timeout, ...). SIGTERM is graceful by default."
+    )
+    _type_map = {"int": int, "float": float}
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--queue",
+            choices=[*PROVIDER_IDS, "all"],
+            help=f"the provider queue to consume: {', '.join(PROVIDER_IDS)}, or 'all' (one child process per queue)",
+        )
+        handler = OptionParserHandler()
+        for options in (handler.get_logging_options(), handler.get_worker_options(), handler.get_scheduler_options()):
+            for short, full, kwargs in options:
+                kwargs = dict(kwargs)
+                if short == "-v":  # Django owns -v/--verbosity
+                    short, full = "-V", "--huey-verbose"
+                if "type" in kwargs:
+                    kwargs["type"] = self._type_map[kwargs["type"]]
+                kwargs.setdefault("default", None)
+                parser.add_argument(full, short, **kwargs)
+
+    def handle(self, *args, **options) -> None:
+        queue = options["queue"]
+        if not queue:
+            raise CommandError(f"--queue is required: one of {', '.join(PROVIDER_IDS)}, or 'all'.")
+        if queue == "all":
+            sys.exit(self._run_all())
+
+        consumer_options = {key: options[key] for key in _consumer_keys() if options.get(key) is not None}
+        # Orchestrators stop services with SIGTERM: make it the graceful signal unless told otherwise.
+        consumer_options.setdefault("graceful_signal", "TERM")
+        config = ConsumerConfig(**consumer_options)
+        try:
+            config.validate()
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        huey_logger = logging.getLogger("huey")
+        if config.logfile or config.verbose is not None or not logging.getLogger().handlers:
+            config.setup_logger(huey_logger)
+            huey_logger.propagate = False
+        huey = huey_for(queue)
+        self.stdout.write(f"Consuming {queue_name(queue)} with {config.workers} {config.worker_type} worker(s)")
+        huey.create_consumer(**config.values).run()
+
+    def _run_all(self) -> int:
+        """One child consumer per queue, with the same flags; signals are passed on to them."""
+        argv, skip_next = [], False
+        for arg in sys.argv[1:]:
+            if skip_next:
+                skip_next = False
+            elif arg == "--queue":
+                skip_next = True
+            elif not arg.startswith("--queue="):
+                argv.append(arg)
+        children = [
+            subprocess.Popen([sys.executable, sys.argv[0], *argv, "--queue", provider_id]) for provider_id in PROVIDER_IDS
+        ]
+
+        def forward(signum, _frame) -> None:
+            for child in children:
+                if child.poll() is None:
+                    child.send_signal(signum)
+
+        signal.signal(signal.SIGTERM, forward)
+        signal.signal(signal.SIGINT, forward)
+        while any(child.poll() is None for child in children):
+            time.sleep(0.2)
+        return max(child.returncode or 0 for child in children)
+
+
+def _consumer_keys() -> list[str]:
+    from huey.consumer_options import config_keys
+
+    return list(config_keys)

@@ -1,0 +1,372 @@
+"""The live progress object of a group: a Redis hash updated only by Lua scripts, rebuilt from the database.
+
+Layout (private to this module): `job:{id}:result` is a hash of counters and states; `job:{id}:done`
+is the set of item ids already counted, so counting an item is idempotent: a redelivered item, or
+a rebuild racing a worker, never counts twice. Both keys share one TTL, refreshed on every update.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+
+import redis
+from django.conf import settings
+from django.db.models import Count
+
+from agent.models import JobGroup, JobGroupProvider, JobItem
+from oneglanse.queues import redis_client
+
+logger = logging.getLogger(__name__)
+
+PENDING, PROCESSING, COMPLETED, FAILED = "pending", "processing", "completed", "failed"
+_OUTCOME_FIELD = {JobItem.Status.OK: "ok", JobItem.Status.FAILED: "f", JobItem.Status.CANCELLED: "c"}
+
+
+def progress_key(group_id) -> str:
+    return f"job:{group_id}:result"
+
+
+def _done_key(group_id) -> str:
+    return f"job:{group_id}:done"
+
+
+# Shared Lua: settle a provider's state (forward only) and the group's status after counts change.
+_SETTLE = """
+local function settle(key, p)
+  local h = redis.call('HMGET', key, 's:'..p, 'e:'..p, 'ok:'..p, 'f:'..p, 'c:'..p)
+  local state, e = h[1], tonumber(h[2])
+  local ok, f, c = tonumber(h[3]), tonumber(h[4]), tonumber(h[5])
+  local pdone = 0
+  if ok + f + c >= e then
+    local final = 'completed'
+    if ok == 0 and f > 0 then final = 'failed' end
+    if state ~= final then
+      redis.call('HSET', key, 's:'..p, final)
+      redis.call('HINCRBY', key, 'u', 1)
+      pdone = 1
+    end
+  elseif state == 'pending' and ok + f + c > 0 then
+    redis.call('HSET', key, 's:'..p, 'processing')
+    redis.call('HINCRBY', key, 'u', 1)
+  end
+  return pdone
+end
+local function settle_group(key)
+  local g = redis.call('HMGET', key, 'status', 'exp', 'n')
+  if g[1] ~= 'completed' and tonumber(g[3]) >= tonumber(g[2]) then
+    redis.call('HSET', key, 'status', 'completed')
+    redis.call('HINCRBY', key, 'u', 1)
+    return 1
+  end
+  return 0
+end
+"""
+
+# KEYS: result, done. ARGV: item id, provider, count field (ok|f|c), ttl, error.
+# Returns {counted, provider_done, group_done}; {-1} when the object is missing (caller rebuilds).
+_FINISH_LUA = _SETTLE + """
+if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, 0, 0} end
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return {0, 0, 0} end
+local p = ARGV[2]
+redis.call('HINCRBY', KEYS[1], ARGV[3]..':'..p, 1)
+redis.call('HINCRBY', KEYS[1], 'n', 1)
+redis.call('HINCRBY', KEYS[1], 'u', 1)
+if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'err:'..p, ARGV[5]) end
+local pdone = settle(KEYS[1], p)
+return {1, pdone, settle_group(KEYS[1])}
+"""
+
+# KEYS: result. ARGV: provider, ttl. Returns 1 when this start moved the provider to processing,
+# 0 when it was already past pending, -1 when the object is missing.
+_START_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+if redis.call('HGET', KEYS[1], 's:'..ARGV[1]) == 'pending' then
+  redis.call('HSET', KEYS[1], 's:'..ARGV[1], 'processing')
+  redis.call('HINCRBY', KEYS[1], 'u', 1)
+  return 1
+end
+return 0
+"""
+
+# KEYS: result, done. ARGV: ttl, snapshot JSON (see _snapshot). Creates the object when missing,
+# then merges the snapshot's finished items idempotently; safe to run beside live workers.
+_REBUILD_LUA = _SETTLE + """
+local snap = cjson.decode(ARGV[2])
+local key = KEYS[1]
+if redis.call('EXISTS', key) == 0 then
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', key, 'status', 'pending', 'u', 0, 'n', 0, 'exp', snap.expected,
+             'tp', snap.totalPrompts, 'providers', cjson.encode(snap.providers))
+  for _, p in ipairs(snap.providers) do
+    redis.call('HSET', key, 's:'..p, 'pending', 'e:'..p, snap.expectedByProvider[p], 'ok:'..p, 0, 'f:'..p, 0, 'c:'..p, 0)
+  end
+end
+for _, it in ipairs(snap.finished) do
+  if redis.call('SADD', KEYS[2], it[1]) == 1 then
+    redis.call('HINCRBY', key, it[3]..':'..it[2], 1)
+    redis.call('HINCRBY', key, 'n', 1)
+    redis.call('HINCRBY', key, 'u', 1)
+  end
+end
+for p, err in pairs(snap.errors) do redis.call('HSET', key, 'err:'..p, err) end
+for _, p in ipairs(snap.started) do
+  if redis.call('HGET', key, 's:'..p) == 'pending' then
+    redis.call('HSET', key, 's:'..p, 'processing')
+    redis.call('HINCRBY', key, 'u', 1)
+  end
+end
+for _, p in ipairs(snap.providers) do settle(key, p) end
+if snap.cancelled and redis.call('HSETNX', key, 'cancelled', 1) == 1 then redis.call('HINCRBY', key, 'u', 1) end
+if snap.error ~= '' then redis.call('HSET', key, 'err', snap.error) end
+local gdone = settle_group(key)
+redis.call('EXPIRE', key, ARGV[1])
+redis.call('EXPIRE', KEYS[2], ARGV[1])
+return gdone
+"""
+
+# KEYS: result. ARGV: field, value, ttl. Sets a group-level flag (cancelled, error) once.
+_FLAG_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HINCRBY', KEYS[1], 'u', 1)
+return 1
+"""
+
+
+class _Scripts:
+    def __init__(self) -> None:
+        self._client: redis.Redis | None = None
+
+    def bind(self) -> "_Scripts":
+        client = redis_client()
+        if self._client is not client:
+            self._client = client
+            self.finish = client.register_script(_FINISH_LUA)
+            self.start = client.register_script(_START_LUA)
+            self.rebuild = client.register_script(_REBUILD_LUA)
+            self.flag = client.register_script(_FLAG_LUA)
+        return self
+
+
+_scripts = _Scripts()
+
+
+@dataclass(frozen=True)
+class ItemCounted:
+    counted: bool
+    provider_done: bool
+    group_done: bool
+
+
+def _ttl() -> int:
+    return settings.AGENT_PROGRESS_TTL
+
+
+def _snapshot(group: JobGroup) -> dict:
+    """The progress object's inputs as the database has them now."""
+    providers = list(group.providers)
+    expected_by_provider = dict.fromkeys(providers, 0)
+    for row in JobItem.objects.filter(group=group).values("provider").annotate(n=Count("id")):
+        expected_by_provider[row["provider"]] = row["n"]
+    finished = [
+        [str(item_id), provider, _OUTCOME_FIELD[status]]
+        for item_id, provider, status in JobItem.objects.filter(group=group, status__in=JobItem.FINISHED)
+        .values_list("id", "provider", "status")
+        .iterator(chunk_size=2000)
+    ]
+    provider_rows = list(JobGroupProvider.objects.filter(group=group).values("provider", "status", "error"))
+    started = {row["provider"] for row in provider_rows if row["status"] != JobGroupProvider.Status.PENDING}
+    started |= set(
+        JobItem.objects.filter(group=group, status=JobItem.Status.RUNNING).values_list("provider", flat=True).distinct()
+    )
+    errors = {row["provider"]: row["error"] for row in provider_rows if row["error"]}
+    if not errors:
+        for provider, error in (
+            JobItem.objects.filter(group=group, status=JobItem.Status.FAILED)
+            .order_by("provider", "-finished_at")
+            .values_list("provider", "error")
+        ):
+            errors.setdefault(provider, error)
+    return {
+        "providers": providers,
+        "expected": group.expected_responses,
+        "expectedByProvider": expected_by_provider,
+        "totalPrompts": group.total_prompts,
+        "finished": finished,
+        "started": sorted(started),
+        "errors": errors or {},
+        "cancelled": group.status == JobGroup.Status.CANCELLED,
+        "error": group.error or "",
+    }
+
+
+def _encode_snapshot(snapshot: dict) -> str:
+    # cjson decodes {} as an empty table either way, but [] must not become {} for ipairs.
+    return json.dumps(snapshot)
+
+
+def progress_create_on(pipeline: redis.client.Pipeline, group: JobGroup, expected_by_provider: dict[str, int]) -> None:
+    """Queue the creation of a new group's progress object on the caller's pipeline (submit)."""
+    snapshot = {
+        "providers": list(group.providers),
+        "expected": group.expected_responses,
+        "expectedByProvider": expected_by_provider,
+        "totalPrompts": group.total_prompts,
+        "finished": [],
+        "started": [],
+        "errors": {},
+        "cancelled": False,
+        "error": "",
+    }
+    _scripts.bind().rebuild(keys=[progress_key(group.id), _done_key(group.id)], args=[_ttl(), _encode_snapshot(snapshot)], client=pipeline)
+
+
+def progress_rebuild(group_id) -> bool:
+    """Recreate (or top up) the progress object from the database; True when the group is complete."""
+    group = JobGroup.objects.get(id=group_id)
+    snapshot = _snapshot(group)
+    scripts = _scripts.bind()
+    done = scripts.rebuild(keys=[progress_key(group_id), _done_key(group_id)], args=[_ttl(), _encode_snapshot(snapshot)])
+    logger.info("progress of group %s rebuilt from the database (%d finished items)", group_id, len(snapshot["finished"]))
+    return bool(done)
+
+
+def progress_item_started(*, group_id, provider: str) -> bool:
+    """Mark the provider processing; True only for the start that moved it out of pending."""
+    scripts = _scripts.bind()
+    result = scripts.start(keys=[progress_key(group_id)], args=[provider, _ttl()])
+    if result == -1:
+        progress_rebuild(group_id)
+        result = scripts.start(keys=[progress_key(group_id)], args=[provider, _ttl()])
+    return result == 1
+
+
+def progress_item_finished(*, group_id, item_id: int, provider: str, status: str, error: str = "") -> ItemCounted:
+    """Count one finished item, once. Call only after the item's row was updated in the database."""
+    scripts = _scripts.bind()
+    args = [str(item_id), provider, _OUTCOME_FIELD[status], _ttl(), error[:500]]
+    counted, provider_done, group_done = scripts.finish(keys=[progress_key(group_id), _done_key(group_id)], args=args)
+    if counted == -1:
+        # The object expired or Redis lost it: the rebuild reads the rows, ours included.
+        group_done = progress_rebuild(group_id)
+        return ItemCounted(counted=True, provider_done=True, group_done=group_done)
+    return ItemCounted(counted=bool(counted), provider_done=bool(provider_done), group_done=bool(group_done))
+
+
+def progress_flag(group_id, *, field: str, value: str) -> None:
+    """Set a group-level field ("cancelled" or "err") on the live object, rebuilding it if missing."""
+    scripts = _scripts.bind()
+    if scripts.flag(keys=[progress_key(group_id)], args=[field, value, _ttl()]) == -1:
+        progress_rebuild(group_id)
+
+
+def _decode(raw: dict[bytes, bytes]) -> dict:
+    fields = {k.decode(): v.decode() for k, v in raw.items()}
+    providers = json.loads(fields["providers"])
+    results = {p: int(fields.get(f"ok:{p}", 0)) for p in providers}
+    failed = {p: int(fields.get(f"f:{p}", 0)) for p in providers}
+    cancelled = sum(int(fields.get(f"c:{p}", 0)) for p in providers)
+    progress = {
+        "status": fields["status"],
+        "updateId": int(fields["u"]),
+        "providers": {p: fields.get(f"s:{p}", PENDING) for p in providers},
+        "results": results,
+        "failed": failed,
+        "stats": {
+            "totalPrompts": int(fields["tp"]),
+            "expectedResponses": int(fields["exp"]),
+            "actualResponses": sum(results.values()),
+            "failedResponses": sum(failed.values()),
+            "cancelledResponses": cancelled,
+        },
+    }
+    error = _error_text(fields.get("err", ""), {p: fields[f"err:{p}"] for p in providers if f"err:{p}" in fields})
+    if error:
+        progress["error"] = error
+    if fields.get("cancelled"):
+        progress["cancelled"] = True
+    return progress
+
+
+def _error_text(group_error: str, provider_errors: dict[str, str]) -> str:
+    parts = [group_error] if group_error else []
+    parts += [f"{p}: {e}" for p, e in provider_errors.items()]
+    return "; ".join(parts)
+
+
+def progress_from_database(group: JobGroup) -> dict:
+    """The progress object computed from the rows alone (Redis missing, down, or group finished)."""
+    providers = list(group.providers)
+    counts = {p: {"ok": 0, "failed": 0, "cancelled": 0, "running": 0, "queued": 0, "all": 0} for p in providers}
+    for row in JobItem.objects.filter(group=group).values("provider", "status").annotate(n=Count("id")):
+        bucket = counts.setdefault(row["provider"], {"ok": 0, "failed": 0, "cancelled": 0, "running": 0, "queued": 0, "all": 0})
+        bucket[row["status"]] = row["n"]
+        bucket["all"] += row["n"]
+    provider_rows = {row.provider: row for row in JobGroupProvider.objects.filter(group=group)}
+    states, errors = {}, {}
+    for p in providers:
+        c = counts[p]
+        row = provider_rows.get(p)
+        if c["ok"] + c["failed"] + c["cancelled"] >= c["all"]:
+            states[p] = FAILED if c["ok"] == 0 and c["failed"] > 0 else COMPLETED
+        elif c["ok"] + c["failed"] + c["cancelled"] + c["running"] > 0 or (row and row.status != PENDING):
+            states[p] = PROCESSING
+        else:
+            states[p] = PENDING
+        if row and row.error:
+            errors[p] = row.error
+    finished = sum(c["ok"] + c["failed"] + c["cancelled"] for c in counts.values())
+    is_complete = finished >= group.expected_responses or group.status not in JobGroup.UNFINISHED
+    progress = {
+        "status": COMPLETED if is_complete else PENDING,
+        # Same formula the live object follows: one step per counted item and per state change.
+        "updateId": finished
+        + sum({PENDING: 0, PROCESSING: 1}.get(s, 2) for s in states.values())
+        + (1 if is_complete else 0),
+        "providers": states,
+        "results": {p: counts[p]["ok"] for p in providers},
+        "failed": {p: counts[p]["failed"] for p in providers},
+        "stats": {
+            "totalPrompts": group.total_prompts,
+            "expectedResponses": group.expected_responses,
+            "actualResponses": sum(counts[p]["ok"] for p in providers),
+            "failedResponses": sum(counts[p]["failed"] for p in providers),
+            "cancelledResponses": sum(counts[p]["cancelled"] for p in providers),
+        },
+    }
+    error = _error_text(group.error, errors)
+    if error:
+        progress["error"] = error
+    if group.status == JobGroup.Status.CANCELLED:
+        progress["cancelled"] = True
+    return progress
+
+
+def progress_get(group: JobGroup) -> dict:
+    """The progress object for the status API: live from Redis, else from the database."""
+    if group.status not in JobGroup.UNFINISHED and group.progress:
+        return group.progress
+    try:
+        raw = redis_client().hgetall(progress_key(group.id))
+        if raw:
+            return _decode(raw)
+        if group.status in JobGroup.UNFINISHED:
+            progress_rebuild(group.id)
+            raw = redis_client().hgetall(progress_key(group.id))
+            if raw:
+                return _decode(raw)
+    except redis.RedisError as exc:
+        logger.warning("progress of group %s read from the database: Redis unavailable (%s)", group.id, exc)
+    return progress_from_database(group)
+
+
+def progress_read_live(group_id) -> dict | None:
+    """The live object as stored, or None when Redis holds none (for tests and the sweep)."""
+    raw = redis_client().hgetall(progress_key(group_id))
+    return _decode(raw) if raw else None

@@ -1,0 +1,311 @@
+"""Services that write: submit a group, run and record an item, finish providers and groups.
+
+The API, the admin, the Huey tasks and the management commands all call these, so there is one
+way to submit a group and one way to record an answer.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+import redis
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Count, F, Q
+from django.utils import timezone
+
+from agent import progress
+from agent.exceptions import InvalidInput, QueueUnavailable
+from agent.models import JobGroup, JobGroupProvider, JobItem
+from agent.providers.base import Answer, PermanentProviderError, ProviderError, TransientProviderError
+from agent.providers.registry import provider_for, unknown_provider_ids
+from oneglanse.queues import huey_for, redis_client
+from prompts.models import Prompt
+from workspaces.models import Workspace
+
+logger = logging.getLogger(__name__)
+
+# A retry wait up to this long is slept in the worker; a longer one goes back on the queue
+# with an ETA, so a worker thread is never parked for a long rate-limit or backoff.
+INLINE_RETRY_MAX_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class Submitted:
+    status: str  # "queued" | "empty"
+    job_group: JobGroup | None = None
+
+    def as_response(self) -> dict:
+        if self.job_group is None:
+            return {"status": self.status}
+        return {"status": self.status, "jobGroupId": str(self.job_group.id)}
+
+
+def job_group_submit(
+    *,
+    workspace: Workspace,
+    user=None,
+    pairs: list[tuple[str, int]] | None = None,
+    rerun_of: JobGroup | None = None,
+) -> Submitted:
+    """Create a group of every active prompt x every enabled provider and put it on the queues.
+
+    `pairs` limits the group to given (provider, prompt id) items (a re-run of failed items).
+    """
+    providers = list(workspace.enabled_providers or [])
+    if not providers:
+        raise InvalidInput(f"Workspace {workspace.name!r} has no enabled providers; enable at least one.")
+    unknown = unknown_provider_ids(providers)
+    if unknown:
+        raise InvalidInput(f"Workspace {workspace.name!r} enables unknown providers: {', '.join(unknown)}.")
+
+    with transaction.atomic():
+        if pairs is None:
+            prompts = list(Prompt.objects.filter(workspace=workspace, is_active=True).values_list("id", "text"))
+            wanted = [(provider, prompt_id, text) for provider in providers for prompt_id, text in prompts]
+        else:
+            texts = dict(Prompt.objects.filter(id__in={prompt_id for _, prompt_id in pairs}).values_list("id", "text"))
+            wanted = [(provider, prompt_id, texts[prompt_id]) for provider, prompt_id in pairs if prompt_id in texts]
+            providers = [p for p in providers if any(w[0] == p for w in wanted)] or sorted({w[0] for w in wanted})
+        if not wanted:
+            return Submitted(status="empty")
+        group = JobGroup.objects.create(
+            workspace=workspace,
+            triggered_by=user,
+            providers=providers,
+            total_prompts=len({prompt_id for _, prompt_id, _ in wanted}),
+            expected_responses=len(wanted),
+            rerun_of=rerun_of,
+        )
+        JobGroupProvider.objects.bulk_create([JobGroupProvider(group=group, provider=p) for p in providers])
+        JobItem.objects.bulk_create(
+            [JobItem(group=group, provider=p, prompt_id=prompt_id, prompt_text=text) for p, prompt_id, text in wanted],
+            batch_size=1000,
+        )
+
+    if connection.in_atomic_block:
+        # Inside a caller's transaction: workers must not look for rows that are not committed yet.
+        transaction.on_commit(lambda: job_group_enqueue(group=group))
+    else:
+        job_group_enqueue(group=group)
+    return Submitted(status="queued", job_group=group)
+
+
+def job_group_enqueue(*, group: JobGroup) -> None:
+    """Create the progress object and push every item, in one Redis round trip (MULTI/EXEC).
+
+    If Redis refuses, nothing was pushed (the transaction is all or nothing): the group is
+    marked failed with the error and QueueUnavailable (503) is raised, never left pending.
+    """
+    items = JobItem.objects.filter(group=group).order_by("id").values_list("id", "provider")
+    by_provider: dict[str, list[int]] = {p: [] for p in group.providers}
+    for item_id, provider in items:
+        by_provider[provider].append(item_id)
+    try:
+        pipeline = redis_client().pipeline(transaction=True)
+        progress.progress_create_on(pipeline, group, {p: len(ids) for p, ids in by_provider.items()})
+        for provider, item_ids in by_provider.items():
+            huey = huey_for(provider)
+            task = huey_for(provider).item_run_task
+            huey.storage.enqueue_many_on(pipeline, [huey.serialize_task(task.s(item_id)) for item_id in item_ids])
+        pipeline.execute()
+    except redis.RedisError as exc:
+        message = f"Could not enqueue the group: the queue (Redis) is unavailable ({exc.__class__.__name__})."
+        logger.error("group %s: %s %s", group.id, message, exc)
+        job_group_fail(group_id=group.id, error=message)
+        raise QueueUnavailable(message + " Nothing was run; try again.") from exc
+
+
+def job_group_fail(*, group_id, error: str) -> None:
+    """The group itself could not run: it ends failed, with every unfinished item failed too."""
+    now = timezone.now()
+    with transaction.atomic():
+        JobItem.objects.filter(group_id=group_id, status__in=JobItem.UNFINISHED).update(
+            status=JobItem.Status.FAILED, error=error, finished_at=now
+        )
+        JobGroupProvider.objects.filter(group_id=group_id).exclude(
+            status__in=[JobGroupProvider.Status.COMPLETED, JobGroupProvider.Status.FAILED]
+        ).update(status=JobGroupProvider.Status.FAILED, error=error, finished_at=now)
+        group = JobGroup.objects.select_for_update().get(id=group_id)
+        if group.status in JobGroup.UNFINISHED:
+            group.status = JobGroup.Status.FAILED
+            group.error = error
+            group.finished_at = now
+            group.progress = progress.progress_from_database(group)
+            group.save(update_fields=["status", "error", "finished_at", "progress"])
+
+
+def item_run(*, item_id: int, provider_id: str) -> None:
+    """Ask one item's provider and record the result (the body of the queue task)."""
+    row = (
+        JobItem.objects.filter(id=item_id)
+        .values("group_id", "provider", "prompt_text", "status", "attempts", "group__status")
+        .first()
+    )
+    if row is None:
+        logger.warning("item %s no longer exists; dropped", item_id)
+        return
+    if row["provider"] != provider_id:
+        logger.error("item %s belongs to %s, not to the %s queue; dropped", item_id, row["provider"], provider_id)
+        return
+    if row["status"] not in JobItem.UNFINISHED:
+        logger.info("item %s already %s; redelivery ignored", item_id, row["status"])
+        return
+    group_id = row["group_id"]
+    provider = provider_for(provider_id)
+    attempts = row["attempts"]
+    while True:
+        attempts += 1
+        now = timezone.now()
+        started = JobItem.objects.filter(id=item_id, status__in=JobItem.UNFINISHED).update(
+            status=JobItem.Status.RUNNING, attempts=attempts, heartbeat_at=now, next_attempt_at=None,
+            started_at=now if attempts == 1 else F("started_at"),
+        )
+        if not started:
+            return  # finished or cancelled meanwhile
+        if attempts == 1 or row["group__status"] == JobGroup.Status.QUEUED:
+            _provider_started(group_id=group_id, provider_id=provider_id)
+        try:
+            answer = provider.ask(row["prompt_text"])
+        except TransientProviderError as exc:
+            if attempts >= settings.AGENT_MAX_ATTEMPTS:
+                answer_record(item_id=item_id, group_id=group_id, provider_id=provider_id, backend=provider.backend,
+                              error=f"{exc} (gave up after {attempts} attempts)")
+                return
+            delay = _retry_delay(attempt=attempts, retry_after=exc.retry_after)
+            if delay > INLINE_RETRY_MAX_SECONDS:
+                item_retry_later(item_id=item_id, provider_id=provider_id, delay=delay, reason=str(exc))
+                return
+            logger.info("item %s: %s; retrying in %.1f s", item_id, exc, delay)
+            time.sleep(delay)
+            continue
+        except ProviderError as exc:
+            answer_record(item_id=item_id, group_id=group_id, provider_id=provider_id, backend=provider.backend, error=str(exc))
+            return
+        except Exception as exc:  # a bug in an adapter must still end the item, visibly
+            logger.exception("item %s: unexpected error from %s", item_id, provider_id)
+            answer_record(item_id=item_id, group_id=group_id, provider_id=provider_id, backend=provider.backend,
+                          error=f"{provider_id}: internal error ({exc.__class__.__name__}: {exc})")
+            return
+        answer_record(item_id=item_id, group_id=group_id, provider_id=provider_id, backend=provider.backend, answer=answer)
+        return
+
+
+def _retry_delay(*, attempt: int, retry_after: float | None) -> float:
+    try:
+        from agent.providers.retry import retry_delay
+    except ImportError:  # pragma: no cover - the module ships with the live adapters
+        return min(60.0, random.uniform(0, 2 ** (attempt - 1)) if retry_after is None else retry_after)
+    return retry_delay(attempt=attempt, retry_after=retry_after)
+
+
+def item_retry_later(*, item_id: int, provider_id: str, delay: float, reason: str) -> None:
+    """Put an item back on its queue to run after `delay` seconds (backoff or rate limit)."""
+    when = timezone.now() + timedelta(seconds=delay)
+    JobItem.objects.filter(id=item_id, status__in=JobItem.UNFINISHED).update(
+        status=JobItem.Status.QUEUED, next_attempt_at=when, error=reason[:1000]
+    )
+    huey_for(provider_id).item_run_task.schedule(args=(item_id,), delay=delay)
+    logger.info("item %s: %s; back on the queue in %.1f s", item_id, reason, delay)
+
+
+def _provider_started(*, group_id, provider_id: str) -> None:
+    if progress.progress_item_started(group_id=group_id, provider=provider_id):
+        now = timezone.now()
+        JobGroupProvider.objects.filter(group_id=group_id, provider=provider_id, status=JobGroupProvider.Status.PENDING).update(
+            status=JobGroupProvider.Status.PROCESSING, started_at=now
+        )
+        JobGroup.objects.filter(id=group_id, status=JobGroup.Status.QUEUED).update(status=JobGroup.Status.RUNNING)
+
+
+def answer_record(
+    *, item_id: int, group_id, provider_id: str, backend: str, answer: Answer | None = None, error: str = ""
+) -> bool:
+    """Record an item's result once. Returns False when it was already recorded (a redelivery)."""
+    now = timezone.now()
+    if answer is not None:
+        status = JobItem.Status.OK
+        fields = dict(
+            text=answer.text, sources=answer.sources, usage=answer.usage, latency_ms=answer.latency_ms,
+            model=answer.model, error="",
+        )
+    else:
+        status = JobItem.Status.FAILED
+        fields = dict(error=error[:4000])
+    changed = JobItem.objects.filter(id=item_id, status__in=JobItem.UNFINISHED).update(
+        status=status, backend=backend, finished_at=now, heartbeat_at=now, **fields
+    )
+    if not changed:
+        logger.info("item %s was already recorded; this result is dropped", item_id)
+        return False
+    _progress_count(group_id=group_id, item_id=item_id, provider_id=provider_id, status=status, error=error)
+    return True
+
+
+def _progress_count(*, group_id, item_id: int, provider_id: str, status: str, error: str = "") -> None:
+    counted = progress.progress_item_finished(
+        group_id=group_id, item_id=item_id, provider=provider_id, status=status, error=error
+    )
+    if counted.provider_done:
+        job_group_provider_settle(group_id=group_id, provider_id=provider_id)
+    if counted.group_done:
+        job_group_finalize(group_id=group_id)
+
+
+def job_group_provider_settle(*, group_id, provider_id: str) -> None:
+    """Write a provider's final status once all its items are finished (forward only)."""
+    counts = dict(
+        JobItem.objects.filter(group_id=group_id, provider=provider_id).values_list("status").annotate(n=Count("id"))
+    )
+    if any(counts.get(s) for s in JobItem.UNFINISHED):
+        return
+    failed = counts.get(JobItem.Status.FAILED, 0)
+    if counts.get(JobItem.Status.OK, 0) == 0 and failed:
+        error = (
+            JobItem.objects.filter(group_id=group_id, provider=provider_id, status=JobItem.Status.FAILED)
+            .order_by("-finished_at").values_list("error", flat=True).first()
+        )
+        status, error = JobGroupProvider.Status.FAILED, f"all {failed} items failed; last error: {error}"
+    else:
+        status, error = JobGroupProvider.Status.COMPLETED, ""
+    now = timezone.now()
+    JobGroupProvider.objects.filter(group_id=group_id, provider=provider_id).exclude(
+        status__in=[JobGroupProvider.Status.COMPLETED, JobGroupProvider.Status.FAILED]
+    ).update(status=status, error=error, finished_at=now)
+    JobGroupProvider.objects.filter(group_id=group_id, provider=provider_id, started_at__isnull=True).update(started_at=now)
+
+
+def job_group_finalize(*, group_id) -> bool:
+    """Close a group whose items are all finished: final provider rows, status, progress mirror.
+
+    Idempotent and race-safe (a conditional update); returns True only for the call that closed it.
+    """
+    if JobItem.objects.filter(group_id=group_id, status__in=JobItem.UNFINISHED).exists():
+        return False
+    for provider_id in JobGroupProvider.objects.filter(group_id=group_id).exclude(
+        status__in=[JobGroupProvider.Status.COMPLETED, JobGroupProvider.Status.FAILED]
+    ).values_list("provider", flat=True):
+        job_group_provider_settle(group_id=group_id, provider_id=provider_id)
+    group = JobGroup.objects.get(id=group_id)
+    if group.status not in JobGroup.UNFINISHED and group.status != JobGroup.Status.CANCELLED:
+        return False
+    final = progress.progress_from_database(group)
+    try:
+        live = progress.progress_read_live(group_id)
+    except redis.RedisError:
+        live = None
+    if live is not None:
+        # Keep the live updateId so a poller's last seen value never goes backwards.
+        final["updateId"] = max(final["updateId"], live["updateId"])
+    closing = Q(status__in=JobGroup.UNFINISHED) | Q(status=JobGroup.Status.CANCELLED, finished_at__isnull=True)
+    closed = JobGroup.objects.filter(closing, id=group_id).update(
+        status=JobGroup.Status.CANCELLED if group.status == JobGroup.Status.CANCELLED else JobGroup.Status.COMPLETED,
+        progress=final,
+        finished_at=timezone.now(),
+    )
+    if closed:
+        logger.info("group %s finished: %s", group_id, final["stats"])
+    return bool(closed)

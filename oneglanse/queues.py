@@ -1,0 +1,70 @@
+"""Huey wiring: one Redis-backed Huey per provider queue, all on one shared Redis connection pool."""
+from __future__ import annotations
+
+import functools
+
+import redis
+from django.conf import settings
+from huey import RedisHuey
+from huey.storage import RedisStorage
+
+from agent.providers.registry import PROVIDER_IDS
+
+# Redis keys have no hyphens (Huey cleans the name), so the queue list of "chatgpt" is
+# `huey.redis.oneglanseagentchatgpt`; the Huey name itself is the contract.
+QUEUE_NAME_PREFIX = "oneglanse-agent-"
+
+
+def queue_name(provider_id: str) -> str:
+    return f"{QUEUE_NAME_PREFIX}{provider_id}"
+
+
+class BulkRedisStorage(RedisStorage):
+    """Huey's Redis storage plus a bulk push: a whole group's items in one LPUSH per queue."""
+
+    def enqueue_many_on(self, pipeline: redis.client.Pipeline, messages: list[bytes]) -> None:
+        # LPUSH + Huey's BRPOP keep FIFO order: the first message pushed is the first popped.
+        if messages:
+            pipeline.lpush(self.queue_key, *messages)
+
+
+@functools.cache
+def redis_pool() -> redis.ConnectionPool:
+    return redis.ConnectionPool.from_url(
+        settings.REDIS_URL,
+        health_check_interval=30,
+        socket_connect_timeout=5,
+        socket_keepalive=True,
+        max_connections=256,
+    )
+
+
+def redis_client() -> redis.Redis:
+    return redis.Redis(connection_pool=redis_pool())
+
+
+@functools.cache
+def huey_for(provider_id: str) -> RedisHuey:
+    """The Huey instance serving one provider's queue, with the agent's tasks registered on it."""
+    if provider_id not in PROVIDER_IDS:
+        raise KeyError(f"no queue for unknown provider {provider_id!r}")
+    huey = RedisHuey(
+        name=queue_name(provider_id),
+        storage_class=BulkRedisStorage,
+        connection_pool=redis_pool(),
+        results=False,
+        immediate=False,  # djhuey would default this to DEBUG and run tasks inline.
+        utc=True,
+    )
+    from agent.tasks import tasks_register
+
+    tasks_register(huey, provider_id)
+    return huey
+
+
+def queues_reset() -> None:
+    """Forget cached connections and Huey instances (after a fork, or when tests move REDIS_URL)."""
+    if redis_pool.cache_info().currsize:
+        redis_pool().disconnect()
+    redis_pool.cache_clear()
+    huey_for.cache_clear()

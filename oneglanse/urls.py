@@ -1,0 +1,25 @@
+"""URL routes: the JSON API under /api/, Django admin under /admin/."""
+from django.contrib import admin
+from django.urls import path
+from rest_framework.authtoken.views import obtain_auth_token
+
+from agent.api import RunAnswersApi, RunDetailApi, RunStatusApi, WorkspaceRunsApi
+from prompts.api import PromptDetailApi, WorkspacePromptsApi
+from workspaces.api import WorkspaceDetailApi, WorkspaceListCreateApi
+
+api = [
+    path("api/auth/token/", obtain_auth_token, name="api-auth-token"),
+    path("api/workspaces/", WorkspaceListCreateApi.as_view(), name="api-workspaces"),
+    path("api/workspaces/<str:workspace_id>/", WorkspaceDetailApi.as_view(), name="api-workspace"),
+    path("api/workspaces/<str:workspace_id>/prompts/", WorkspacePromptsApi.as_view(), name="api-workspace-prompts"),
+    path("api/workspaces/<str:workspace_id>/runs/", WorkspaceRunsApi.as_view(), name="api-workspace-runs"),
+    path("api/prompts/<str:prompt_id>/", PromptDetailApi.as_view(), name="api-prompt"),
+    path("api/runs/<str:group_id>/", RunDetailApi.as_view(), name="api-run"),
+    path("api/runs/<str:group_id>/status/", RunStatusApi.as_view(), name="api-run-status"),
+    path("api/runs/<str:group_id>/answers/", RunAnswersApi.as_view(), name="api-run-answers"),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    *api,
+]

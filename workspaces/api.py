@@ -1,0 +1,46 @@
+"""Workspace API: create, list, read and update the caller's workspaces."""
+from rest_framework import serializers, status
+from rest_framework.generics import ListAPIView
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from workspaces.models import Workspace
+from workspaces.selectors import workspace_get_for_user, workspaces_of_user
+from workspaces.services import WORKSPACE_NAME_MAX_LENGTH, workspace_create, workspace_update
+
+
+class WorkspaceOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Workspace
+        fields = ["id", "name", "enabled_providers", "created_at"]
+
+
+class WorkspaceInputSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=WORKSPACE_NAME_MAX_LENGTH, allow_blank=False, trim_whitespace=True)
+    enabled_providers = serializers.ListField(child=serializers.CharField(max_length=32), allow_empty=True, max_length=20)
+
+
+class WorkspaceListCreateApi(ListAPIView):
+    serializer_class = WorkspaceOutputSerializer
+
+    def get_queryset(self):
+        return workspaces_of_user(user=self.request.user).order_by("name", "created_at")
+
+    def post(self, request):
+        data = WorkspaceInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        workspace = workspace_create(user=request.user, **data.validated_data)
+        return Response(WorkspaceOutputSerializer(workspace).data, status=status.HTTP_201_CREATED)
+
+
+class WorkspaceDetailApi(APIView):
+    def get(self, request, workspace_id):
+        workspace = workspace_get_for_user(user=request.user, workspace_id=workspace_id)
+        return Response(WorkspaceOutputSerializer(workspace).data)
+
+    def patch(self, request, workspace_id):
+        workspace = workspace_get_for_user(user=request.user, workspace_id=workspace_id)
+        data = WorkspaceInputSerializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        workspace = workspace_update(workspace=workspace, **data.validated_data)
+        return Response(WorkspaceOutputSerializer(workspace).data)

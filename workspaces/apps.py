@@ -1,0 +1,7 @@
+"""App configuration for workspaces."""
+from django.apps import AppConfig
+
+
+class WorkspacesConfig(AppConfig):
+    name = "workspaces"
+    default_auto_field = "django.db.models.BigAutoField"
