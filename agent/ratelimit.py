@@ -45,5 +45,7 @@ def rate_limit_acquire(redis_client: redis.Redis, *, provider: str, limit: int, 
     if limit <= 0:
         raise ValueError(f"limit must be positive, not {limit}")
     window_us = max(1, int(window_seconds * 1_000_000))
-    wait_us = _acquire_script(keys=[rate_limit_key(provider)], args=[limit, window_us, uuid.uuid4().hex], client=redis_client)
+    wait_us = _acquire_script(
+        keys=[rate_limit_key(provider)], args=[limit, window_us, uuid.uuid4().hex], client=redis_client
+    )
     return int(wait_us) / 1_000_000

@@ -30,13 +30,10 @@ class BulkRedisStorage(RedisStorage):
 
 @functools.cache
 def redis_pool() -> redis.ConnectionPool:
-    return redis.ConnectionPool.from_url(
-        settings.REDIS_URL,
-        health_check_interval=30,
-        socket_connect_timeout=5,
-        socket_keepalive=True,
-        max_connections=256,
-    )
+    options: dict = {"health_check_interval": 30, "socket_connect_timeout": 5, "max_connections": 256}
+    if not settings.REDIS_URL.startswith("unix://"):
+        options["socket_keepalive"] = True  # TCP only; unix sockets take no keepalive
+    return redis.ConnectionPool.from_url(settings.REDIS_URL, **options)
 
 
 def redis_client() -> redis.Redis:

@@ -12,7 +12,13 @@ env = environ.Env()
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 
 _DEVELOPMENT_SECRET_KEY = "development-only-insecure-key"
-SECRET_KEY = env.str("DJANGO_SECRET_KEY", default=_DEVELOPMENT_SECRET_KEY if DEBUG else "")
+# `bin/run` generates a key once into var/ (git-ignored) so local runs need no configuration.
+_GENERATED_SECRET_KEY_FILE = VAR_DIR / "secret_key"
+SECRET_KEY = env.str(
+    "DJANGO_SECRET_KEY",
+    default=_GENERATED_SECRET_KEY_FILE.read_text().strip() if _GENERATED_SECRET_KEY_FILE.exists()
+    else (_DEVELOPMENT_SECRET_KEY if DEBUG else ""),
+)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 if not DEBUG:
     # Production must be configured on purpose: no shipped secret, no wildcard host.

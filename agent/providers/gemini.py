@@ -42,7 +42,11 @@ class GeminiProvider(LiveProvider):
         chunks = (candidate.get("groundingMetadata") or {}).get("groundingChunks") or []
         webs = [chunk["web"] for chunk in chunks if chunk.get("web")]
         usage = data.get("usageMetadata") or {}
-        names = {"promptTokenCount": "prompt_tokens", "candidatesTokenCount": "completion_tokens", "totalTokenCount": "total_tokens"}
+        names = {
+            "promptTokenCount": "prompt_tokens",
+            "candidatesTokenCount": "completion_tokens",
+            "totalTokenCount": "total_tokens",
+        }
         return Reply(
             text=text,
             sources=[(web.get("uri"), web.get("title")) for web in webs],

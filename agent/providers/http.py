@@ -72,13 +72,17 @@ def provider_post_json(*, provider: str, url: str, headers: dict[str, str], body
     """POST `body` once and return the JSON object of a 2xx answer, or raise a ProviderError.
 
     `secret` is scrubbed from every message, in case an upstream echoes the key back."""
+    timeout = read_timeout()
     try:
         # No redirects: requests would carry x-api-key / x-goog-api-key to whatever host they name.
         response = http_session().post(
-            url, json=body, headers=headers, timeout=(CONNECT_TIMEOUT_SECONDS, read_timeout()), allow_redirects=False
+            url, json=body, headers=headers, timeout=(CONNECT_TIMEOUT_SECONDS, timeout), allow_redirects=False
         )
-    except requests.Timeout as exc:
-        raise TransientProviderError(provider, _scrub(f"timed out ({type(exc).__name__})", secret)) from None
+    except requests.ConnectTimeout:
+        raise TransientProviderError(provider, f"timed out connecting (after {CONNECT_TIMEOUT_SECONDS:g} s)") from None
+    except requests.Timeout:
+        message = f"timed out waiting for the answer (AGENT_PROVIDER_TIMEOUT={timeout:g} s)"
+        raise TransientProviderError(provider, message) from None
     except requests.RequestException as exc:
         raise TransientProviderError(provider, _scrub(f"connection failed: {_truncate(str(exc))}", secret)) from None
     try:
@@ -156,7 +160,8 @@ def _truncate(text: str) -> str:
 
 
 def _scrub(text: str, secret: str) -> str:
-    return text.replace(secret, "[redacted]") if secret else text
+    # Real keys are long; a toy one-letter key would otherwise redact ordinary words.
+    return text.replace(secret, "[redacted]") if len(secret) >= 8 else text
 
 
 class Reply(NamedTuple):

@@ -175,7 +175,8 @@ class _Handler(BaseHTTPRequestHandler):
                 status, payload = wire.quota_exhausted()
                 self._send(status, payload)
             elif kind == "server_error":
-                self._send(500, wire.error(500, "The server had an error while processing your request.", "server_error"))
+                message = "The server had an error while processing your request."
+                self._send(500, wire.error(500, message, "server_error"))
             elif kind == "overloaded":
                 status = wire.overloaded_status
                 self._send(status, wire.error(status, "Overloaded", "overloaded"))
@@ -233,14 +234,17 @@ class _Wire:
     def error(self, status: int, message: str, kind: str) -> dict:
         kinds = {"unauthorized": "invalid_request_error", "server_error": "server_error", "overloaded": "server_error"}
         code = {"unauthorized": "invalid_api_key"}.get(kind)
-        return {"error": {"message": message, "type": kinds.get(kind, "invalid_request_error"), "param": None, "code": code}}
+        kind = kinds.get(kind, "invalid_request_error")
+        return {"error": {"message": message, "type": kind, "param": None, "code": code}}
 
     def rate_limited(self, seconds: float) -> dict:
-        return {"error": {"message": "Rate limit reached for requests. Please try again later.", "type": "requests", "param": None, "code": "rate_limit_exceeded"}}
+        message = "Rate limit reached for requests. Please try again later."
+        return {"error": {"message": message, "type": "requests", "param": None, "code": "rate_limit_exceeded"}}
 
     def quota_exhausted(self) -> tuple[int, dict]:
         message = "You exceeded your current quota, please check your plan and billing details."
-        return 429, {"error": {"message": message, "type": "insufficient_quota", "param": None, "code": "insufficient_quota"}}
+        error = {"message": message, "type": "insufficient_quota", "param": None, "code": "insufficient_quota"}
+        return 429, {"error": error}
 
 
 class _OpenAIWire(_Wire):
@@ -249,7 +253,10 @@ class _OpenAIWire(_Wire):
     def answer(self, path: str, body: dict, behaviour: dict[str, Any]) -> dict:
         text = behaviour.get("text") or answer_text(self.provider, self.prompt(body))
         annotations = [
-            {"type": "url_citation", "url_citation": {"start_index": 0, "end_index": len(text), "url": url, "title": title}}
+            {
+                "type": "url_citation",
+                "url_citation": {"start_index": 0, "end_index": len(text), "url": url, "title": title},
+            }
             for url, title in SOURCES
         ]
         return {
@@ -272,6 +279,7 @@ class _PerplexityWire(_Wire):
     provider = "perplexity"
 
     def answer(self, path: str, body: dict, behaviour: dict[str, Any]) -> dict:
+        text = behaviour.get("text") or answer_text(self.provider, self.prompt(body))
         payload = {
             "id": "pplx-fake",
             "model": body.get("model"),
@@ -280,13 +288,7 @@ class _PerplexityWire(_Wire):
             "usage": {"prompt_tokens": 9, "completion_tokens": 21, "total_tokens": 30, "search_context_size": "low"},
             "citations": [url for url, _ in SOURCES],
             "search_results": [{"title": title, "url": url, "date": "2025-01-15"} for url, title in SOURCES],
-            "choices": [
-                {
-                    "index": 0,
-                    "finish_reason": "stop",
-                    "message": {"role": "assistant", "content": behaviour.get("text") or answer_text(self.provider, self.prompt(body))},
-                }
-            ],
+            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],
         }
         if behaviour.get("without_search_results"):
             del payload["search_results"]
@@ -316,11 +318,15 @@ class _GeminiWire(_Wire):
                     "groundingMetadata": {
                         "webSearchQueries": [self.prompt(body)],
                         "groundingChunks": [{"web": {"uri": url, "title": title}} for url, title in SOURCES],
-                        "groundingSupports": [{"segment": {"startIndex": 0, "endIndex": half}, "groundingChunkIndices": [0, 1]}],
+                        "groundingSupports": [
+                            {"segment": {"startIndex": 0, "endIndex": half}, "groundingChunkIndices": [0, 1]}
+                        ],
                     },
                 }
             ],
-            "usageMetadata": {"promptTokenCount": 8, "candidatesTokenCount": 40, "totalTokenCount": 48, "toolUsePromptTokenCount": 90},
+            "usageMetadata": {
+                "promptTokenCount": 8, "candidatesTokenCount": 40, "totalTokenCount": 48, "toolUsePromptTokenCount": 90
+            },
             "modelVersion": self._model(path),
             "responseId": "fake-gemini",
         }
@@ -329,7 +335,9 @@ class _GeminiWire(_Wire):
         return {"candidates": [{"finishReason": "SAFETY", "index": 0}], "modelVersion": self._model(path)}
 
     def error(self, status: int, message: str, kind: str) -> dict:
-        statuses = {401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND", 500: "INTERNAL", 503: "UNAVAILABLE"}
+        statuses = {
+            401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND", 500: "INTERNAL", 503: "UNAVAILABLE"
+        }
         return {"error": {"code": status, "message": message, "status": statuses.get(status, "INVALID_ARGUMENT")}}
 
     def _exhausted(self, quota_id: str, seconds: float) -> dict:
@@ -350,7 +358,10 @@ class _GeminiWire(_Wire):
                             }
                         ],
                     },
-                    {"@type": "type.googleapis.com/google.rpc.Help", "links": [{"description": "Learn more", "url": "https://ai.google.dev/gemini-api/docs/rate-limits"}]},
+                    {
+                        "@type": "type.googleapis.com/google.rpc.Help",
+                        "links": [{"url": "https://ai.google.dev/gemini-api/docs/rate-limits"}],
+                    },
                     {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{seconds:g}s"},
                 ],
             }
@@ -386,7 +397,10 @@ class _AnthropicWire(_Wire):
                     "type": "web_search_tool_result",
                     "tool_use_id": "srvtoolu_fake",
                     "content": [
-                        {"type": "web_search_result", "url": url, "title": title, "encrypted_content": "EqgfCioIARgB", "page_age": "January 15, 2025"}
+                        {
+                            "type": "web_search_result", "url": url, "title": title,
+                            "encrypted_content": "EqgfCioIARgB", "page_age": "January 15, 2025",
+                        }
                         for url, title in rest
                     ],
                 },
@@ -395,7 +409,10 @@ class _AnthropicWire(_Wire):
                     "type": "text",
                     "text": text[5:],
                     "citations": [
-                        {"type": "web_search_result_location", "url": cited[0], "title": cited[1], "encrypted_index": "Eo8BCioIAhgB", "cited_text": "The best CRM tools..."}
+                        {
+                            "type": "web_search_result_location", "url": cited[0], "title": cited[1],
+                            "encrypted_index": "Eo8BCioIAhgB", "cited_text": "The best CRM tools...",
+                        }
                     ],
                 },
             ],
@@ -405,17 +422,26 @@ class _AnthropicWire(_Wire):
         }
 
     def empty(self, path: str, body: dict) -> dict:
-        return {"id": "msg_fake", "type": "message", "role": "assistant", "model": body.get("model"), "content": [], "stop_reason": "end_turn", "usage": {"input_tokens": 5, "output_tokens": 0}}
+        return {
+            "id": "msg_fake", "type": "message", "role": "assistant", "model": body.get("model"),
+            "content": [], "stop_reason": "end_turn", "usage": {"input_tokens": 5, "output_tokens": 0},
+        }
 
     def error(self, status: int, message: str, kind: str) -> dict:
-        types = {401: "authentication_error", 429: "rate_limit_error", 500: "api_error", 529: "overloaded_error", 404: "not_found_error", 403: "permission_error"}
+        types = {
+            401: "authentication_error", 403: "permission_error", 404: "not_found_error",
+            429: "rate_limit_error", 500: "api_error", 529: "overloaded_error",
+        }
         return {"type": "error", "error": {"type": types.get(status, "invalid_request_error"), "message": message}}
 
     def rate_limited(self, seconds: float) -> dict:
         return self.error(429, "Number of request tokens has exceeded your per-minute rate limit.", "rate_limited")
 
     def quota_exhausted(self) -> tuple[int, dict]:
-        message = "Your credit balance is too low to access the Anthropic API. Please go to Plans & Billing to upgrade or purchase credits."
+        message = (
+            "Your credit balance is too low to access the Anthropic API. "
+            "Please go to Plans & Billing to upgrade or purchase credits."
+        )
         return 400, self.error(400, message, "quota_exhausted")
 
 

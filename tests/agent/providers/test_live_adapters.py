@@ -30,7 +30,9 @@ class Spec:
 
 SPECS = {
     "chatgpt": Spec("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_MODEL", "authorization", f"Bearer {SECRET}"),
-    "perplexity": Spec("PERPLEXITY_API_KEY", "PERPLEXITY_BASE_URL", "PERPLEXITY_MODEL", "authorization", f"Bearer {SECRET}"),
+    "perplexity": Spec(
+        "PERPLEXITY_API_KEY", "PERPLEXITY_BASE_URL", "PERPLEXITY_MODEL", "authorization", f"Bearer {SECRET}"
+    ),
     "gemini": Spec("GEMINI_API_KEY", "GEMINI_BASE_URL", "GEMINI_MODEL", "x-goog-api-key", SECRET),
     "claude": Spec("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "ANTHROPIC_MODEL", "x-api-key", SECRET),
 }
@@ -56,7 +58,9 @@ def provider(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def server(servers: dict[str, FakeProviderServer], provider: str, monkeypatch: pytest.MonkeyPatch) -> FakeProviderServer:
+def server(
+    servers: dict[str, FakeProviderServer], provider: str, monkeypatch: pytest.MonkeyPatch
+) -> FakeProviderServer:
     fake = servers[provider]
     fake.reset()
     spec = SPECS[provider]
@@ -204,7 +208,9 @@ def test_an_exhausted_quota_is_permanent(provider: str, server: FakeProviderServ
 
 
 @gemini_only
-def test_gemini_per_minute_exhaustion_is_transient_with_its_retry_delay(provider: str, server: FakeProviderServer) -> None:
+def test_gemini_per_minute_exhaustion_is_transient_with_its_retry_delay(
+    provider: str, server: FakeProviderServer
+) -> None:
     server.script([{"kind": "rate_limited", "retry_after": 13}])
     error = ask_error(provider)
     assert isinstance(error, TransientProviderError) and error.retry_after == 13.0
@@ -241,7 +247,9 @@ def test_a_stall_past_the_read_timeout_is_transient_and_takes_about_the_timeout(
     assert 0.45 <= elapsed < 1.5
 
 
-def test_an_unreachable_provider_is_transient(provider: str, server: FakeProviderServer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unreachable_provider_is_transient(
+    provider: str, server: FakeProviderServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]
@@ -267,8 +275,10 @@ def test_the_key_never_appears_in_any_error_message(
 ) -> None:
     # The fake's 401 echoes the key it was sent; the adapter must not pass it on.
     monkeypatch.setenv("AGENT_PROVIDER_TIMEOUT", "0.3")
-    behaviours = ["unauthorized", "rate_limited", "quota_exhausted", "server_error", "overloaded", "malformed",
-                  "empty", {"kind": "stall", "seconds": 2}, {"kind": "error", "status": 400, "message": f"bad {SECRET}"}]
+    behaviours = [
+        "unauthorized", "rate_limited", "quota_exhausted", "server_error", "overloaded", "malformed", "empty",
+        {"kind": "stall", "seconds": 2}, {"kind": "error", "status": 400, "message": f"bad key {SECRET}"},
+    ]
     server.script(behaviours)
     messages = [str(ask_error(provider)) for _ in behaviours]
     assert any("[redacted]" in message for message in messages)
@@ -281,7 +291,8 @@ def test_adapters_read_their_configuration_when_constructed(monkeypatch: pytest.
     monkeypatch.setenv("ANTHROPIC_BASE_URL", "http://127.0.0.1:1/v1/")
     adapter = live_provider("claude")
     assert isinstance(adapter, LiveProvider)
-    assert (adapter.model, adapter.max_tokens, adapter.endpoint()) == ("claude-test", 512, "http://127.0.0.1:1/v1/messages")
+    assert adapter.model == "claude-test" and adapter.max_tokens == 512
+    assert adapter.endpoint() == "http://127.0.0.1:1/v1/messages"
 
 
 def test_retry_delay_backs_off_with_jitter_and_honours_the_providers_hint() -> None:
