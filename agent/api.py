@@ -2,13 +2,16 @@
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
+from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 from rest_framework.throttling import ScopedRateThrottle
+
+from agent.api_csv import AnswersCsvRenderer
 from rest_framework.views import APIView
 
 from agent.models import JobGroup, JobGroupProvider, JobItem
 from agent.progress import progress_get
 from agent.selectors import job_group_get_for_user, job_items_of_group
-from agent.services import job_group_submit
+from agent.services import job_group_cancel, job_group_rerun, job_group_submit
 from workspaces.selectors import workspace_get_for_user
 
 
@@ -85,8 +88,51 @@ class RunDetailApi(APIView):
         return Response(body)
 
 
+class RunRerunInputSerializer(serializers.Serializer):
+    only_failed = serializers.BooleanField(default=False)
+
+
+class RunRerunApi(APIView):
+    throttle_classes = [RunSubmitThrottle]
+    throttle_scope = "submit"
+
+    def post(self, request, group_id):
+        group = job_group_get_for_user(user=request.user, group_id=group_id)
+        data = RunRerunInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        submitted = job_group_rerun(group=group, user=request.user, only_failed=data.validated_data["only_failed"])
+        code = status.HTTP_202_ACCEPTED if submitted.job_group else status.HTTP_200_OK
+        return Response(submitted.as_response(), status=code)
+
+
+class RunCancelApi(APIView):
+    def post(self, request, group_id):
+        group = job_group_get_for_user(user=request.user, group_id=group_id)
+        cancelled = job_group_cancel(group=group)
+        return Response({
+            "status": "cancelled",
+            "jobGroupId": str(cancelled.job_group.id),
+            "cancelled_items": cancelled.cancelled_items,
+            "running_items": cancelled.running_items,
+        })
+
+
 class RunAnswersApi(ListAPIView):
+    """A group's answers, paginated JSON; `?format=csv` exports every answer for spreadsheets."""
+
     serializer_class = AnswerSerializer
+    renderer_classes = [JSONRenderer, BrowsableAPIRenderer, AnswersCsvRenderer]
+
+    def paginate_queryset(self, queryset):
+        if getattr(self.request, "accepted_renderer", None) and self.request.accepted_renderer.format == "csv":
+            return None  # an export is the whole group, streamed row by row
+        return super().paginate_queryset(queryset)
+
+    def list(self, request, *args, **kwargs):
+        if request.accepted_renderer.format == "csv":
+            group = job_group_get_for_user(user=request.user, group_id=kwargs["group_id"])
+            return AnswersCsvRenderer.streaming_response(group=group, items=self.get_queryset())
+        return super().list(request, *args, **kwargs)
 
     def get_queryset(self):
         group = job_group_get_for_user(user=self.request.user, group_id=self.kwargs["group_id"])

@@ -322,7 +322,7 @@ def progress_from_database(group: JobGroup) -> dict:
         if row and row.error:
             errors[p] = row.error
     finished = sum(c["ok"] + c["failed"] + c["cancelled"] for c in counts.values())
-    is_complete = finished >= group.expected_responses or group.status not in JobGroup.UNFINISHED
+    is_complete = finished >= group.expected_responses or group.status == JobGroup.Status.FAILED
     progress = {
         "status": COMPLETED if is_complete else PENDING,
         # Same formula the live object follows: one step per counted item and per state change.

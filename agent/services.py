@@ -18,10 +18,10 @@ from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from agent import progress
-from agent.exceptions import InvalidInput, QueueUnavailable
+from agent.exceptions import Conflict, InvalidInput, QueueUnavailable
 from agent.models import JobGroup, JobGroupProvider, JobItem
 from agent.providers.base import Answer, PermanentProviderError, ProviderError, TransientProviderError
-from agent.providers.registry import provider_for, unknown_provider_ids
+from agent.providers.registry import PROVIDER_IDS, provider_for, unknown_provider_ids
 from oneglanse.queues import huey_for, redis_client
 from prompts.models import Prompt
 from workspaces.models import Workspace
@@ -55,21 +55,24 @@ def job_group_submit(
 
     `pairs` limits the group to given (provider, prompt id) items (a re-run of failed items).
     """
-    providers = list(workspace.enabled_providers or [])
-    if not providers:
-        raise InvalidInput(f"Workspace {workspace.name!r} has no enabled providers; enable at least one.")
-    unknown = unknown_provider_ids(providers)
-    if unknown:
-        raise InvalidInput(f"Workspace {workspace.name!r} enables unknown providers: {', '.join(unknown)}.")
+    if pairs is None:
+        providers = list(workspace.enabled_providers or [])
+        if not providers:
+            raise InvalidInput(f"Workspace {workspace.name!r} has no enabled providers; enable at least one.")
+        unknown = unknown_provider_ids(providers)
+        if unknown:
+            raise InvalidInput(f"Workspace {workspace.name!r} enables unknown providers: {', '.join(unknown)}.")
 
     with transaction.atomic():
         if pairs is None:
             prompts = list(Prompt.objects.filter(workspace=workspace, is_active=True).values_list("id", "text"))
             wanted = [(provider, prompt_id, text) for provider in providers for prompt_id, text in prompts]
         else:
-            texts = dict(Prompt.objects.filter(id__in={prompt_id for _, prompt_id in pairs}).values_list("id", "text"))
+            texts = dict(
+                Prompt.objects.filter(workspace=workspace, id__in={prompt_id for _, prompt_id in pairs}).values_list("id", "text")
+            )
             wanted = [(provider, prompt_id, texts[prompt_id]) for provider, prompt_id in pairs if prompt_id in texts]
-            providers = [p for p in providers if any(w[0] == p for w in wanted)] or sorted({w[0] for w in wanted})
+            providers = [p for p in PROVIDER_IDS if any(w[0] == p for w in wanted)]
         if not wanted:
             return Submitted(status="empty")
         group = JobGroup.objects.create(
@@ -309,3 +312,58 @@ def job_group_finalize(*, group_id) -> bool:
     if closed:
         logger.info("group %s finished: %s", group_id, final["stats"])
     return bool(closed)
+
+
+def job_group_rerun(*, group: JobGroup, user=None, only_failed: bool = False) -> Submitted:
+    """A new group for the same workspace, linked to `group`.
+
+    A full re-run asks the workspace's active prompts and enabled providers as they are now;
+    `only_failed` asks again exactly the original's items that have no answer (failed or cancelled).
+    """
+    if not only_failed:
+        return job_group_submit(workspace=group.workspace, user=user, rerun_of=group)
+    pairs = list(
+        JobItem.objects.filter(group=group, status__in=[JobItem.Status.FAILED, JobItem.Status.CANCELLED])
+        .order_by("prompt_id", "provider")
+        .values_list("provider", "prompt_id")
+    )
+    if not pairs:
+        return Submitted(status="empty")
+    return job_group_submit(workspace=group.workspace, user=user, pairs=pairs, rerun_of=group)
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    job_group: JobGroup
+    cancelled_items: int
+    running_items: int
+
+
+def job_group_cancel(*, group: JobGroup) -> Cancelled:
+    """Stop a group: items not started end cancelled, running items finish, answers are kept."""
+    with transaction.atomic():
+        locked = JobGroup.objects.select_for_update().get(id=group.id)
+        if locked.status not in JobGroup.UNFINISHED:
+            raise Conflict(f"This group is already {locked.status}; there is nothing left to cancel.")
+        # Locked rows (PostgreSQL) or the IMMEDIATE write lock (SQLite) keep workers from
+        # starting these items between reading and cancelling them.
+        queued = list(
+            JobItem.objects.select_for_update().filter(group=locked, status=JobItem.Status.QUEUED).values_list("id", flat=True)
+        )
+        cancelled = JobItem.objects.filter(id__in=queued, status=JobItem.Status.QUEUED).update(
+            status=JobItem.Status.CANCELLED, finished_at=timezone.now(), error="cancelled before it started"
+        )
+        locked.status = JobGroup.Status.CANCELLED
+        locked.save(update_fields=["status"])
+    running = JobItem.objects.filter(group=locked, status=JobItem.Status.RUNNING).count()
+    try:
+        # The rebuild merges every finished row (the cancelled ones included) idempotently.
+        progress.progress_rebuild(locked.id)
+    except redis.RedisError as exc:
+        logger.warning("group %s cancelled; progress will be rebuilt later (Redis: %s)", locked.id, exc)
+    for provider_id in locked.providers:
+        job_group_provider_settle(group_id=locked.id, provider_id=provider_id)
+    job_group_finalize(group_id=locked.id)
+    locked.refresh_from_db()
+    logger.info("group %s cancelled: %d items cancelled, %d running items will finish", locked.id, cancelled, running)
+    return Cancelled(job_group=locked, cancelled_items=cancelled, running_items=running)

@@ -1,9 +1,9 @@
 """URL routes: the JSON API under /api/, Django admin under /admin/."""
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from rest_framework.authtoken.views import obtain_auth_token
 
-from agent.api import RunAnswersApi, RunDetailApi, RunStatusApi, WorkspaceRunsApi
+from agent.api import RunAnswersApi, RunCancelApi, RunDetailApi, RunRerunApi, RunStatusApi, WorkspaceRunsApi
 from prompts.api import PromptDetailApi, WorkspacePromptsApi
 from workspaces.api import WorkspaceDetailApi, WorkspaceListCreateApi
 
@@ -17,9 +17,12 @@ api = [
     path("api/runs/<str:group_id>/", RunDetailApi.as_view(), name="api-run"),
     path("api/runs/<str:group_id>/status/", RunStatusApi.as_view(), name="api-run-status"),
     path("api/runs/<str:group_id>/answers/", RunAnswersApi.as_view(), name="api-run-answers"),
+    path("api/runs/<str:group_id>/rerun/", RunRerunApi.as_view(), name="api-run-rerun"),
+    path("api/runs/<str:group_id>/cancel/", RunCancelApi.as_view(), name="api-run-cancel"),
 ]
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     *api,
+    path("", include("agent.web_urls")),
 ]

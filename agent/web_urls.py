@@ -1,0 +1,2 @@
+"""Routes of the server-rendered pages (sign-in, workspaces, a group's live page)."""
+urlpatterns: list = []
