@@ -6,6 +6,7 @@ way to submit a group and one way to record an answer.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import time
 from dataclasses import dataclass
@@ -13,15 +14,19 @@ from datetime import timedelta
 
 import redis
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, F, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from agent import progress
+from agent import heartbeat, progress
 from agent.exceptions import Conflict, InvalidInput, QueueUnavailable
 from agent.models import JobGroup, JobGroupProvider, JobItem
 from agent.providers.base import Answer, PermanentProviderError, ProviderError, TransientProviderError
 from agent.providers.registry import PROVIDER_IDS, provider_for, unknown_provider_ids
+from agent.providers.retry import retry_delay
+from agent.ratelimit import rate_limit_acquire
 from oneglanse.queues import huey_for, redis_client
 from prompts.models import Prompt
 from workspaces.models import Workspace
@@ -142,48 +147,60 @@ def job_group_fail(*, group_id, error: str) -> None:
 
 
 def item_run(*, item_id: int, provider_id: str) -> None:
-    """Ask one item's provider and record the result (the body of the queue task)."""
-    row = (
-        JobItem.objects.filter(id=item_id)
-        .values("group_id", "provider", "prompt_text", "status", "attempts", "group__status")
-        .first()
-    )
+    """Ask one item's provider and record the result (the body of the queue task).
+
+    Only a queued item starts, so a redelivered or duplicated message for an item that is
+    running or finished is dropped: one provider call at a time, one answer per item.
+    """
+    row = JobItem.objects.filter(id=item_id).values("group_id", "provider", "prompt_text", "status").first()
     if row is None:
         logger.warning("item %s no longer exists; dropped", item_id)
         return
     if row["provider"] != provider_id:
         logger.error("item %s belongs to %s, not to the %s queue; dropped", item_id, row["provider"], provider_id)
         return
-    if row["status"] not in JobItem.UNFINISHED:
-        logger.info("item %s already %s; redelivery ignored", item_id, row["status"])
+    if row["status"] != JobItem.Status.QUEUED:
+        logger.info("item %s is %s; duplicate delivery dropped", item_id, row["status"])
         return
     group_id = row["group_id"]
+    limit = rate_limit_of(provider_id)
+    if limit:
+        wait = rate_limit_acquire(redis_client(), provider=provider_id, limit=limit,
+                                  window_seconds=settings.AGENT_RATE_LIMIT_WINDOW_SECONDS)
+        if wait > 0:
+            # Over the shared limit: back on the queue until a slot frees up; no attempt is spent.
+            item_retry_later(item_id=item_id, provider_id=provider_id, delay=wait + random.uniform(0, 0.25),
+                             reason=f"{provider_id}: waiting for the rate limit ({limit}/window)", from_status=JobItem.Status.QUEUED)
+            return
+    now = timezone.now()
+    started = JobItem.objects.filter(id=item_id, status=JobItem.Status.QUEUED).update(
+        status=JobItem.Status.RUNNING, attempts=F("attempts") + 1, heartbeat_at=now, next_attempt_at=None,
+        started_at=Coalesce("started_at", Value(now)),
+    )
+    if not started:
+        return  # another delivery started it, or it was cancelled, a moment ago
+    _provider_started(group_id=group_id, provider_id=provider_id)
     provider = provider_for(provider_id)
-    attempts = row["attempts"]
     while True:
-        attempts += 1
-        now = timezone.now()
-        started = JobItem.objects.filter(id=item_id, status__in=JobItem.UNFINISHED).update(
-            status=JobItem.Status.RUNNING, attempts=attempts, heartbeat_at=now, next_attempt_at=None,
-            started_at=now if attempts == 1 else F("started_at"),
-        )
-        if not started:
-            return  # finished or cancelled meanwhile
-        if attempts == 1 or row["group__status"] == JobGroup.Status.QUEUED:
-            _provider_started(group_id=group_id, provider_id=provider_id)
         try:
-            answer = provider.ask(row["prompt_text"])
+            with heartbeat.beating(item_id):
+                answer = provider.ask(row["prompt_text"])
         except TransientProviderError as exc:
+            attempts = JobItem.objects.filter(id=item_id).values_list("attempts", flat=True).first() or 0
             if attempts >= settings.AGENT_MAX_ATTEMPTS:
                 answer_record(item_id=item_id, group_id=group_id, provider_id=provider_id, backend=provider.backend,
                               error=f"{exc} (gave up after {attempts} attempts)")
                 return
-            delay = _retry_delay(attempt=attempts, retry_after=exc.retry_after)
+            delay = retry_delay(attempt=attempts, retry_after=exc.retry_after)
             if delay > INLINE_RETRY_MAX_SECONDS:
                 item_retry_later(item_id=item_id, provider_id=provider_id, delay=delay, reason=str(exc))
                 return
             logger.info("item %s: %s; retrying in %.1f s", item_id, exc, delay)
             time.sleep(delay)
+            if not JobItem.objects.filter(id=item_id, status=JobItem.Status.RUNNING).update(
+                attempts=F("attempts") + 1, heartbeat_at=timezone.now()
+            ):
+                return
             continue
         except ProviderError as exc:
             answer_record(item_id=item_id, group_id=group_id, provider_id=provider_id, backend=provider.backend, error=str(exc))
@@ -197,20 +214,30 @@ def item_run(*, item_id: int, provider_id: str) -> None:
         return
 
 
-def _retry_delay(*, attempt: int, retry_after: float | None) -> float:
+def rate_limit_of(provider_id: str) -> int | None:
+    """AGENT_RATE_LIMIT_<PROVIDER> requests per window (60 s), or None when unlimited."""
+    raw = os.environ.get(f"AGENT_RATE_LIMIT_{provider_id.upper()}", "").strip()
+    if not raw:
+        return None
     try:
-        from agent.providers.retry import retry_delay
-    except ImportError:  # pragma: no cover - the module ships with the live adapters
-        return min(60.0, random.uniform(0, 2 ** (attempt - 1)) if retry_after is None else retry_after)
-    return retry_delay(attempt=attempt, retry_after=retry_after)
+        limit = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"AGENT_RATE_LIMIT_{provider_id.upper()}={raw!r} must be a whole number of requests per minute.") from None
+    return limit if limit > 0 else None
 
 
-def item_retry_later(*, item_id: int, provider_id: str, delay: float, reason: str) -> None:
-    """Put an item back on its queue to run after `delay` seconds (backoff or rate limit)."""
+def item_retry_later(
+    *, item_id: int, provider_id: str, delay: float, reason: str, from_status: str = JobItem.Status.RUNNING
+) -> None:
+    """Put an item back on its queue to run after `delay` seconds (backoff or rate limit).
+
+    `next_attempt_at` tells the recovery sweep the item is waiting, not lost, until then.
+    """
     when = timezone.now() + timedelta(seconds=delay)
-    JobItem.objects.filter(id=item_id, status__in=JobItem.UNFINISHED).update(
+    if not JobItem.objects.filter(id=item_id, status=from_status).update(
         status=JobItem.Status.QUEUED, next_attempt_at=when, error=reason[:1000]
-    )
+    ):
+        return
     huey_for(provider_id).item_run_task.schedule(args=(item_id,), delay=delay)
     logger.info("item %s: %s; back on the queue in %.1f s", item_id, reason, delay)
 

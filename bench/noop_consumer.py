@@ -51,7 +51,11 @@ def main() -> None:
     # The values run_huey passes: the given worker count, SIGTERM graceful, defaults otherwise.
     config = ConsumerConfig(workers=options.workers, graceful_signal="TERM")
     config.validate()
-    noop_huey(options.queue).create_consumer(**config.values).run()
+    # Huey names tasks after their module: take them from `bench.noop_consumer`, not `__main__`,
+    # so they match the names the benchmark enqueues.
+    from bench.noop_consumer import noop_huey as imported_noop_huey
+
+    imported_noop_huey(options.queue).create_consumer(**config.values).run()
 
 
 if __name__ == "__main__":

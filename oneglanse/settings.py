@@ -150,3 +150,10 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+
+# Reliability: running items heartbeat; an unfinished item silent for AGENT_RECOVERY_SECONDS is
+# re-enqueued by a sweep that runs about every AGENT_RECOVERY_INTERVAL seconds inside the
+# consumers; items unfinished AGENT_GROUP_DEADLINE_SECONDS after submission fail.
+AGENT_RECOVERY_SECONDS = env.float("AGENT_RECOVERY_SECONDS", default=300.0)
+AGENT_RECOVERY_INTERVAL = env.float("AGENT_RECOVERY_INTERVAL", default=30.0)
+AGENT_GROUP_DEADLINE_SECONDS = env.float("AGENT_GROUP_DEADLINE_SECONDS", default=21600.0)

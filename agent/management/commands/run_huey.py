@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 from huey.consumer_options import ConsumerConfig, OptionParserHandler
 
 from agent.providers.registry import PROVIDER_IDS
+from agent.recovery import recovery_sweeper_start
 from oneglanse.queues import huey_for, queue_name
 
 
@@ -58,6 +59,7 @@ class Command(BaseCommand):
             config.setup_logger(huey_logger)
             huey_logger.propagate = False
         huey = huey_for(queue)
+        recovery_sweeper_start()
         self.stdout.write(f"Consuming {queue_name(queue)} with {config.workers} {config.worker_type} worker(s)")
         huey.create_consumer(**config.values).run()
 
