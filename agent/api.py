@@ -1,4 +1,6 @@
 """Job group API: submit and list runs, follow their progress, read their answers."""
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
@@ -44,6 +46,53 @@ class AnswerSerializer(serializers.ModelSerializer):
         ]
 
 
+class SubmittedSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["queued", "empty"])
+    jobGroupId = serializers.UUIDField(required=False)  # noqa: N815 - the contract keeps camelCase
+
+
+class ProgressSerializer(serializers.Serializer):
+    """The progress object (DESIGN.md contract), documented for the schema."""
+
+    status = serializers.ChoiceField(choices=["pending", "completed"])
+    updateId = serializers.IntegerField()  # noqa: N815
+    providers = serializers.DictField(child=serializers.ChoiceField(choices=["pending", "processing", "completed", "failed"]))
+    results = serializers.DictField(child=serializers.IntegerField())
+    failed = serializers.DictField(child=serializers.IntegerField())
+    stats = inline_serializer("ProgressStats", {
+        "totalPrompts": serializers.IntegerField(),
+        "expectedResponses": serializers.IntegerField(),
+        "actualResponses": serializers.IntegerField(),
+        "failedResponses": serializers.IntegerField(),
+        "cancelledResponses": serializers.IntegerField(),
+    })
+    error = serializers.CharField(required=False)
+    cancelled = serializers.BooleanField(required=False)
+
+
+class RunStatusSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["pending", "completed"])
+    response = ProgressSerializer()
+
+
+class RunDetailSerializer(JobGroupListSerializer):
+    workspace_name = serializers.CharField(source="workspace.name")
+    group_providers = JobGroupProviderSerializer(many=True)
+
+    class Meta(JobGroupListSerializer.Meta):
+        fields = [*JobGroupListSerializer.Meta.fields, "workspace_name", "group_providers"]
+
+
+class RunCancelledSerializer(serializers.Serializer):
+    status = serializers.CharField()
+    jobGroupId = serializers.UUIDField()  # noqa: N815
+    cancelled_items = serializers.IntegerField()
+    running_items = serializers.IntegerField()
+
+
+ERROR = inline_serializer("Error", {"detail": serializers.CharField()})
+
+
 class RunSubmitThrottle(ScopedRateThrottle):
     """Submissions per user at AGENT_SUBMIT_RATE; only POST is throttled, reading is free."""
 
@@ -64,14 +113,23 @@ class WorkspaceRunsApi(ListAPIView):
         workspace = workspace_get_for_user(user=self.request.user, workspace_id=self.kwargs["workspace_id"])
         return JobGroup.objects.filter(workspace=workspace).select_related("triggered_by").order_by("-created_at")
 
+    @extend_schema(
+        request=None,
+        responses={202: SubmittedSerializer, 200: SubmittedSerializer, 400: ERROR, 404: ERROR, 429: ERROR, 503: ERROR},
+        parameters=[OpenApiParameter("Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False,
+                                     description="The same key from the same user within 24 h returns the same group (200).")],
+    )
     def post(self, request, workspace_id):
         workspace = workspace_get_for_user(user=request.user, workspace_id=workspace_id)
-        submitted = job_group_submit(workspace=workspace, user=request.user)
-        code = status.HTTP_202_ACCEPTED if submitted.job_group else status.HTTP_200_OK
+        submitted = job_group_submit(
+            workspace=workspace, user=request.user, idempotency_key=request.headers.get("Idempotency-Key", "").strip()
+        )
+        code = status.HTTP_202_ACCEPTED if submitted.job_group and not submitted.replayed else status.HTTP_200_OK
         return Response(submitted.as_response(), status=code)
 
 
 class RunStatusApi(APIView):
+    @extend_schema(responses={200: RunStatusSerializer, 404: ERROR})
     def get(self, request, group_id):
         group = job_group_get_for_user(user=request.user, group_id=group_id)
         progress = progress_get(group)
@@ -79,11 +137,10 @@ class RunStatusApi(APIView):
 
 
 class RunDetailApi(APIView):
+    @extend_schema(responses={200: RunDetailSerializer, 404: ERROR})
     def get(self, request, group_id):
         group = job_group_get_for_user(user=request.user, group_id=group_id)
-        body = JobGroupListSerializer(group).data
-        body["workspace_name"] = group.workspace.name
-        body["group_providers"] = JobGroupProviderSerializer(group.group_providers.all(), many=True).data
+        body = RunDetailSerializer(group).data
         body["progress"] = progress_get(group)
         return Response(body)
 
@@ -96,6 +153,7 @@ class RunRerunApi(APIView):
     throttle_classes = [RunSubmitThrottle]
     throttle_scope = "submit"
 
+    @extend_schema(request=RunRerunInputSerializer, responses={202: SubmittedSerializer, 200: SubmittedSerializer, 404: ERROR})
     def post(self, request, group_id):
         group = job_group_get_for_user(user=request.user, group_id=group_id)
         data = RunRerunInputSerializer(data=request.data)
@@ -106,6 +164,7 @@ class RunRerunApi(APIView):
 
 
 class RunCancelApi(APIView):
+    @extend_schema(request=None, responses={200: RunCancelledSerializer, 404: ERROR, 409: ERROR})
     def post(self, request, group_id):
         group = job_group_get_for_user(user=request.user, group_id=group_id)
         cancelled = job_group_cancel(group=group)
@@ -127,6 +186,14 @@ class RunAnswersApi(ListAPIView):
         if getattr(self.request, "accepted_renderer", None) and self.request.accepted_renderer.format == "csv":
             return None  # an export is the whole group, streamed row by row
         return super().paginate_queryset(queryset)
+
+    @extend_schema(parameters=[
+        OpenApiParameter("provider", OpenApiTypes.STR, enum=["chatgpt", "perplexity", "gemini", "claude"]),
+        OpenApiParameter("status", OpenApiTypes.STR, enum=JobItem.Status.values),
+        OpenApiParameter("page_size", OpenApiTypes.INT, description="up to 1000"),
+    ])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
 
     def list(self, request, *args, **kwargs):
         if request.accepted_renderer.format == "csv":

@@ -27,12 +27,22 @@ class JobGroup(models.Model):
     progress = models.JSONField(null=True, blank=True, help_text="Final mirror of the progress object.")
     error = models.TextField(blank=True)
     rerun_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns")
+    idempotency_key = models.CharField(
+        max_length=255, blank=True, default="", help_text="The submitter's Idempotency-Key header, if any."
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["workspace", "-created_at"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["triggered_by", "idempotency_key"],
+                condition=~models.Q(idempotency_key=""),
+                name="jobgroup_unique_idempotency_key_per_user",
+            )
+        ]
 
     def __str__(self) -> str:
         return str(self.id)

@@ -15,7 +15,7 @@ from datetime import timedelta
 import redis
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -38,10 +38,15 @@ logger = logging.getLogger(__name__)
 INLINE_RETRY_MAX_SECONDS = 5.0
 
 
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+IDEMPOTENCY_KEY_MAX_LENGTH = 255
+
+
 @dataclass(frozen=True)
 class Submitted:
     status: str  # "queued" | "empty"
     job_group: JobGroup | None = None
+    replayed: bool = False  # the same Idempotency-Key was submitted before: nothing new was created
 
     def as_response(self) -> dict:
         if self.job_group is None:
@@ -55,11 +60,20 @@ def job_group_submit(
     user=None,
     pairs: list[tuple[str, int]] | None = None,
     rerun_of: JobGroup | None = None,
+    idempotency_key: str = "",
 ) -> Submitted:
     """Create a group of every active prompt x every enabled provider and put it on the queues.
 
     `pairs` limits the group to given (provider, prompt id) items (a re-run of failed items).
+    An `idempotency_key` already used by the same user within 24 h returns that group instead.
     """
+    if idempotency_key:
+        if len(idempotency_key) > IDEMPOTENCY_KEY_MAX_LENGTH:
+            raise InvalidInput(f"The Idempotency-Key header is longer than {IDEMPOTENCY_KEY_MAX_LENGTH} characters.")
+        replay = _idempotent_replay(user=user, idempotency_key=idempotency_key)
+        if replay:
+            return replay
+    providers: list[str] = []
     if pairs is None:
         providers = list(workspace.enabled_providers or [])
         if not providers:
@@ -68,31 +82,18 @@ def job_group_submit(
         if unknown:
             raise InvalidInput(f"Workspace {workspace.name!r} enables unknown providers: {', '.join(unknown)}.")
 
-    with transaction.atomic():
-        if pairs is None:
-            prompts = list(Prompt.objects.filter(workspace=workspace, is_active=True).values_list("id", "text"))
-            wanted = [(provider, prompt_id, text) for provider in providers for prompt_id, text in prompts]
-        else:
-            texts = dict(
-                Prompt.objects.filter(workspace=workspace, id__in={prompt_id for _, prompt_id in pairs}).values_list("id", "text")
-            )
-            wanted = [(provider, prompt_id, texts[prompt_id]) for provider, prompt_id in pairs if prompt_id in texts]
-            providers = [p for p in PROVIDER_IDS if any(w[0] == p for w in wanted)]
-        if not wanted:
-            return Submitted(status="empty")
-        group = JobGroup.objects.create(
-            workspace=workspace,
-            triggered_by=user,
-            providers=providers,
-            total_prompts=len({prompt_id for _, prompt_id, _ in wanted}),
-            expected_responses=len(wanted),
-            rerun_of=rerun_of,
-        )
-        JobGroupProvider.objects.bulk_create([JobGroupProvider(group=group, provider=p) for p in providers])
-        JobItem.objects.bulk_create(
-            [JobItem(group=group, provider=p, prompt_id=prompt_id, prompt_text=text) for p, prompt_id, text in wanted],
-            batch_size=1000,
-        )
+    try:
+        with transaction.atomic():
+            group = _job_group_create(workspace=workspace, user=user, providers=providers, pairs=pairs,
+                                      rerun_of=rerun_of, idempotency_key=idempotency_key)
+    except IntegrityError:
+        # The same key was submitted concurrently and the other request won: answer with its group.
+        replay = _idempotent_replay(user=user, idempotency_key=idempotency_key) if idempotency_key else None
+        if replay is None:
+            raise
+        return replay
+    if group is None:
+        return Submitted(status="empty")
 
     if connection.in_atomic_block:
         # Inside a caller's transaction: workers must not look for rows that are not committed yet.
@@ -100,6 +101,53 @@ def job_group_submit(
     else:
         job_group_enqueue(group=group)
     return Submitted(status="queued", job_group=group)
+
+
+def _idempotent_replay(*, user, idempotency_key: str) -> Submitted | None:
+    if user is None:
+        return None
+    previous = JobGroup.objects.filter(triggered_by=user, idempotency_key=idempotency_key).first()
+    if previous is None:
+        return None
+    if previous.created_at >= timezone.now() - IDEMPOTENCY_WINDOW:
+        return Submitted(status="queued", job_group=previous, replayed=True)
+    # Older than the window: the key is free again; the old group keeps its audit trail.
+    JobGroup.objects.filter(id=previous.id).update(idempotency_key="")
+    return None
+
+
+def _job_group_create(*, workspace, user, providers, pairs, rerun_of, idempotency_key) -> JobGroup | None:
+    """The group, its provider rows and its items, inside the caller's transaction; None if empty."""
+    if pairs is None:
+        prompts = list(Prompt.objects.filter(workspace=workspace, is_active=True).values_list("id", "text"))
+        wanted = [(provider, prompt_id, text) for provider in providers for prompt_id, text in prompts]
+    else:
+        texts = dict(
+            Prompt.objects.filter(workspace=workspace, id__in={prompt_id for _, prompt_id in pairs}).values_list("id", "text")
+        )
+        wanted = [(provider, prompt_id, texts[prompt_id]) for provider, prompt_id in pairs if prompt_id in texts]
+        providers = [p for p in PROVIDER_IDS if any(w[0] == p for w in wanted)]
+    if not wanted:
+        return None
+    group = JobGroup.objects.create(
+        workspace=workspace,
+        triggered_by=user,
+        providers=providers,
+        total_prompts=len({prompt_id for _, prompt_id, _ in wanted}),
+        expected_responses=len(wanted),
+        rerun_of=rerun_of,
+        idempotency_key=idempotency_key if user is not None else "",
+    )
+    JobGroupProvider.objects.bulk_create([JobGroupProvider(group=group, provider=p) for p in providers])
+    # next_attempt_at is when the item is due: the recovery sweep measures "overdue" from it.
+    JobItem.objects.bulk_create(
+        [
+            JobItem(group=group, provider=p, prompt_id=prompt_id, prompt_text=text, next_attempt_at=group.created_at)
+            for p, prompt_id, text in wanted
+        ],
+        batch_size=1000,
+    )
+    return group
 
 
 def job_group_enqueue(*, group: JobGroup) -> None:

@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
+    "drf_spectacular",
     "workspaces",
     "prompts",
     "agent",
@@ -127,6 +128,19 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "oneglanse.exception_handler.domain_exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer", "rest_framework.renderers.BrowsableAPIRenderer"],
     "DEFAULT_THROTTLE_RATES": {"submit": env.str("AGENT_SUBMIT_RATE", default="3/min")},
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "OneGlanse Agent API",
+    "DESCRIPTION": "Run a workspace's prompts against AI providers as job groups and follow them live.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "JobGroupStatusEnum": "agent.models.JobGroup.Status",
+        "JobItemStatusEnum": "agent.models.JobItem.Status",
+        "ProviderStatusEnum": "agent.models.JobGroupProvider.Status",
+    },
 }
 
 # Redis: unset means the embedded server that `bin/run` starts on a socket under var/.

@@ -1,6 +1,7 @@
 """URL routes: the JSON API under /api/, Django admin under /admin/."""
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authtoken.views import obtain_auth_token
 
 from agent.api import RunAnswersApi, RunCancelApi, RunDetailApi, RunRerunApi, RunStatusApi, WorkspaceRunsApi
@@ -9,6 +10,8 @@ from workspaces.api import WorkspaceDetailApi, WorkspaceListCreateApi
 
 api = [
     path("api/auth/token/", obtain_auth_token, name="api-auth-token"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/workspaces/", WorkspaceListCreateApi.as_view(), name="api-workspaces"),
     path("api/workspaces/<str:workspace_id>/", WorkspaceDetailApi.as_view(), name="api-workspace"),
     path("api/workspaces/<str:workspace_id>/prompts/", WorkspacePromptsApi.as_view(), name="api-workspace-prompts"),

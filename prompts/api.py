@@ -1,4 +1,5 @@
 """Prompt API: add and list a workspace's prompts, switch one on or off."""
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
@@ -31,6 +32,7 @@ class WorkspacePromptsApi(ListAPIView):
         workspace = workspace_get_for_user(user=self.request.user, workspace_id=self.kwargs["workspace_id"])
         return Prompt.objects.filter(workspace=workspace).order_by("created_at", "id")
 
+    @extend_schema(request=PromptCreateSerializer, responses={201: PromptOutputSerializer})
     def post(self, request, workspace_id):
         workspace = workspace_get_for_user(user=request.user, workspace_id=workspace_id)
         data = PromptCreateSerializer(data=request.data)
@@ -40,9 +42,11 @@ class WorkspacePromptsApi(ListAPIView):
 
 
 class PromptDetailApi(APIView):
+    @extend_schema(responses=PromptOutputSerializer)
     def get(self, request, prompt_id):
         return Response(PromptOutputSerializer(prompt_get_for_user(user=request.user, prompt_id=prompt_id)).data)
 
+    @extend_schema(request=PromptUpdateSerializer, responses=PromptOutputSerializer)
     def patch(self, request, prompt_id):
         prompt = prompt_get_for_user(user=request.user, prompt_id=prompt_id)
         data = PromptUpdateSerializer(data=request.data)

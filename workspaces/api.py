@@ -1,4 +1,5 @@
 """Workspace API: create, list, read and update the caller's workspaces."""
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
@@ -26,6 +27,7 @@ class WorkspaceListCreateApi(ListAPIView):
     def get_queryset(self):
         return workspaces_of_user(user=self.request.user).order_by("name", "created_at")
 
+    @extend_schema(request=WorkspaceInputSerializer, responses={201: WorkspaceOutputSerializer})
     def post(self, request):
         data = WorkspaceInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -34,10 +36,12 @@ class WorkspaceListCreateApi(ListAPIView):
 
 
 class WorkspaceDetailApi(APIView):
+    @extend_schema(responses=WorkspaceOutputSerializer)
     def get(self, request, workspace_id):
         workspace = workspace_get_for_user(user=request.user, workspace_id=workspace_id)
         return Response(WorkspaceOutputSerializer(workspace).data)
 
+    @extend_schema(request=WorkspaceInputSerializer(partial=True), responses=WorkspaceOutputSerializer)
     def patch(self, request, workspace_id):
         workspace = workspace_get_for_user(user=request.user, workspace_id=workspace_id)
         data = WorkspaceInputSerializer(data=request.data, partial=True)

@@ -168,3 +168,28 @@ def test_answers_filters_validate(api, user) -> None:
     assert api.get(f"/api/runs/{group_id}/answers/?provider=bard").status_code == 400
     assert api.get(f"/api/runs/{group_id}/answers/?status=weird").status_code == 400
     assert api.get(f"/api/runs/{group_id}/answers/?page=99").status_code == 404
+
+
+def test_same_idempotency_key_returns_the_same_group(api, user) -> None:
+    workspace = workspace_with_prompts(user=user, prompts=2)
+    first = api.post(f"/api/workspaces/{workspace.id}/runs/", HTTP_IDEMPOTENCY_KEY="run-2026-11-25")
+    second = api.post(f"/api/workspaces/{workspace.id}/runs/", HTTP_IDEMPOTENCY_KEY="run-2026-11-25")
+    assert first.status_code == 202 and second.status_code == 200
+    assert first.json()["jobGroupId"] == second.json()["jobGroupId"]
+    other = api.post(f"/api/workspaces/{workspace.id}/runs/", HTTP_IDEMPOTENCY_KEY="another")
+    assert other.status_code == 202 and other.json()["jobGroupId"] != first.json()["jobGroupId"]
+    assert JobGroup.objects.count() == 2
+    assert JobItem.objects.count() == 16
+
+
+def test_idempotency_key_expires_after_24_hours(api, user) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    workspace = workspace_with_prompts(user=user, prompts=1)
+    first = api.post(f"/api/workspaces/{workspace.id}/runs/", HTTP_IDEMPOTENCY_KEY="daily").json()["jobGroupId"]
+    JobGroup.objects.filter(id=first).update(created_at=timezone.now() - timedelta(hours=25))
+    again = api.post(f"/api/workspaces/{workspace.id}/runs/", HTTP_IDEMPOTENCY_KEY="daily")
+    assert again.status_code == 202 and again.json()["jobGroupId"] != first
+    assert api.post(f"/api/workspaces/{workspace.id}/runs/", HTTP_IDEMPOTENCY_KEY="k" * 300).status_code == 400

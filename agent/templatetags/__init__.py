@@ -1,0 +1,1 @@
+"""Template helpers shared by the pages and the admin (provider labels, safe source links)."""

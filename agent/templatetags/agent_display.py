@@ -1,0 +1,43 @@
+"""Filters that show groups and answers the same way on the pages and in the admin."""
+from __future__ import annotations
+
+from django import template
+
+from agent.providers.registry import PROVIDER_LABELS
+
+register = template.Library()
+
+
+@register.filter
+def provider_label(provider_id: str) -> str:
+    return PROVIDER_LABELS.get(provider_id, provider_id)
+
+
+@register.filter
+def source_links(sources) -> list[dict]:
+    """Sources safe to render as links: http(s) only.
+
+    Sources come from provider answers, i.e. from outside; a `javascript:` URL must never
+    become a clickable link, so anything else is shown as plain text by the templates.
+    """
+    links = []
+    for source in sources or []:
+        if not isinstance(source, dict):
+            continue
+        url = str(source.get("url") or "")
+        safe = url.lower().startswith(("http://", "https://"))
+        links.append({
+            "url": url if safe else "",
+            "text": source.get("title") or source.get("domain") or url,
+            "domain": source.get("domain") or "",
+            "unsafe_url": "" if safe else url,
+        })
+    return links
+
+
+@register.filter
+def percent(done: int, total: int) -> int:
+    """Whole per cent for a progress bar's text; an empty group counts as done."""
+    if not total:
+        return 100
+    return min(100, int(done * 100 / total))
