@@ -11,7 +11,7 @@ from agent.api_csv import AnswersCsvRenderer
 from rest_framework.views import APIView
 
 from agent.models import JobGroup, JobGroupProvider, JobItem
-from agent.progress import progress_get
+from agent.progress import progress_get, progress_update_id
 from agent.selectors import job_group_get_for_user, job_items_of_group
 from agent.services import job_group_cancel, job_group_rerun, job_group_submit
 from workspaces.selectors import workspace_get_for_user
@@ -132,8 +132,19 @@ class RunStatusApi(APIView):
     @extend_schema(responses={200: RunStatusSerializer, 404: ERROR})
     def get(self, request, group_id):
         group = job_group_get_for_user(user=request.user, group_id=group_id)
+        # Pollers send back the ETag they got; an unchanged updateId costs one Redis read and no body.
+        seen = request.headers.get("If-None-Match")
+        if seen and seen == _status_etag(group.id, progress_update_id(group)):
+            return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": seen})
         progress = progress_get(group)
-        return Response({"status": progress["status"], "response": progress})
+        return Response(
+            {"status": progress["status"], "response": progress},
+            headers={"ETag": _status_etag(group.id, progress["updateId"]), "Cache-Control": "private, no-cache"},
+        )
+
+
+def _status_etag(group_id, update_id: int | None) -> str:
+    return f'"{group_id}-{update_id}"' if update_id is not None else ""
 
 
 class RunDetailApi(APIView):

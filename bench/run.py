@@ -540,13 +540,22 @@ def load(url: str, headers: dict, *, seconds: int, tool: str, connections: int =
     """Requests per second answered 2xx/304 under a bounded closed-loop load on loopback."""
     if tool == "wrk":
         script = Path(os.environ["BENCH_WORKDIR"]) / "headers.lua"
-        script.write_text("".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in headers.items()))
+        # Lua long strings: an ETag carries double quotes.
+        script.write_text("".join(f'wrk.headers["{k}"] = [==[{v}]==]\n' for k, v in headers.items()))
         out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url],
                              capture_output=True, text=True, timeout=seconds + 30).stdout
         total = int(re.search(r"(\d+) requests in", out).group(1))
         bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
         if bad or "Socket errors" in out:
-            raise BenchError(f"load on {url}: errors\n{out}")
+            import urllib.error
+            import urllib.request
+
+            try:
+                answer = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10)
+                sample = f"{answer.status} {answer.read(300)!r}"
+            except urllib.error.HTTPError as exc:
+                sample = f"{exc.code} {exc.read(300)!r}"
+            raise BenchError(f"load on {url}: errors (a request now answers {sample})\n{out}")
         return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)) if total else 0.0
     import http.client
     from urllib.parse import urlsplit

@@ -193,3 +193,21 @@ def test_idempotency_key_expires_after_24_hours(api, user) -> None:
     again = api.post(f"/api/workspaces/{workspace.id}/runs/", HTTP_IDEMPOTENCY_KEY="daily")
     assert again.status_code == 202 and again.json()["jobGroupId"] != first
     assert api.post(f"/api/workspaces/{workspace.id}/runs/", HTTP_IDEMPOTENCY_KEY="k" * 300).status_code == 400
+
+
+def test_status_etag_answers_304_while_nothing_changed(api, user) -> None:
+    workspace = workspace_with_prompts(user=user, prompts=2, providers=["chatgpt"])
+    group = job_group_submit(workspace=workspace, user=user).job_group
+    first = api.get(f"/api/runs/{group.id}/status/")
+    etag = first["ETag"]
+    assert etag and str(first.json()["response"]["updateId"]) in etag
+    unchanged = api.get(f"/api/runs/{group.id}/status/", HTTP_IF_NONE_MATCH=etag)
+    assert unchanged.status_code == 304 and not unchanged.content
+    item = JobItem.objects.filter(group=group).first()
+    from agent.services import answer_record
+
+    answer_record(item_id=item.id, group_id=group.id, provider_id="chatgpt", backend="simulated", error="x")
+    changed = api.get(f"/api/runs/{group.id}/status/", HTTP_IF_NONE_MATCH=etag)
+    assert changed.status_code == 200
+    assert changed.json()["response"]["stats"]["failedResponses"] == 1
+    assert changed["ETag"] != etag

@@ -120,7 +120,8 @@ class Command(BaseCommand):
         return "embedded (" + url.removeprefix("unix://") + ")" if url.startswith("unix://") else url.split("@")[-1]
 
     def _spawn(self, argv: list[str], env: dict, redis_server: bool = False) -> None:
-        child = subprocess.Popen(argv, env=env, cwd=settings.BASE_DIR)
+        # Own process group: a Ctrl-C reaches only this command, which stops children gracefully.
+        child = subprocess.Popen(argv, env=env, cwd=settings.BASE_DIR, start_new_session=True)
         self.children.append(child)
         if redis_server:
             self.redis_child = child

@@ -1,0 +1,308 @@
+"""Admin for job groups: a list that costs the same few queries for any number of rows, a
+read-only group page with its items on paginated pages, and re-run / cancel actions that call
+the same services as the API.
+
+A staff user who is not a superuser sees only groups of the workspaces they belong to.
+"""
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.views.decorators.http import require_POST
+
+from agent.exceptions import DomainError
+from agent.models import JobGroup, JobGroupProvider, JobItem
+from agent.providers.registry import PROVIDER_IDS, PROVIDER_LABELS
+from agent.selectors import job_items_of_group
+from agent.services import job_group_cancel, job_group_rerun
+from agent.web import job_group_finished_count, job_groups_with_finished_count, job_item_counts_by_provider
+from workspaces.selectors import workspaces_of_user
+
+ITEMS_PER_PAGE = 50
+_STATE_MARK = {"completed": "✓", "failed": "✗", "processing": "…", "pending": "·"}
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+
+
+class ProviderListFilter(admin.SimpleListFilter):
+    title = "provider"
+    parameter_name = "provider"
+
+    def lookups(self, request, model_admin):
+        return [(p, PROVIDER_LABELS.get(p, p)) for p in PROVIDER_IDS]
+
+    def queryset(self, request, queryset):
+        if self.value():
+            # One row per (group, provider), so the join never repeats a group.
+            return queryset.filter(group_providers__provider=self.value())
+        return queryset
+
+
+class JobGroupProviderInline(admin.TabularInline):
+    model = JobGroupProvider
+    fields = ["provider", "status", "error", "started_at", "finished_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class MemberScopedAdmin(admin.ModelAdmin):
+    """Superusers see every row; other staff only rows of workspaces they are members of."""
+
+    workspace_lookup = "workspace"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        queryset = super().get_queryset(request)
+        if request.user.is_superuser:
+            return queryset
+        return queryset.filter(**{f"{self.workspace_lookup}__in": workspaces_of_user(user=request.user)})
+
+
+@admin.register(JobGroup)
+class JobGroupAdmin(MemberScopedAdmin):
+    list_display = [
+        "short_id", "workspace", "status", "progress_bar", "provider_states", "triggered_by", "created_at", "duration",
+    ]
+    list_display_links = ["short_id"]
+    list_filter = ["status", ("workspace", admin.RelatedOnlyFieldListFilter), ProviderListFilter]
+    search_fields = ["id"]
+    search_help_text = "Search by run id (the whole id or a part of it)."
+    list_select_related = ["workspace", "triggered_by"]
+    list_per_page = 50
+    date_hierarchy = None
+    ordering = ["-created_at"]
+    actions = ["rerun_groups", "rerun_failed_items", "cancel_groups"]
+    inlines = [JobGroupProviderInline]
+    change_form_template = "admin/agent/jobgroup/change_form.html"
+    fieldsets = [
+        (None, {"fields": ["id", "workspace", "status", "progress_bar", "triggered_by", "rerun_of_link"]}),
+        ("Size and timing", {"fields": ["providers", "total_prompts", "expected_responses", "created_at", "finished_at", "duration"]}),
+        ("Outcome", {"fields": ["error", "progress"]}),
+    ]
+    readonly_fields = [
+        "id", "workspace", "status", "progress_bar", "triggered_by", "rerun_of_link", "providers", "total_prompts",
+        "expected_responses", "created_at", "finished_at", "duration", "error", "progress",
+    ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[JobGroup]:
+        # Provider rows in one prefetch query and the live count as an annotation: the list
+        # costs the same number of queries for 5 rows or 50.
+        return job_groups_with_finished_count(super().get_queryset(request)).prefetch_related("group_providers")
+
+    # The audit trail is written by the services only: nothing here is added, edited or deleted.
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    @admin.display(description="id", ordering="id")
+    def short_id(self, group: JobGroup) -> str:
+        return str(group.id)[:8]
+
+    @admin.display(description="progress")
+    def progress_bar(self, group: JobGroup) -> str:
+        finished = job_group_finished_count(group)
+        expected = group.expected_responses
+        return format_html(
+            '<progress max="{}" value="{}" style="width:6em" aria-label="{} of {} finished"></progress> {}/{}',
+            expected, finished, finished, expected, finished, expected,
+        )
+
+    @admin.display(description="providers")
+    def provider_states(self, group: JobGroup) -> str:
+        rows = group.group_providers.all()  # prefetched
+        return format_html_join(
+            " ", '<span class="provider-state provider-state-{}" title="{}">{} {}</span>',
+            ((row.status, row.error or row.status, PROVIDER_LABELS.get(row.provider, row.provider), f"{_STATE_MARK.get(row.status, '')} {row.status}") for row in rows),
+        )
+
+    @admin.display(description="duration")
+    def duration(self, group: JobGroup) -> str:
+        if group.finished_at:
+            return _duration((group.finished_at - group.created_at).total_seconds())
+        if group.status in JobGroup.UNFINISHED:
+            return f"{_duration((timezone.now() - group.created_at).total_seconds())} so far"
+        return "—"
+
+    @admin.display(description="re-run of")
+    def rerun_of_link(self, group: JobGroup) -> str:
+        if not group.rerun_of_id:
+            return "—"
+        return format_html('<a href="{}">{}</a>', reverse("admin:agent_jobgroup_change", args=[group.rerun_of_id]), group.rerun_of_id)
+
+    # --- actions: each calls the service the API calls ---
+
+    def _rerun(self, request: HttpRequest, queryset: QuerySet[JobGroup], *, only_failed: bool) -> HttpResponseRedirect | None:
+        started: list[JobGroup] = []
+        for group in queryset.select_related("workspace"):
+            try:
+                submitted = job_group_rerun(group=group, user=request.user, only_failed=only_failed)
+            except DomainError as exc:
+                self.message_user(request, f"{str(group.id)[:8]}: {exc.detail}", messages.ERROR)
+                continue
+            if submitted.job_group is None:
+                why = "no failed or cancelled items" if only_failed else "the workspace has no active prompts"
+                self.message_user(request, f"{str(group.id)[:8]}: nothing to re-run ({why}).", messages.WARNING)
+            else:
+                started.append(submitted.job_group)
+        if started:
+            self.message_user(
+                request,
+                f"Started {len(started)} re-run{'s' if len(started) != 1 else ''}"
+                f"{' of failed items' if only_failed else ''}: {', '.join(str(g.id)[:8] for g in started)}.",
+                messages.SUCCESS,
+            )
+        if len(started) == 1:
+            return HttpResponseRedirect(reverse("admin:agent_jobgroup_change", args=[started[0].id]))
+        return None
+
+    @admin.action(description="Re-run group", permissions=["change"])
+    def rerun_groups(self, request: HttpRequest, queryset: QuerySet[JobGroup]):
+        return self._rerun(request, queryset, only_failed=False)
+
+    @admin.action(description="Re-run failed only", permissions=["change"])
+    def rerun_failed_items(self, request: HttpRequest, queryset: QuerySet[JobGroup]):
+        return self._rerun(request, queryset, only_failed=True)
+
+    @admin.action(description="Cancel", permissions=["change"])
+    def cancel_groups(self, request: HttpRequest, queryset: QuerySet[JobGroup]) -> None:
+        for group in queryset:
+            try:
+                cancelled = job_group_cancel(group=group)
+            except DomainError as exc:
+                self.message_user(request, f"{str(group.id)[:8]}: {exc.detail}", messages.ERROR)
+                continue
+            still = f"; {cancelled.running_items} running will finish" if cancelled.running_items else ""
+            self.message_user(
+                request, f"{str(group.id)[:8]}: cancelled, {cancelled.cancelled_items} items cancelled{still}.", messages.SUCCESS
+            )
+
+    # --- the group page: buttons for the same actions, and the items on pages of their own ---
+
+    def get_urls(self):
+        own = [
+            path("<path:object_id>/items/", self.admin_site.admin_view(self.items_view), name="agent_jobgroup_items"),
+            path("<path:object_id>/act/<str:action>/", self.admin_site.admin_view(self.group_action_view), name="agent_jobgroup_act"),
+        ]
+        return own + super().get_urls()
+
+    def _group_or_404(self, request: HttpRequest, object_id: str) -> JobGroup:
+        group = self.get_object(request, object_id)  # scoped by get_queryset; malformed ids give None
+        if group is None:
+            raise Http404("No such job group.")
+        return group
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context=None) -> HttpResponse:
+        group = self._group_or_404(request, object_id)
+        counts = job_item_counts_by_provider(group)
+        extra_context = {
+            **(extra_context or {}),
+            "show_save": False, "show_save_and_continue": False, "show_save_and_add_another": False, "show_delete": False,
+            "item_counts": [(p, PROVIDER_LABELS.get(p, p), c) for p, c in counts.items()],
+            "item_statuses": JobItem.Status.values,
+            "can_act": self.has_change_permission(request, group),
+            "is_unfinished": group.status in JobGroup.UNFINISHED,
+            "unanswered": sum(c["failed"] + c["cancelled"] for c in counts.values()),
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def group_action_view(self, request: HttpRequest, object_id: str, action: str) -> HttpResponse:
+        if request.method != "POST":
+            return require_POST(lambda r: None)(request)  # 405 with the Allow header
+        group = self._group_or_404(request, object_id)
+        if not self.has_change_permission(request, group):
+            raise PermissionDenied
+        handlers = {"rerun": self.rerun_groups, "rerun-failed": self.rerun_failed_items, "cancel": self.cancel_groups}
+        if action not in handlers:
+            raise Http404("Unknown action.")
+        response = handlers[action](request, JobGroup.objects.filter(id=group.id))
+        return response or HttpResponseRedirect(reverse("admin:agent_jobgroup_change", args=[group.id]))
+
+    def items_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        group = self._group_or_404(request, object_id)
+        if not self.has_view_or_change_permission(request, group):
+            raise PermissionDenied
+        provider = request.GET.get("provider") or None
+        status = request.GET.get("status") or None
+        try:
+            items = job_items_of_group(group=group, provider=provider, status=status)
+        except DomainError as exc:
+            self.message_user(request, exc.detail, messages.ERROR)
+            items = job_items_of_group(group=group)
+            provider = status = None
+        page = Paginator(items, ITEMS_PER_PAGE).get_page(request.GET.get("page"))
+        query = "&".join(f"{k}={v}" for k, v in (("provider", provider), ("status", status)) if v)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Items of run {str(group.id)[:8]}",
+            "subtitle": None,
+            "opts": self.model._meta,
+            "original": group,
+            "group": group,
+            "page": page,
+            "providers": [(p, PROVIDER_LABELS.get(p, p)) for p in group.providers],
+            "statuses": JobItem.Status.values,
+            "provider": provider,
+            "status": status,
+            "query": query,
+            "has_view_permission": True,
+        }
+        return TemplateResponse(request, "admin/agent/jobgroup/items.html", context)
+
+
+@admin.register(JobItem)
+class JobItemAdmin(MemberScopedAdmin):
+    """Single items, read-only, reached from a group's item pages (searchable by prompt text)."""
+
+    workspace_lookup = "group__workspace"
+    list_display = ["id", "group", "provider", "status", "backend", "attempts", "latency_ms"]
+    list_filter = ["status", "provider", "backend"]
+    search_fields = ["=group__id", "prompt_text"]
+    list_select_related = ["group"]
+    show_full_result_count = False
+    readonly_fields = [
+        "group", "provider", "prompt", "prompt_text", "status", "backend", "model", "text", "sources", "usage",
+        "latency_ms", "attempts", "error", "next_attempt_at", "heartbeat_at", "started_at", "finished_at",
+    ]
+    fields = readonly_fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def get_model_perms(self, request: HttpRequest) -> dict:
+        # Reached through a group's pages; a list of every item of every group helps nobody on the index.
+        return {}
+
+
+def _admin_item_url(item_id: int) -> str:
+    return reverse("admin:agent_jobitem_change", args=[item_id])
+
+
+def get_object_or_404_scoped(request, queryset, **lookup):  # pragma: no cover - kept tiny on purpose
+    return get_object_or_404(queryset, **lookup)

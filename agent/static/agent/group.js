@@ -1,0 +1,276 @@
+/* The live part of a group's page: polls GET /api/runs/{id}/status/ every 2 s, re-reads the
+   visible page of answers only when updateId changed, and stops once the group is completed.
+   The outcome rules mirror agent/web.py (group_outcome, provider_progress). */
+(function () {
+  "use strict";
+
+  var root = document.getElementById("group");
+  if (!root || !window.fetch) return;
+
+  var POLL_MS = 2000;
+  var MAX_BACKOFF_MS = 30000;
+  var FINAL_ITEM = { ok: true, failed: true, cancelled: true };
+  var statusUrl = root.dataset.statusUrl;
+  var detailUrl = root.dataset.detailUrl;
+  var answersUrl = root.dataset.answersUrl + "?page=" + encodeURIComponent(root.dataset.page) +
+    "&page_size=" + encodeURIComponent(root.dataset.pageSize);
+  var lastUpdateId = null; // null: the first poll always re-reads the answers
+  var failuresInARow = 0;
+
+  var providerRows = {};
+  root.querySelectorAll(".provider-row").forEach(function (row) {
+    providerRows[row.dataset.provider] = row;
+  });
+
+  function byId(id) { return document.getElementById(id); }
+
+  function percent(done, total) { return total ? Math.min(100, Math.floor(done * 100 / total)) : 100; }
+
+  function label(provider) {
+    var row = providerRows[provider];
+    return row ? row.dataset.label : provider;
+  }
+
+  function node(tag, attrs, children) {
+    var element = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (name) { element.setAttribute(name, attrs[name]); });
+    (children || []).forEach(function (child) {
+      if (child === null || child === undefined) return;
+      element.appendChild(typeof child === "string" ? document.createTextNode(child) : child);
+    });
+    return element;
+  }
+
+  /* "gemini: all 3 items failed; last error: ...; chatgpt: ..." -> {gemini: "...", chatgpt: "..."} */
+  function providerErrors(error) {
+    var found = {};
+    if (!error) return found;
+    var names = Object.keys(providerRows).join("|");
+    if (!names) return found;
+    var parts = error.split(new RegExp("; (?=(?:" + names + "): )"));
+    parts.forEach(function (part) {
+      var match = part.match(new RegExp("^(" + names + "): ([\\s\\S]*)$"));
+      if (match) found[match[1]] = match[2];
+    });
+    return found;
+  }
+
+  function outcomeOf(progress, groupStatus) {
+    var stats = progress.stats;
+    if (progress.cancelled || groupStatus === "cancelled") return ["cancelled", "Cancelled"];
+    if (groupStatus === "failed") return ["failed", "Could not run"];
+    if (progress.status === "completed") {
+      return stats.failedResponses ? ["failures", "Finished with failures"] : ["completed", "Completed"];
+    }
+    var started = Object.keys(progress.providers).some(function (p) { return progress.providers[p] !== "pending"; });
+    if (started || stats.actualResponses + stats.failedResponses) return ["running", "Running"];
+    return ["queued", "Queued"];
+  }
+
+  function statusText(outcome, progress, detail) {
+    var s = progress.stats;
+    switch (outcome) {
+      case "cancelled":
+        return "This run was cancelled: " + s.actualResponses + " answers kept, " + s.cancelledResponses +
+          " items cancelled" + (s.failedResponses ? ", " + s.failedResponses + " failed" : "") + "." +
+          (progress.status === "completed" ? "" : " Items already running will finish.");
+      case "failed":
+        return "This run could not start: " + ((detail && detail.error) || progress.error || "unknown error");
+      case "failures":
+        return "Finished with failures: " + s.failedResponses + " of " + s.expectedResponses + " items failed.";
+      case "completed":
+        return "Finished: every one of the " + s.expectedResponses + " items was answered.";
+      case "running":
+        return "Running: answers appear below as they arrive.";
+      default:
+        return "Queued: waiting for the providers' consumers to pick the items up.";
+    }
+  }
+
+  function showOutcome(outcome, text) {
+    var badge = byId("group-status-badge");
+    badge.className = "badge status-" + outcome[0];
+    badge.textContent = outcome[1];
+    var line = byId("group-status-text");
+    if (line.textContent !== text) line.textContent = text; // unchanged text is not re-announced
+    root.dataset.outcome = outcome[0];
+  }
+
+  function showProblems(lines) {
+    var box = byId("group-problem");
+    var list = byId("group-problem-list");
+    list.replaceChildren.apply(list, lines.map(function (line) {
+      return node("li", {}, [node("strong", {}, [line[0]]), line[1] ? ": " + line[1] : ""]);
+    }));
+    box.hidden = lines.length === 0;
+  }
+
+  function renderProgress(progress) {
+    var s = progress.stats;
+    var finished = s.actualResponses + s.failedResponses + s.cancelledResponses;
+    var total = byId("bar-total");
+    total.max = s.expectedResponses;
+    total.value = finished;
+    total.textContent = percent(finished, s.expectedResponses) + " %";
+    byId("bar-total-text").textContent = finished + " of " + s.expectedResponses + " finished (" +
+      percent(finished, s.expectedResponses) + " %)";
+    byId("count-ok").textContent = s.actualResponses;
+    byId("count-failed").textContent = s.failedResponses;
+    byId("count-cancelled").textContent = s.cancelledResponses;
+    byId("count-expected").textContent = s.expectedResponses;
+
+    Object.keys(progress.providers).forEach(function (provider) {
+      var row = providerRows[provider];
+      if (!row) return;
+      var state = progress.providers[provider];
+      var expected = Number(row.dataset.expected);
+      var ok = progress.results[provider] || 0;
+      var failed = progress.failed[provider] || 0;
+      // The progress object counts cancelled items only in the group total, so a provider
+      // in a final state is full whatever its ok + failed.
+      var done = state === "completed" || state === "failed" ? expected : Math.min(expected, ok + failed);
+      var bar = row.querySelector("progress");
+      bar.value = done;
+      bar.textContent = percent(done, expected) + " %";
+      var text = row.querySelector(".bar-text");
+      text.replaceChildren(
+        done + " of " + expected + " (" + percent(done, expected) + " %) · ",
+        node("span", { "class": "state state-" + state }, [state]),
+        " · " + ok + " answered, " + failed + " failed"
+      );
+    });
+    var outcome = outcomeOf(progress, root.dataset.groupStatus);
+    showOutcome(outcome, statusText(outcome[0], progress, null));
+  }
+
+  function renderAnswer(item, provider) {
+    var heading = node("h4", {}, [label(provider), " ", node("span", { "class": "badge status-" + item.status }, [item.status])]);
+    if (item.backend === "simulated") {
+      heading.appendChild(document.createTextNode(" "));
+      heading.appendChild(node("span", {
+        "class": "badge simulated",
+        title: "Answered offline by the simulated backend, not by the real provider"
+      }, ["simulated"]));
+    }
+    var body = [heading];
+    if (item.status === "ok") {
+      body.push(node("div", { "class": "answer-text", tabindex: "0", role: "region", "aria-label": label(provider) + " answer" }, [item.text]));
+      var sources = (item.sources || []).map(function (source) {
+        var url = String(source.url || "");
+        var text = source.title || source.domain || url;
+        // Sources come from outside: only http(s) becomes a link, never javascript: and the like.
+        var safe = /^https?:\/\//i.test(url);
+        var first = safe
+          ? node("a", { href: url, target: "_blank", rel: "noopener noreferrer nofollow" }, [text])
+          : node("span", {}, [text + " "]);
+        return node("li", {}, [first, safe ? null : node("span", { "class": "muted" }, ["(" + url + ")"]),
+          source.domain ? " " : null, source.domain ? node("span", { "class": "muted" }, [source.domain]) : null]);
+      });
+      if (sources.length) body.push(node("ul", { "class": "sources", "aria-label": "Sources" }, sources));
+      var meta = [];
+      if (item.latency_ms !== null && item.latency_ms !== undefined) meta.push(item.latency_ms + " ms");
+      if (item.model) meta.push(item.model);
+      if (item.attempts > 1) meta.push(item.attempts + " attempts");
+      body.push(node("p", { "class": "meta" }, [meta.join(" · ")]));
+    } else if (item.status === "failed") {
+      body.push(node("p", { "class": "error" }, [item.error || "Failed without a message."]));
+    } else if (item.status === "cancelled") {
+      body.push(node("p", { "class": "muted" }, ["Cancelled before it started."]));
+    } else {
+      body.push(node("p", { "class": "muted" }, [item.status === "running" ? "Asking…" : "Waiting…"]));
+    }
+    var cell = node("div", {
+      "class": "answer status-" + item.status, "data-item-id": String(item.id), "data-status": item.status, "data-provider": provider
+    }, body);
+    return cell;
+  }
+
+  function refreshAnswers() {
+    var cells = root.querySelectorAll(".answer[data-item-id]");
+    var open = Array.prototype.some.call(cells, function (cell) { return !FINAL_ITEM[cell.dataset.status]; });
+    if (!open) return Promise.resolve(); // nothing on this page can change any more
+    return fetch(answersUrl, { headers: { Accept: "application/json" }, credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (body) {
+        if (!body) return;
+        body.results.forEach(function (item) {
+          var cell = root.querySelector('.answer[data-item-id="' + item.id + '"]');
+          if (!cell || cell.dataset.status === item.status) return;
+          cell.replaceWith(renderAnswer(item, item.provider));
+        });
+      });
+  }
+
+  function finish(progress) {
+    byId("cancel-form").hidden = true;
+    var s = progress.stats;
+    byId("rerun-failed-form").hidden = !(s.failedResponses + s.cancelledResponses);
+    return fetch(detailUrl, { headers: { Accept: "application/json" }, credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .catch(function () { return null; })
+      .then(function (detail) {
+        var outcome = outcomeOf(progress, (detail && detail.status) || root.dataset.groupStatus);
+        showOutcome(outcome, statusText(outcome[0], progress, detail));
+        var fromRows = {};
+        ((detail && detail.group_providers) || []).forEach(function (row) { if (row.error) fromRows[row.provider] = row.error; });
+        var lastErrors = providerErrors(progress.error);
+        var lines = [];
+        if (outcome[0] === "failed" && detail && detail.error) lines.push(["Run", detail.error]);
+        Object.keys(progress.providers).forEach(function (provider) {
+          var failed = progress.failed[provider] || 0;
+          if (!failed && !fromRows[provider]) return;
+          var why = fromRows[provider] ||
+            (failed + " item" + (failed === 1 ? "" : "s") + " failed" + (lastErrors[provider] ? "; last error: " + lastErrors[provider] : ""));
+          lines.push([label(provider), why]);
+        });
+        showProblems(lines);
+      });
+  }
+
+  function note(text) {
+    var element = byId("poll-note");
+    element.textContent = text || "";
+    element.hidden = !text;
+  }
+
+  function stop(outcome, text) {
+    showOutcome(outcome, text);
+    byId("cancel-form").hidden = true;
+  }
+
+  function poll() {
+    fetch(statusUrl, { headers: { Accept: "application/json" }, credentials: "same-origin", cache: "no-store" })
+      .then(function (response) {
+        if (response.status === 404) {
+          stop(["unknown", "Unknown run"],
+            "This run was not found: it does not exist, or you are no longer a member of its workspace. Live updates stopped.");
+          return;
+        }
+        if (response.status === 401 || response.status === 403) {
+          stop(["unknown", "Signed out"], "Your session has ended: sign in again to follow this run. Live updates stopped.");
+          return;
+        }
+        if (!response.ok) throw new Error("the server answered " + response.status);
+        return response.json().then(function (body) {
+          failuresInARow = 0;
+          note("");
+          var progress = body.response;
+          renderProgress(progress);
+          var changed = progress.updateId !== lastUpdateId;
+          lastUpdateId = progress.updateId;
+          return (changed ? refreshAnswers() : Promise.resolve()).then(function () {
+            if (body.status === "completed") return finish(progress);
+            setTimeout(poll, POLL_MS);
+          });
+        });
+      })
+      .catch(function (error) {
+        failuresInARow += 1;
+        var wait = Math.min(MAX_BACKOFF_MS, POLL_MS * Math.pow(2, failuresInARow - 1));
+        note("Could not reach the server (" + error.message + "); trying again in " + Math.round(wait / 1000) + " s.");
+        setTimeout(poll, wait);
+      });
+  }
+
+  poll();
+})();

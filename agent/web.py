@@ -1,0 +1,350 @@
+"""Server-rendered pages: the caller's workspaces, their prompts, and a group's live progress page.
+
+Views are thin: a selector scopes every id to the caller's workspaces (anything else is 404), a
+service does the writing (the same ones the API and the admin call), and a domain error becomes
+a message on the page. The group page's script polls the JSON API for the live part.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import wraps
+from itertools import groupby
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db.models import Case, Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value, When
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from agent.exceptions import DomainError, NotFound
+from agent.models import JobGroup, JobItem
+from agent.progress import progress_get
+from agent.providers.registry import PROVIDER_LABELS
+from agent.selectors import job_group_get_for_user, job_items_of_group
+from agent.services import job_group_cancel, job_group_rerun, job_group_submit
+from prompts.models import PROMPT_TEXT_MAX_LENGTH, Prompt
+from prompts.selectors import prompt_get_for_user
+from prompts.services import prompt_create, prompt_update
+from workspaces.models import Workspace
+from workspaces.selectors import workspace_get_for_user, workspaces_of_user
+
+# A page of answers holds this many prompts of a full run (x providers items), so a group of
+# thousands of items never becomes one huge page and the script re-reads one small page at a time.
+ANSWER_PROMPTS_PER_PAGE = 25
+RUNS_PER_PAGE = 20
+
+
+# --- reads shared by the pages, the admin and `run_group` (candidates for agent/selectors.py) ---
+
+def job_groups_with_finished_count(groups: QuerySet[JobGroup]) -> QuerySet[JobGroup]:
+    """Annotate `finished_items` (ok + failed + cancelled) on unfinished groups, in the same query.
+
+    Finished groups carry their final counts in `progress`, so the correlated count only runs
+    for the few rows still queued or running; a list of N groups costs no extra query per row.
+    """
+    finished = (
+        JobItem.objects.filter(group=OuterRef("pk"), status__in=JobItem.FINISHED)
+        .order_by()
+        .values("group")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
+    return groups.annotate(
+        finished_items=Case(
+            When(status__in=JobGroup.UNFINISHED, then=Subquery(finished, output_field=IntegerField())),
+            default=Value(None),
+            output_field=IntegerField(),
+        )
+    )
+
+
+def job_group_finished_count(group: JobGroup) -> int:
+    """Items finished so far, from the final mirror or the `finished_items` annotation."""
+    if group.status not in JobGroup.UNFINISHED and group.progress:
+        stats = group.progress.get("stats", {})
+        return stats.get("actualResponses", 0) + stats.get("failedResponses", 0) + stats.get("cancelledResponses", 0)
+    return getattr(group, "finished_items", None) or 0
+
+
+def job_item_counts_by_provider(group: JobGroup) -> dict[str, dict[str, int]]:
+    """{provider: {status: n, ..., "all": n}} for every provider of the group, in one query."""
+    counts: dict[str, dict[str, int]] = {
+        provider: dict.fromkeys([*JobItem.Status.values, "all"], 0) for provider in group.providers
+    }
+    for row in JobItem.objects.filter(group=group).order_by().values("provider", "status").annotate(n=Count("id")):
+        bucket = counts.setdefault(row["provider"], dict.fromkeys([*JobItem.Status.values, "all"], 0))
+        bucket[row["status"]] = row["n"]
+        bucket["all"] += row["n"]
+    return counts
+
+
+@dataclass(frozen=True)
+class ProviderProgress:
+    """One provider's bar: `finished` over `expected`, as the page's script computes it too."""
+
+    provider: str
+    label: str
+    state: str
+    expected: int
+    finished: int
+    ok: int
+    failed: int
+    error: str
+
+    @property
+    def percent(self) -> int:
+        return 100 if not self.expected else min(100, self.finished * 100 // self.expected)
+
+
+def provider_progress(progress: dict, expected_by_provider: dict[str, int], errors: dict[str, str]) -> list[ProviderProgress]:
+    """Per-provider bars from the progress object (contract), which counts cancelled items
+    only in the group total: a provider in a final state is therefore shown as full."""
+    rows = []
+    for provider, state in progress["providers"].items():
+        expected = expected_by_provider.get(provider, 0)
+        ok, failed = progress["results"].get(provider, 0), progress["failed"].get(provider, 0)
+        finished = expected if state in ("completed", "failed") else min(expected, ok + failed)
+        rows.append(ProviderProgress(
+            provider=provider, label=PROVIDER_LABELS.get(provider, provider), state=state, expected=expected,
+            finished=finished, ok=ok, failed=failed, error=errors.get(provider, ""),
+        ))
+    return rows
+
+
+def group_outcome(progress: dict, group_status: str) -> tuple[str, str]:
+    """(status key, label) that the page shows for a group; the script applies the same rules."""
+    stats = progress["stats"]
+    if progress.get("cancelled") or group_status == JobGroup.Status.CANCELLED:
+        return "cancelled", "Cancelled"
+    if group_status == JobGroup.Status.FAILED:
+        return "failed", "Could not run"
+    if progress["status"] == "completed":
+        if stats["failedResponses"]:
+            return "failures", "Finished with failures"
+        return "completed", "Completed"
+    if any(state != "pending" for state in progress["providers"].values()) or stats["actualResponses"] + stats["failedResponses"]:
+        return "running", "Running"
+    return "queued", "Queued"
+
+
+def _last_errors_by_provider(error: str, providers: list[str]) -> dict[str, str]:
+    """Split the progress object's "p1: e1; p2: e2" error text by provider."""
+    if not error or not providers:
+        return {}
+    names = "|".join(re.escape(p) for p in providers)
+    found = {}
+    for part in re.split(f"; (?=(?:{names}): )", error):
+        match = re.match(f"^({names}): (.*)$", part, re.DOTALL)
+        if match:
+            found[match.group(1)] = match.group(2)
+    return found
+
+
+def group_problems(progress: dict, group: JobGroup, provider_errors: dict[str, str]) -> list[tuple[str, str]]:
+    """(who, why) lines for a finished group: the run's own error, then each provider with failures."""
+    if progress["status"] != "completed":
+        return []
+    lines = []
+    if group.status == JobGroup.Status.FAILED and group.error:
+        lines.append(("Run", group.error))
+    last_errors = _last_errors_by_provider(progress.get("error", ""), list(progress["providers"]))
+    for provider in progress["providers"]:
+        failed = progress["failed"].get(provider, 0)
+        if not failed and not provider_errors.get(provider):
+            continue
+        why = provider_errors.get(provider) or (
+            f"{failed} item{'s' if failed != 1 else ''} failed"
+            + (f"; last error: {last_errors[provider]}" if provider in last_errors else "")
+        )
+        lines.append((PROVIDER_LABELS.get(provider, provider), why))
+    return lines
+
+
+# --- views ---
+
+def _page_scoped(view):
+    """Domain NotFound (unknown, malformed or someone else's id) becomes the site's 404 page."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except NotFound as exc:
+            raise Http404(exc.detail) from None
+
+    return login_required(wrapper)
+
+
+class PromptAddForm(forms.Form):
+    text = forms.CharField(
+        label="New prompt",
+        max_length=PROMPT_TEXT_MAX_LENGTH,
+        strip=True,
+        widget=forms.Textarea(attrs={"rows": 2, "placeholder": "e.g. What is the best CRM for a small agency?"}),
+        help_text="The question every enabled provider is asked on each run.",
+    )
+
+
+@login_required
+def workspace_list_page(request: HttpRequest) -> HttpResponse:
+    workspaces = (
+        workspaces_of_user(user=request.user)
+        .annotate(active_prompts=Count("prompts", filter=Q(prompts__is_active=True)))
+        .order_by("name", "created_at")
+    )
+    return render(request, "workspaces/list.html", {"workspaces": workspaces, "provider_labels": PROVIDER_LABELS})
+
+
+@_page_scoped
+def workspace_detail_page(request: HttpRequest, workspace_id: str) -> HttpResponse:
+    workspace = workspace_get_for_user(user=request.user, workspace_id=workspace_id)
+    return _workspace_detail(request, workspace, PromptAddForm())
+
+
+def _workspace_detail(request: HttpRequest, workspace: Workspace, form: PromptAddForm, status: int = 200) -> HttpResponse:
+    prompts = Prompt.objects.filter(workspace=workspace).order_by("-is_active", "created_at", "id")
+    runs = job_groups_with_finished_count(
+        JobGroup.objects.filter(workspace=workspace).select_related("triggered_by").order_by("-created_at")
+    )
+    runs_page = Paginator(runs, RUNS_PER_PAGE).get_page(request.GET.get("runs_page"))
+    for group in runs_page:
+        group.finished_count = job_group_finished_count(group)
+    return render(
+        request,
+        "workspaces/detail.html",
+        {
+            "workspace": workspace,
+            "prompts": prompts,
+            "active_prompts": sum(1 for p in prompts if p.is_active),
+            "providers": [(p, PROVIDER_LABELS.get(p, p)) for p in workspace.enabled_providers],
+            "form": form,
+            "runs_page": runs_page,
+        },
+        status=status,
+    )
+
+
+@require_POST
+@_page_scoped
+def workspace_run_page(request: HttpRequest, workspace_id: str) -> HttpResponse:
+    workspace = workspace_get_for_user(user=request.user, workspace_id=workspace_id)
+    try:
+        submitted = job_group_submit(workspace=workspace, user=request.user)
+    except DomainError as exc:
+        messages.error(request, exc.detail)
+        return redirect("workspace-detail", workspace_id=workspace.id)
+    if submitted.job_group is None:
+        messages.warning(request, "Nothing to run: this workspace has no active prompts. Add one first.")
+        return redirect("workspace-detail", workspace_id=workspace.id)
+    return redirect("run-detail", group_id=submitted.job_group.id)
+
+
+@require_POST
+@_page_scoped
+def prompt_add_page(request: HttpRequest, workspace_id: str) -> HttpResponse:
+    workspace = workspace_get_for_user(user=request.user, workspace_id=workspace_id)
+    form = PromptAddForm(request.POST)
+    if not form.is_valid():
+        return _workspace_detail(request, workspace, form, status=400)
+    try:
+        prompt_create(workspace=workspace, text=form.cleaned_data["text"])
+    except DomainError as exc:
+        form.add_error("text", exc.detail)
+        return _workspace_detail(request, workspace, form, status=exc.status_code)
+    messages.success(request, "Prompt added; it is asked on the next run.")
+    return redirect(reverse("workspace-detail", kwargs={"workspace_id": workspace.id}) + "#prompts")
+
+
+@require_POST
+@_page_scoped
+def prompt_active_page(request: HttpRequest, prompt_id: str) -> HttpResponse:
+    prompt = prompt_get_for_user(user=request.user, prompt_id=prompt_id)
+    is_active = request.POST.get("is_active") == "true"
+    try:
+        prompt_update(prompt=prompt, is_active=is_active)
+    except DomainError as exc:
+        messages.error(request, exc.detail)
+    else:
+        messages.success(request, f"Prompt {'activated' if is_active else 'deactivated'}: “{prompt.text[:60]}”.")
+    return redirect(reverse("workspace-detail", kwargs={"workspace_id": prompt.workspace_id}) + "#prompts")
+
+
+@_page_scoped
+def run_detail_page(request: HttpRequest, group_id: str) -> HttpResponse:
+    group = job_group_get_for_user(user=request.user, group_id=group_id)
+    progress = progress_get(group)
+    counts = job_item_counts_by_provider(group)
+    provider_rows = {row.provider: row for row in group.group_providers.all()}
+    errors = {provider: row.error for provider, row in provider_rows.items() if row.error}
+    providers = provider_progress(progress, {p: c["all"] for p, c in counts.items()}, errors)
+    stats = progress["stats"]
+    finished = stats["actualResponses"] + stats["failedResponses"] + stats["cancelledResponses"]
+    outcome, outcome_label = group_outcome(progress, group.status)
+
+    page_size = max(1, len(group.providers)) * ANSWER_PROMPTS_PER_PAGE
+    answers_page = Paginator(job_items_of_group(group=group), page_size).get_page(request.GET.get("page"))
+    prompts = [
+        {"prompt_id": prompt_id, "text": items[0].prompt_text, "cells": [(p, next((i for i in items if i.provider == p), None)) for p in group.providers]}
+        for prompt_id, items in ((key, list(rows)) for key, rows in groupby(answers_page, key=lambda item: item.prompt_id))
+    ]
+    unanswered = sum(c["failed"] + c["cancelled"] for c in counts.values())
+    return render(
+        request,
+        "runs/detail.html",
+        {
+            "group": group,
+            "workspace": group.workspace,
+            "progress": progress,
+            "finished": finished,
+            "providers": providers,
+            "outcome": outcome,
+            "outcome_label": outcome_label,
+            "problems": group_problems(progress, group, errors),
+            "is_unfinished": group.status in JobGroup.UNFINISHED,
+            "unanswered": unanswered,
+            "answers_page": answers_page,
+            "answers_page_size": page_size,
+            "prompts": prompts,
+            "provider_labels": PROVIDER_LABELS,
+        },
+    )
+
+
+@require_POST
+@_page_scoped
+def run_cancel_page(request: HttpRequest, group_id: str) -> HttpResponse:
+    group = job_group_get_for_user(user=request.user, group_id=group_id)
+    try:
+        cancelled = job_group_cancel(group=group)
+    except DomainError as exc:
+        messages.error(request, exc.detail)
+    else:
+        still = f"; {cancelled.running_items} already running will finish" if cancelled.running_items else ""
+        messages.success(request, f"Run cancelled: {cancelled.cancelled_items} waiting items cancelled{still}. Answers already received are kept.")
+    return redirect("run-detail", group_id=group.id)
+
+
+@require_POST
+@_page_scoped
+def run_rerun_page(request: HttpRequest, group_id: str) -> HttpResponse:
+    group = job_group_get_for_user(user=request.user, group_id=group_id)
+    only_failed = request.POST.get("only_failed") == "true"
+    try:
+        submitted = job_group_rerun(group=group, user=request.user, only_failed=only_failed)
+    except DomainError as exc:
+        messages.error(request, exc.detail)
+        return redirect("run-detail", group_id=group.id)
+    if submitted.job_group is None:
+        messages.warning(
+            request,
+            "Nothing to re-run: every item of this run was answered." if only_failed
+            else "Nothing to run: this workspace has no active prompts.",
+        )
+        return redirect("run-detail", group_id=group.id)
+    messages.success(request, "Re-run of the failed items started." if only_failed else "Re-run started.")
+    return redirect("run-detail", group_id=submitted.job_group.id)
