@@ -5,7 +5,8 @@ items it held, and a Redis restarted empty loses queues and progress. The databa
 item's state, so a sweep that runs inside the live consumers (one at a time, by a Redis lock):
 - fails items of groups past AGENT_GROUP_DEADLINE_SECONDS ("deadline exceeded"),
 - puts back on the queue running items whose heartbeat stopped, and queued items overdue by
-  AGENT_RECOVERY_SECONDS that their queue no longer holds,
+  AGENT_RECOVERY_SECONDS that their queue no longer holds (in a cancelled group they end
+  cancelled instead: cancelling means nothing new starts),
 - reconciles each unfinished group's progress object with the rows (idempotent merge), and
 - closes groups whose items are all finished.
 Pushing an item twice is harmless: only a queued item starts, and recording succeeds once.
@@ -46,12 +47,13 @@ class SweepReport:
     requeued: dict[str, int] = field(default_factory=dict)
     deadline_failed: int = 0
     lost_too_often: int = 0
+    cancelled: int = 0
     progress_rebuilt: int = 0
     groups_closed: int = 0
 
     def __bool__(self) -> bool:
         return bool(sum(self.requeued.values()) or self.deadline_failed or self.lost_too_often
-                    or self.progress_rebuilt or self.groups_closed)
+                    or self.cancelled or self.progress_rebuilt or self.groups_closed)
 
 
 def _open_groups() -> Q:
@@ -73,13 +75,21 @@ def recovery_sweep(*, now=None) -> SweepReport:
             status=JobItem.Status.FAILED, finished_at=now, error="deadline exceeded (AGENT_GROUP_DEADLINE_SECONDS)"
         )
 
+    cancelled_group_ids = set(
+        JobGroup.objects.filter(id__in=open_group_ids, status=JobGroup.Status.CANCELLED).values_list("id", flat=True)
+    )
     to_push: dict[str, list[int]] = {}
     stale_running = JobItem.objects.filter(
         group_id__in=open_group_ids, status=JobItem.Status.RUNNING, heartbeat_at__lt=now - window
-    ).values_list("id", "provider", "attempts")
-    for item_id, provider_id, attempts in stale_running:
+    ).values_list("id", "group_id", "provider", "attempts")
+    for item_id, group_id, provider_id, attempts in stale_running:
         stale = JobItem.objects.filter(id=item_id, status=JobItem.Status.RUNNING, heartbeat_at__lt=now - window)
-        if attempts >= settings.AGENT_MAX_ATTEMPTS + EXTRA_LOSSES_ALLOWED:
+        if group_id in cancelled_group_ids:
+            report.cancelled += stale.update(
+                status=JobItem.Status.CANCELLED, finished_at=now,
+                error="cancelled: the worker running it was lost after the group was cancelled",
+            )
+        elif attempts >= settings.AGENT_MAX_ATTEMPTS + EXTRA_LOSSES_ALLOWED:
             report.lost_too_often += stale.update(
                 status=JobItem.Status.FAILED, finished_at=now,
                 error=f"{provider_id}: the worker running this item was lost {attempts} times; giving up",
@@ -87,6 +97,11 @@ def recovery_sweep(*, now=None) -> SweepReport:
         elif stale.update(status=JobItem.Status.QUEUED, next_attempt_at=now):
             to_push.setdefault(provider_id, []).append(item_id)
 
+    if cancelled_group_ids:
+        # A retry or rate-limit wait put these back on the queue after the group was cancelled.
+        report.cancelled += JobItem.objects.filter(
+            group_id__in=cancelled_group_ids, status=JobItem.Status.QUEUED
+        ).update(status=JobItem.Status.CANCELLED, finished_at=now, error="cancelled before it started")
     overdue = list(
         JobItem.objects.filter(group_id__in=open_group_ids, status=JobItem.Status.QUEUED)
         .filter(Q(next_attempt_at__lt=now - window) | Q(next_attempt_at__isnull=True))

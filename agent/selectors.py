@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import uuid
 
-from django.db.models import QuerySet
+from django.db.models import Case, Count, IntegerField, OuterRef, QuerySet, Subquery, Value, When
 
 from agent.exceptions import InvalidInput, NotFound
 from agent.models import JobGroup, JobItem
@@ -37,3 +37,45 @@ def job_items_of_group(*, group: JobGroup, provider: str | None = None, status: 
             raise InvalidInput(f"Unknown status {status!r}; one of: {', '.join(JobItem.Status.values)}.", field="status")
         items = items.filter(status=status)
     return items.order_by("prompt_id", "provider", "id")
+
+
+def job_groups_with_finished_count(groups: QuerySet[JobGroup]) -> QuerySet[JobGroup]:
+    """Annotate `finished_items` (ok + failed + cancelled) on unfinished groups, in the same query.
+
+    Finished groups carry their final counts in `progress`, so the correlated count only runs
+    for the few rows still queued or running; a list of N groups costs no extra query per row.
+    """
+    finished = (
+        JobItem.objects.filter(group=OuterRef("pk"), status__in=JobItem.FINISHED)
+        .order_by()
+        .values("group")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
+    return groups.annotate(
+        finished_items=Case(
+            When(status__in=JobGroup.UNFINISHED, then=Subquery(finished, output_field=IntegerField())),
+            default=Value(None),
+            output_field=IntegerField(),
+        )
+    )
+
+
+def job_group_finished_count(group: JobGroup) -> int:
+    """Items finished so far, from the final mirror or the `finished_items` annotation."""
+    if group.status not in JobGroup.UNFINISHED and group.progress:
+        stats = group.progress.get("stats", {})
+        return stats.get("actualResponses", 0) + stats.get("failedResponses", 0) + stats.get("cancelledResponses", 0)
+    return getattr(group, "finished_items", None) or 0
+
+
+def job_item_counts_by_provider(group: JobGroup) -> dict[str, dict[str, int]]:
+    """{provider: {status: n, ..., "all": n}} for every provider of the group, in one query."""
+    counts: dict[str, dict[str, int]] = {
+        provider: dict.fromkeys([*JobItem.Status.values, "all"], 0) for provider in group.providers
+    }
+    for row in JobItem.objects.filter(group=group).order_by().values("provider", "status").annotate(n=Count("id")):
+        bucket = counts.setdefault(row["provider"], dict.fromkeys([*JobItem.Status.values, "all"], 0))
+        bucket[row["status"]] = row["n"]
+        bucket["all"] += row["n"]
+    return counts

@@ -23,7 +23,7 @@ from django.utils import timezone
 from agent import heartbeat, progress
 from agent.exceptions import Conflict, InvalidInput, QueueUnavailable
 from agent.models import JobGroup, JobGroupProvider, JobItem
-from agent.providers.base import Answer, PermanentProviderError, ProviderError, TransientProviderError
+from agent.providers.base import Answer, ProviderError, TransientProviderError
 from agent.providers.registry import PROVIDER_IDS, provider_for, unknown_provider_ids
 from agent.providers.retry import retry_delay
 from agent.ratelimit import rate_limit_acquire
@@ -36,6 +36,10 @@ logger = logging.getLogger(__name__)
 # A retry wait up to this long is slept in the worker; a longer one goes back on the queue
 # with an ETA, so a worker thread is never parked for a long rate-limit or backoff.
 INLINE_RETRY_MAX_SECONDS = 5.0
+# A rate-limit slot is held this much longer than the window: a request reaches the provider a
+# little after its slot is granted (a new connection, network jitter) and the provider counts
+# arrivals, so without it two slots a window apart can land inside one window of the provider's.
+RATE_LIMIT_SEND_MARGIN_SECONDS = 0.25
 
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
@@ -211,15 +215,6 @@ def item_run(*, item_id: int, provider_id: str) -> None:
         logger.info("item %s is %s; duplicate delivery dropped", item_id, row["status"])
         return
     group_id = row["group_id"]
-    limit = rate_limit_of(provider_id)
-    if limit:
-        wait = rate_limit_acquire(redis_client(), provider=provider_id, limit=limit,
-                                  window_seconds=settings.AGENT_RATE_LIMIT_WINDOW_SECONDS)
-        if wait > 0:
-            # Over the shared limit: back on the queue until a slot frees up; no attempt is spent.
-            item_retry_later(item_id=item_id, provider_id=provider_id, delay=wait + random.uniform(0, 0.25),
-                             reason=f"{provider_id}: waiting for the rate limit ({limit}/window)", from_status=JobItem.Status.QUEUED)
-            return
     now = timezone.now()
     started = JobItem.objects.filter(id=item_id, status=JobItem.Status.QUEUED).update(
         status=JobItem.Status.RUNNING, attempts=F("attempts") + 1, heartbeat_at=now, next_attempt_at=None,
@@ -230,6 +225,14 @@ def item_run(*, item_id: int, provider_id: str) -> None:
     _provider_started(group_id=group_id, provider_id=provider_id)
     provider = provider_for(provider_id)
     while True:
+        # The slot is taken right before the request (first try and every retry alike), after
+        # the database writes, so the provider sees requests spaced as the limit granted them.
+        wait = _rate_limit_wait(provider_id)
+        if wait > 0:
+            # Over the shared limit: back on the queue until a slot frees up; no attempt is spent.
+            item_retry_later(item_id=item_id, provider_id=provider_id, delay=wait + random.uniform(0, 0.25),
+                             reason=f"{provider_id}: waiting for the rate limit", attempt_spent=False)
+            return
         try:
             with heartbeat.beating(item_id):
                 answer = provider.ask(row["prompt_text"])
@@ -262,29 +265,41 @@ def item_run(*, item_id: int, provider_id: str) -> None:
         return
 
 
+def _rate_limit_wait(provider_id: str) -> float:
+    """0.0 when a request may go now (it is counted), else seconds until the shared limit has room."""
+    limit = rate_limit_of(provider_id)
+    if not limit:
+        return 0.0
+    return rate_limit_acquire(redis_client(), provider=provider_id, limit=limit,
+                              window_seconds=settings.AGENT_RATE_LIMIT_WINDOW_SECONDS + RATE_LIMIT_SEND_MARGIN_SECONDS)
+
+
 def rate_limit_of(provider_id: str) -> int | None:
-    """AGENT_RATE_LIMIT_<PROVIDER> requests per window (60 s), or None when unlimited."""
+    """AGENT_RATE_LIMIT_<PROVIDER> requests per AGENT_RATE_LIMIT_WINDOW_SECONDS (60 s), or None when unlimited."""
     raw = os.environ.get(f"AGENT_RATE_LIMIT_{provider_id.upper()}", "").strip()
     if not raw:
         return None
     try:
         limit = int(raw)
     except ValueError:
-        raise ImproperlyConfigured(f"AGENT_RATE_LIMIT_{provider_id.upper()}={raw!r} must be a whole number of requests per minute.") from None
+        raise ImproperlyConfigured(f"AGENT_RATE_LIMIT_{provider_id.upper()}={raw!r} must be a whole number of requests per window (AGENT_RATE_LIMIT_WINDOW_SECONDS).") from None
     return limit if limit > 0 else None
 
 
 def item_retry_later(
-    *, item_id: int, provider_id: str, delay: float, reason: str, from_status: str = JobItem.Status.RUNNING
+    *, item_id: int, provider_id: str, delay: float, reason: str, from_status: str = JobItem.Status.RUNNING,
+    attempt_spent: bool = True,
 ) -> None:
     """Put an item back on its queue to run after `delay` seconds (backoff or rate limit).
 
     `next_attempt_at` tells the recovery sweep the item is waiting, not lost, until then.
+    `attempt_spent=False` gives back the attempt counted when the item started (it never asked).
     """
     when = timezone.now() + timedelta(seconds=delay)
-    if not JobItem.objects.filter(id=item_id, status=from_status).update(
-        status=JobItem.Status.QUEUED, next_attempt_at=when, error=reason[:1000]
-    ):
+    changes = dict(status=JobItem.Status.QUEUED, next_attempt_at=when, error=reason[:1000])
+    if not attempt_spent:
+        changes["attempts"] = F("attempts") - 1
+    if not JobItem.objects.filter(id=item_id, status=from_status).update(**changes):
         return
     huey_for(provider_id).item_run_task.schedule(args=(item_id,), delay=delay)
     logger.info("item %s: %s; back on the queue in %.1f s", item_id, reason, delay)

@@ -6,6 +6,7 @@ a message on the page. The group page's script polls the JSON API for the live p
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from functools import wraps
@@ -15,17 +16,24 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import Case, Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value, When
+from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from agent.api import RunSubmitThrottle
 from agent.exceptions import DomainError, NotFound
 from agent.models import JobGroup, JobItem
 from agent.progress import progress_get
 from agent.providers.registry import PROVIDER_LABELS
-from agent.selectors import job_group_get_for_user, job_items_of_group
+from agent.selectors import (
+    job_group_finished_count,
+    job_group_get_for_user,
+    job_groups_with_finished_count,
+    job_item_counts_by_provider,
+    job_items_of_group,
+)
 from agent.services import job_group_cancel, job_group_rerun, job_group_submit
 from prompts.models import PROMPT_TEXT_MAX_LENGTH, Prompt
 from prompts.selectors import prompt_get_for_user
@@ -37,50 +45,6 @@ from workspaces.selectors import workspace_get_for_user, workspaces_of_user
 # thousands of items never becomes one huge page and the script re-reads one small page at a time.
 ANSWER_PROMPTS_PER_PAGE = 25
 RUNS_PER_PAGE = 20
-
-
-# --- reads shared by the pages, the admin and `run_group` (candidates for agent/selectors.py) ---
-
-def job_groups_with_finished_count(groups: QuerySet[JobGroup]) -> QuerySet[JobGroup]:
-    """Annotate `finished_items` (ok + failed + cancelled) on unfinished groups, in the same query.
-
-    Finished groups carry their final counts in `progress`, so the correlated count only runs
-    for the few rows still queued or running; a list of N groups costs no extra query per row.
-    """
-    finished = (
-        JobItem.objects.filter(group=OuterRef("pk"), status__in=JobItem.FINISHED)
-        .order_by()
-        .values("group")
-        .annotate(n=Count("id"))
-        .values("n")
-    )
-    return groups.annotate(
-        finished_items=Case(
-            When(status__in=JobGroup.UNFINISHED, then=Subquery(finished, output_field=IntegerField())),
-            default=Value(None),
-            output_field=IntegerField(),
-        )
-    )
-
-
-def job_group_finished_count(group: JobGroup) -> int:
-    """Items finished so far, from the final mirror or the `finished_items` annotation."""
-    if group.status not in JobGroup.UNFINISHED and group.progress:
-        stats = group.progress.get("stats", {})
-        return stats.get("actualResponses", 0) + stats.get("failedResponses", 0) + stats.get("cancelledResponses", 0)
-    return getattr(group, "finished_items", None) or 0
-
-
-def job_item_counts_by_provider(group: JobGroup) -> dict[str, dict[str, int]]:
-    """{provider: {status: n, ..., "all": n}} for every provider of the group, in one query."""
-    counts: dict[str, dict[str, int]] = {
-        provider: dict.fromkeys([*JobItem.Status.values, "all"], 0) for provider in group.providers
-    }
-    for row in JobItem.objects.filter(group=group).order_by().values("provider", "status").annotate(n=Count("id")):
-        bucket = counts.setdefault(row["provider"], dict.fromkeys([*JobItem.Status.values, "all"], 0))
-        bucket[row["status"]] = row["n"]
-        bucket["all"] += row["n"]
-    return counts
 
 
 @dataclass(frozen=True)
@@ -155,17 +119,47 @@ def group_problems(progress: dict, group: JobGroup, provider_errors: dict[str, s
     last_errors = _last_errors_by_provider(progress.get("error", ""), list(progress["providers"]))
     for provider in progress["providers"]:
         failed = progress["failed"].get(provider, 0)
-        if not failed and not provider_errors.get(provider):
+        if provider_errors.get(provider):
+            why = provider_errors[provider]
+        elif failed:
+            # A provider with some answers keeps no error of its own: show its latest failed item's.
+            last = last_errors.get(provider) or (
+                JobItem.objects.filter(group=group, provider=provider, status=JobItem.Status.FAILED)
+                .order_by("-finished_at").values_list("error", flat=True).first()
+            )
+            why = f"{failed} item{'s' if failed != 1 else ''} failed" + (f"; last error: {last}" if last else "")
+        else:
             continue
-        why = provider_errors.get(provider) or (
-            f"{failed} item{'s' if failed != 1 else ''} failed"
-            + (f"; last error: {last_errors[provider]}" if provider in last_errors else "")
-        )
         lines.append((PROVIDER_LABELS.get(provider, provider), why))
     return lines
 
 
 # --- views ---
+
+class _SubmitScope:
+    """Stands for a view in DRF's throttle API: the pages count against the API's "submit" scope."""
+
+    throttle_scope = "submit"
+
+
+def _submission_wait(request: HttpRequest) -> int | None:
+    """Seconds to wait when the caller used up AGENT_SUBMIT_RATE, else None (and this submission counts).
+
+    The pages share the API's throttle and its counters, so a button is not a way around the limit.
+    """
+    throttle = RunSubmitThrottle()
+    if throttle.allow_request(request, _SubmitScope()):
+        return None
+    return max(1, math.ceil(throttle.wait() or 1))
+
+
+def _throttled(request: HttpRequest, render_page, wait: int) -> HttpResponse:
+    """The page the button was on, with status 429, a message saying how long to wait, and Retry-After."""
+    messages.error(request, f"Too many runs started in a short time; try again in {wait} s.")
+    page = render_page()
+    page["Retry-After"] = str(wait)
+    return page
+
 
 def _page_scoped(view):
     """Domain NotFound (unknown, malformed or someone else's id) becomes the site's 404 page."""
@@ -197,7 +191,7 @@ def workspace_list_page(request: HttpRequest) -> HttpResponse:
         .annotate(active_prompts=Count("prompts", filter=Q(prompts__is_active=True)))
         .order_by("name", "created_at")
     )
-    return render(request, "workspaces/list.html", {"workspaces": workspaces, "provider_labels": PROVIDER_LABELS})
+    return render(request, "workspaces/list.html", {"workspaces": workspaces})
 
 
 @_page_scoped
@@ -233,6 +227,9 @@ def _workspace_detail(request: HttpRequest, workspace: Workspace, form: PromptAd
 @_page_scoped
 def workspace_run_page(request: HttpRequest, workspace_id: str) -> HttpResponse:
     workspace = workspace_get_for_user(user=request.user, workspace_id=workspace_id)
+    wait = _submission_wait(request)
+    if wait is not None:
+        return _throttled(request, lambda: _workspace_detail(request, workspace, PromptAddForm(), status=429), wait)
     try:
         submitted = job_group_submit(workspace=workspace, user=request.user)
     except DomainError as exc:
@@ -276,7 +273,10 @@ def prompt_active_page(request: HttpRequest, prompt_id: str) -> HttpResponse:
 
 @_page_scoped
 def run_detail_page(request: HttpRequest, group_id: str) -> HttpResponse:
-    group = job_group_get_for_user(user=request.user, group_id=group_id)
+    return _run_detail(request, job_group_get_for_user(user=request.user, group_id=group_id))
+
+
+def _run_detail(request: HttpRequest, group: JobGroup, status: int = 200) -> HttpResponse:
     progress = progress_get(group)
     counts = job_item_counts_by_provider(group)
     provider_rows = {row.provider: row for row in group.group_providers.all()}
@@ -310,8 +310,8 @@ def run_detail_page(request: HttpRequest, group_id: str) -> HttpResponse:
             "answers_page": answers_page,
             "answers_page_size": page_size,
             "prompts": prompts,
-            "provider_labels": PROVIDER_LABELS,
         },
+        status=status,
     )
 
 
@@ -333,6 +333,9 @@ def run_cancel_page(request: HttpRequest, group_id: str) -> HttpResponse:
 @_page_scoped
 def run_rerun_page(request: HttpRequest, group_id: str) -> HttpResponse:
     group = job_group_get_for_user(user=request.user, group_id=group_id)
+    wait = _submission_wait(request)
+    if wait is not None:
+        return _throttled(request, lambda: _run_detail(request, group, status=429), wait)
     only_failed = request.POST.get("only_failed") == "true"
     try:
         submitted = job_group_rerun(group=group, user=request.user, only_failed=only_failed)

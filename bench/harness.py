@@ -70,10 +70,10 @@ class Harness:
             started.append(self._start(argv, name, DJANGO_SETTINGS_MODULE=settings, AGENT_SIMULATED_LATENCY_MS=latency_ms))
         return started
 
-    def gunicorn(self, *, port: int, workers: int) -> subprocess.Popen:
+    def gunicorn(self, *, port: int, workers: int, settings: str = "bench.settings") -> subprocess.Popen:
         argv = [sys.executable, "-m", "gunicorn", "oneglanse.wsgi:application", "-b", f"127.0.0.1:{port}",
                 "-w", str(workers), "--log-level", "warning"]
-        process = self._start(argv, "gunicorn")
+        process = self._start(argv, "gunicorn", DJANGO_SETTINGS_MODULE=settings)
 
         def answering() -> bool:
             try:

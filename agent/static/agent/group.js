@@ -1,5 +1,6 @@
 /* The live part of a group's page: polls GET /api/runs/{id}/status/ every 2 s, re-reads the
    visible page of answers only when updateId changed, and stops once the group is completed.
+   Status requests revalidate with the API's ETag, so an unchanged group costs a 304 and no body.
    The outcome rules mirror agent/web.py (group_outcome, provider_progress). */
 (function () {
   "use strict";
@@ -205,15 +206,25 @@
     byId("cancel-form").hidden = true;
     var s = progress.stats;
     byId("rerun-failed-form").hidden = !(s.failedResponses + s.cancelledResponses);
-    return fetch(detailUrl, { headers: { Accept: "application/json" }, credentials: "same-origin" })
-      .then(function (response) { return response.ok ? response.json() : null; })
-      .catch(function () { return null; })
-      .then(function (detail) {
+    var failedUrl = root.dataset.answersUrl + "?status=failed&page_size=100";
+    var getJson = function (url) {
+      return fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" })
+        .then(function (response) { return response.ok ? response.json() : null; })
+        .catch(function () { return null; });
+    };
+    return Promise.all([getJson(detailUrl), s.failedResponses ? getJson(failedUrl) : Promise.resolve(null)])
+      .then(function (both) {
+        var detail = both[0];
+        var itemErrors = {};
+        ((both[1] && both[1].results) || []).forEach(function (item) {
+          if (item.error && !itemErrors[item.provider]) itemErrors[item.provider] = item.error;
+        });
         var outcome = outcomeOf(progress, (detail && detail.status) || root.dataset.groupStatus);
         showOutcome(outcome, statusText(outcome[0], progress, detail));
         var fromRows = {};
         ((detail && detail.group_providers) || []).forEach(function (row) { if (row.error) fromRows[row.provider] = row.error; });
         var lastErrors = providerErrors(progress.error);
+        Object.keys(itemErrors).forEach(function (p) { if (!lastErrors[p]) lastErrors[p] = itemErrors[p]; });
         var lines = [];
         if (outcome[0] === "failed" && detail && detail.error) lines.push(["Run", detail.error]);
         Object.keys(progress.providers).forEach(function (provider) {
@@ -239,7 +250,7 @@
   }
 
   function poll() {
-    fetch(statusUrl, { headers: { Accept: "application/json" }, credentials: "same-origin", cache: "no-store" })
+    fetch(statusUrl, { headers: { Accept: "application/json" }, credentials: "same-origin", cache: "no-cache" })
       .then(function (response) {
         if (response.status === 404) {
           stop(["unknown", "Unknown run"],

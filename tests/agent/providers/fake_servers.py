@@ -5,13 +5,16 @@ A server answers each request with the next scripted behaviour, then with a defa
 
     server = FakeProviderServer("claude").start()
     server.script(["rate_limited", {"kind": "stall", "seconds": 3}], then="ok")
+    server.script_prompt("Which CRM?", ["quota_exhausted"])  # only requests asking this prompt
     os.environ["ANTHROPIC_BASE_URL"] = server.url
     ...
     server.requests[0]["headers"]["x-api-key"]; server.stop()
 
 Behaviours are JSON-friendly (a kind, or a dict with "kind" and options), so another process
-can script a running server too: POST {"behaviours": [...], "then": "ok"} to
-`{url}/_fake/script`, GET `{url}/_fake/requests`, POST `{url}/_fake/reset`. Run one
+can script a running server too: POST {"behaviours": [...], "then": "ok"} (or
+{"prompt": "...", "behaviours": [...]}) to `{url}/_fake/script`, GET `{url}/_fake/requests`,
+POST `{url}/_fake/reset`. A prompt's own script is used before the shared one, so tests
+with several concurrent workers can say which item meets which behaviour. Run one
 standalone with `python -m tests.agent.providers.fake_servers claude --port 8101`.
 
 Kinds: ok (options: text; perplexity: without_search_results), rate_limited (retry_after
@@ -64,6 +67,7 @@ class FakeProviderServer:
         self._lock = threading.Lock()
         self._queue: deque[Behaviour] = deque()
         self._then: Behaviour = "ok"
+        self._by_prompt: dict[str, deque[Behaviour]] = {}
         self._requests: list[dict] = []
         self._stopping = threading.Event()
         self._server: ThreadingHTTPServer | None = None
@@ -76,7 +80,9 @@ class FakeProviderServer:
 
     @property
     def requests(self) -> list[dict]:
-        """Every provider request so far: {"method", "path", "headers" (lower-case names), "json"}."""
+        """Every provider request so far, in arrival order: {"method", "path", "headers" (lower-case
+        names), "json", "prompt", "at" (time.time() when it arrived, comparable across processes),
+        "behaviour" (the kind it was answered with)}."""
         with self._lock:
             return list(self._requests)
 
@@ -105,17 +111,31 @@ class FakeProviderServer:
             self._queue = deque(behaviours)
             self._then = then
 
+    def script_prompt(self, prompt: str, behaviours: list[Behaviour]) -> None:
+        """Answer the next requests asking exactly `prompt` with `behaviours`, before any shared script."""
+        with self._lock:
+            self._by_prompt[prompt] = deque(behaviours)
+
     def reset(self) -> None:
         with self._lock:
             self._queue.clear()
             self._then = "ok"
+            self._by_prompt.clear()
             self._requests.clear()
 
-    def _next(self, record: dict) -> dict[str, Any]:
+    def _next(self, record: dict, *, rejected: bool = False) -> dict[str, Any]:
         with self._lock:
+            own = self._by_prompt.get(record["prompt"])
+            if rejected:  # a wrong key consumes no scripted behaviour
+                behaviour: Behaviour = "unauthorized"
+            elif own:
+                behaviour = own.popleft()
+            else:
+                behaviour = self._queue.popleft() if self._queue else self._then
+            behaviour = {"kind": behaviour} if isinstance(behaviour, str) else dict(behaviour)
+            record["behaviour"] = behaviour["kind"]
             self._requests.append(record)
-            behaviour = self._queue.popleft() if self._queue else self._then
-        return {"kind": behaviour} if isinstance(behaviour, str) else dict(behaviour)
+        return behaviour
 
     def __enter__(self) -> FakeProviderServer:
         return self.start()
@@ -137,6 +157,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(404, {"error": {"message": f"no route {self.path}"}})
 
     def do_POST(self) -> None:
+        arrived = time.time()
         fake = self.server_fake
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         try:
@@ -144,17 +165,25 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             body = None
         if self.path.endswith("/_fake/script"):
-            fake.script(body["behaviours"], then=body.get("then", "ok"))
+            if "prompt" in body:
+                fake.script_prompt(body["prompt"], body["behaviours"])
+            else:
+                fake.script(body["behaviours"], then=body.get("then", "ok"))
             return self._send(200, {"ok": True})
         if self.path.endswith("/_fake/reset"):
             fake.reset()
             return self._send(200, {"ok": True})
         headers = {name.lower(): value for name, value in self.headers.items()}
-        behaviour = fake._next({"method": "POST", "path": self.path, "headers": headers, "json": body})
         wire = WIRE[fake.provider]
+        try:
+            prompt = wire.prompt(body)
+        except (KeyError, IndexError, TypeError):
+            prompt = None
         sent_key = wire.sent_key(headers)
-        if fake.api_key is not None and sent_key != fake.api_key:
-            behaviour = {"kind": "unauthorized"}
+        behaviour = fake._next(
+            {"method": "POST", "path": self.path, "headers": headers, "json": body, "prompt": prompt, "at": arrived},
+            rejected=fake.api_key is not None and sent_key != fake.api_key,
+        )
         kind = behaviour["kind"]
         if kind == "stall":
             if fake._stopping.wait(float(behaviour.get("seconds", 5))):

@@ -1,0 +1,181 @@
+"""Admin for workspaces: members, enabled providers as a choice of known providers, prompts inline.
+
+Staff who are not superusers see and edit only the workspaces they are members of; the base
+class here scopes the other apps' admins (prompts, job groups) the same way.
+"""
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Count, Q, QuerySet
+from django.forms.models import BaseInlineFormSet
+from django.http import HttpRequest
+
+from agent.exceptions import DomainError
+from agent.providers.registry import PROVIDER_IDS, PROVIDER_LABELS
+from prompts.models import Prompt
+from prompts.services import MAX_ACTIVE_PROMPTS_PER_WORKSPACE, prompt_create, prompt_update
+from workspaces.models import Membership, Workspace
+from workspaces.selectors import workspaces_of_user
+from workspaces.services import workspace_update
+
+
+class MemberScopedAdmin(admin.ModelAdmin):
+    """Superusers see every row; other staff only rows of the workspaces they are members of."""
+
+    workspace_lookup = "workspace"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        queryset = super().get_queryset(request)
+        if request.user.is_superuser:
+            return queryset
+        return queryset.filter(**{f"{self.workspace_lookup}__in": workspaces_of_user(user=request.user)})
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "workspace" and not request.user.is_superuser:
+            kwargs["queryset"] = workspaces_of_user(user=request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+def provider_choices() -> list[tuple[str, str]]:
+    return [(p, PROVIDER_LABELS.get(p, p)) for p in PROVIDER_IDS]
+
+
+class WorkspaceAdminForm(forms.ModelForm):
+    enabled_providers = forms.MultipleChoiceField(
+        choices=provider_choices,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Every run asks each active prompt of every provider ticked here.",
+        error_messages={"required": "Enable at least one provider."},
+    )
+
+    class Meta:
+        model = Workspace
+        fields = ["name", "enabled_providers"]
+
+    def clean_enabled_providers(self) -> list[str]:
+        chosen = set(self.cleaned_data["enabled_providers"])
+        return [p for p in PROVIDER_IDS if p in chosen]  # a stable order, whatever the ticking order
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    fields = ["user", "role", "created_at"]
+    readonly_fields = ["created_at"]
+    autocomplete_fields = ["user"]
+    extra = 0
+
+
+def _active_after_save(formset: BaseInlineFormSet) -> int:
+    """How many of the workspace's prompts are active once this formset is saved."""
+    workspace = formset.instance
+    active = Prompt.objects.filter(workspace=workspace, is_active=True).count() if workspace.pk else 0
+    for form in formset.forms:
+        if not form.has_changed() or not hasattr(form, "cleaned_data"):
+            continue
+        wants_active = form.cleaned_data.get("is_active", False)
+        was_active = bool(form.instance.pk) and form.initial.get("is_active", False)
+        active += int(wants_active) - int(was_active)
+    return active
+
+
+class PromptInlineFormSet(BaseInlineFormSet):
+    def clean(self) -> None:
+        super().clean()
+        if _active_after_save(self) > MAX_ACTIVE_PROMPTS_PER_WORKSPACE:
+            raise forms.ValidationError(
+                f"A workspace can have at most {MAX_ACTIVE_PROMPTS_PER_WORKSPACE} active prompts; deactivate some first."
+            )
+
+
+class PromptInlineForm(forms.ModelForm):
+    class Meta:
+        model = Prompt
+        fields = ["text", "is_active"]
+        widgets = {"text": forms.Textarea(attrs={"rows": 2, "cols": 80})}
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            # Runs keep the text they asked; editing a prompt's words would make old and new
+            # answers look comparable when they are not. Deactivate it and add a new one instead.
+            self.fields["text"].disabled = True
+
+
+class PromptInline(admin.TabularInline):
+    model = Prompt
+    form = PromptInlineForm
+    formset = PromptInlineFormSet
+    fields = ["text", "is_active", "created_at"]
+    readonly_fields = ["created_at"]
+    extra = 1
+    can_delete = False
+    show_change_link = True
+
+
+def prompt_formset_save(formset: BaseInlineFormSet) -> None:
+    """Save a prompt formset through the prompt services, recording what changed for the admin log."""
+    formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+    for form in formset.forms:
+        if not form.has_changed():
+            continue
+        if form.instance.pk is None:
+            prompt = prompt_create(workspace=formset.instance, text=form.cleaned_data["text"])
+            if not form.cleaned_data.get("is_active", True):
+                prompt = prompt_update(prompt=prompt, is_active=False)
+            form.instance = prompt
+            formset.new_objects.append(prompt)
+        elif "is_active" in form.changed_data:
+            prompt = prompt_update(prompt=Prompt.objects.get(pk=form.instance.pk), is_active=form.cleaned_data["is_active"])
+            formset.changed_objects.append((prompt, ["is_active"]))
+
+
+@admin.register(Workspace)
+class WorkspaceAdmin(MemberScopedAdmin):
+    workspace_lookup = "pk"
+    form = WorkspaceAdminForm
+    list_display = ["name", "providers", "member_count", "active_prompt_count", "created_at"]
+    search_fields = ["name"]
+    readonly_fields = ["id", "created_at"]
+    fields = ["id", "name", "enabled_providers", "created_at"]
+    inlines = [MembershipInline, PromptInline]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Workspace]:
+        return super().get_queryset(request).annotate(
+            member_count=Count("memberships", distinct=True),
+            active_prompt_count=Count("prompts", filter=Q(prompts__is_active=True), distinct=True),
+        )
+
+    @admin.display(description="enabled providers")
+    def providers(self, workspace: Workspace) -> str:
+        return ", ".join(PROVIDER_LABELS.get(p, p) for p in workspace.enabled_providers) or "none"
+
+    @admin.display(description="members", ordering="member_count")
+    def member_count(self, workspace: Workspace) -> int:
+        return workspace.member_count
+
+    @admin.display(description="active prompts", ordering="active_prompt_count")
+    def active_prompt_count(self, workspace: Workspace) -> int:
+        return workspace.active_prompt_count
+
+    def save_model(self, request: HttpRequest, obj: Workspace, form, change: bool) -> None:
+        if change:
+            workspace_update(workspace=obj, name=obj.name, enabled_providers=obj.enabled_providers)
+        else:
+            obj.save()
+
+    def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        if not change:
+            # As with the API, whoever creates a workspace is its owner, so it shows up on their pages
+            # (and, for staff who are not superusers, in this admin at all).
+            Membership.objects.get_or_create(user=request.user, workspace=form.instance, defaults={"role": Membership.Role.OWNER})
+
+    def save_formset(self, request: HttpRequest, form, formset, change: bool) -> None:
+        if formset.model is Prompt:
+            try:
+                prompt_formset_save(formset)
+            except DomainError as exc:  # the formset's clean checks the same rule; a race can still trip it
+                self.message_user(request, exc.detail, messages.ERROR)
+            return
+        super().save_formset(request, form, formset, change)
