@@ -204,7 +204,11 @@ def item_run(*, item_id: int, provider_id: str) -> None:
     Only a queued item starts, so a redelivered or duplicated message for an item that is
     running or finished is dropped: one provider call at a time, one answer per item.
     """
-    row = JobItem.objects.filter(id=item_id).values("group_id", "provider", "prompt_text", "status").first()
+    row = (
+        JobItem.objects.filter(id=item_id)
+        .values("group_id", "provider", "prompt_text", "status", "group__status")
+        .first()
+    )
     if row is None:
         logger.warning("item %s no longer exists; dropped", item_id)
         return
@@ -215,6 +219,13 @@ def item_run(*, item_id: int, provider_id: str) -> None:
         logger.info("item %s is %s; duplicate delivery dropped", item_id, row["status"])
         return
     group_id = row["group_id"]
+    if row["group__status"] == JobGroup.Status.CANCELLED:
+        # Put back on the queue (retry, rate limit) before the group was cancelled: it never starts.
+        if JobItem.objects.filter(id=item_id, status=JobItem.Status.QUEUED).update(
+            status=JobItem.Status.CANCELLED, finished_at=timezone.now(), error="cancelled before it started"
+        ):
+            _progress_count(group_id=group_id, item_id=item_id, provider_id=provider_id, status=JobItem.Status.CANCELLED)
+        return
     now = timezone.now()
     started = JobItem.objects.filter(id=item_id, status=JobItem.Status.QUEUED).update(
         status=JobItem.Status.RUNNING, attempts=F("attempts") + 1, heartbeat_at=now, next_attempt_at=None,
@@ -247,7 +258,8 @@ def item_run(*, item_id: int, provider_id: str) -> None:
                 item_retry_later(item_id=item_id, provider_id=provider_id, delay=delay, reason=str(exc))
                 return
             logger.info("item %s: %s; retrying in %.1f s", item_id, exc, delay)
-            time.sleep(delay)
+            with heartbeat.beating(item_id):  # a waiting item is not a lost one
+                time.sleep(delay)
             if not JobItem.objects.filter(id=item_id, status=JobItem.Status.RUNNING).update(
                 attempts=F("attempts") + 1, heartbeat_at=timezone.now()
             ):

@@ -14,9 +14,11 @@ ITEM_RUN_TASK_NAME = "agent.item_run"
 def tasks_register(huey: RedisHuey, provider_id: str) -> None:
     """Register the item task on one provider's Huey; called once per Huey instance."""
 
-    def item_run_task(item_id) -> None:
+    def item_run_task(*args, **kwargs) -> None:
+        # Any shape is accepted here and checked, so a bad message is dropped once, not retried.
+        item_id = args[0] if len(args) == 1 and not kwargs else None
         if not isinstance(item_id, int) or isinstance(item_id, bool):
-            logger.error("dropped a %s task with a malformed payload: %r", provider_id, item_id)
+            logger.error("dropped a %s task with a malformed payload: args=%r kwargs=%r", provider_id, args, kwargs)
             return
         from agent.services import item_run
 

@@ -71,8 +71,10 @@ class Harness:
         return started
 
     def gunicorn(self, *, port: int, workers: int, settings: str = "bench.settings") -> subprocess.Popen:
+        # gthread keeps connections alive: a sync worker closes each one, and the thousands of
+        # sockets left in TIME_WAIT slow whichever endpoint runs later.
         argv = [sys.executable, "-m", "gunicorn", "oneglanse.wsgi:application", "-b", f"127.0.0.1:{port}",
-                "-w", str(workers), "--log-level", "warning"]
+                "-w", str(workers), "-k", "gthread", "--threads", "1", "--keep-alive", "10", "--log-level", "warning"]
         process = self._start(argv, "gunicorn", DJANGO_SETTINGS_MODULE=settings)
 
         def answering() -> bool:

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from bench.harness import BenchError
 
 
-def load(url: str, headers: dict, *, seconds: int, tool: str, connections: int = 8) -> float:
+def load(url: str, headers: dict, *, seconds: int, tool: str, connections: int = 16) -> float:
     """Requests per second answered 2xx/304 under `connections` clients for `seconds`; any error raises."""
     return _wrk(url, headers, seconds, connections) if tool == "wrk" else _threads(url, headers, seconds, connections)
 

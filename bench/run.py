@@ -553,7 +553,7 @@ class Bench:
         from tests.redis_server import free_port
 
         port = free_port()
-        workers = 2 * (os.cpu_count() or 1) + 1  # gunicorn's advice; sync workers idle while they wait on Redis
+        workers = 2 * (os.cpu_count() or 1) + 1  # gunicorn's advice; a worker idles while it waits on Redis
         server = self.harness.gunicorn(port=port, workers=workers, settings=self.agent_settings or "bench.settings")
         live = self.submit_parked(10)  # pending, so its status is read from the live Redis object
         done = JobGroup.objects.filter(status=JobGroup.Status.COMPLETED).order_by("-created_at").first()
@@ -594,8 +594,12 @@ class Bench:
             # other sessions load the machine; requests per second is what a user sees.
             server_pids = [p.pid for p in psutil.Process(server.pid).children()] + [self.redis_server.process.pid]
             seconds = self.scale.status_seconds
-            for _ in range(self.scale.status_rounds):  # interleaved, so every endpoint sees the same machine
-                for name, (path, headers) in targets.items():
+            names = list(targets)
+            for index in range(self.scale.status_rounds):
+                # Interleaved and rotated, so every endpoint sees the same machine and each takes every
+                # place in a round (closed loopback connections pile up over a round).
+                for name in names[index % len(names):] + names[:index % len(names)]:
+                    path, headers = targets[name]
                     cpu = cpu_seconds(server_pids)
                     rps[name].append(load(base + path, headers, seconds=seconds, tool=tool))
                     cpu_ms[name].append((cpu_seconds(server_pids) - cpu) * 1000 / max(1.0, rps[name][-1] * seconds))
@@ -603,7 +607,7 @@ class Bench:
             self.harness.stop([server])
         med = {name: statistics.median(values) for name, values in rps.items()}
         cpu = {name: statistics.median(values) for name, values in cpu_ms.items()}
-        figures.update(load_generator=tool, gunicorn_sync_workers=workers, seconds_per_run=self.scale.status_seconds,
+        figures.update(load_generator=tool, gunicorn_workers=f"{workers} gthread x 1 thread, keep-alive", seconds_per_run=self.scale.status_seconds,
                        rounds=self.scale.status_rounds, requests_per_second={k: round(v, 1) for k, v in med.items()},
                        server_cpu_ms_per_request={k: round(v, 3) for k, v in cpu.items()})
         for name in ("status_live", "status_done"):
@@ -690,4 +694,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("interrupted: every process the benchmark started is stopped", file=sys.stderr)
+        sys.exit(130)

@@ -138,6 +138,8 @@ SPECTACULAR_SETTINGS = {
         "JobGroupStatusEnum": "agent.models.JobGroup.Status",
         "JobItemStatusEnum": "agent.models.JobItem.Status",
         "ProviderStatusEnum": "agent.models.JobGroupProvider.Status",
+        "SubmitStatusEnum": ["queued", "empty"],
+        "ProgressStatusEnum": ["pending", "completed"],
     },
 }
 

@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 from rest_framework.authtoken.models import Token
 from schemathesis.checks import not_a_server_error
 
-from agent.services import answer_record, job_group_submit
 from agent.models import JobItem
+from agent.services import answer_record, job_group_submit
 from oneglanse.wsgi import application
 from tests.factories import PromptFactory, UserFactory, workspace_with_prompts
 
@@ -32,7 +32,6 @@ def test_schema_is_openapi_3_and_lists_every_api_route(client) -> None:
     assert "tokenAuth" in schema["components"]["securitySchemes"]
 
 
-@pytest.mark.xfail(reason="two small 'status' enums need names in ENUM_NAME_OVERRIDES (proposed settings patch)", strict=False)
 def test_schema_generates_without_warnings(tmp_path) -> None:
     from django.core.management import call_command
 
