@@ -2,10 +2,8 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +12,7 @@ from django.conf import settings
 from django.db import connection
 from rest_framework.test import APIClient
 
+from oneglanse.processes import processes_stop
 from oneglanse.queues import queues_reset
 from tests.redis_server import RedisServer
 
@@ -87,16 +86,7 @@ class Consumers:
             self.start(queue, workers=workers, **env)
 
     def stop(self) -> None:
-        running = [p for ps in self.processes.values() for p in ps if p.poll() is None]
-        for process in running:
-            process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        for process in running:
-            try:
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        processes_stop([p for ps in self.processes.values() for p in ps], timeout=15)
 
     def logs(self) -> str:
         return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in sorted(self.tmp_path.glob("consumer-*.log")))

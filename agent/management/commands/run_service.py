@@ -14,6 +14,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from agent.providers.registry import PROVIDER_IDS
+from oneglanse.processes import processes_stop
 from workspaces.demo import demo_ensure
 
 
@@ -128,17 +129,8 @@ class Command(BaseCommand):
 
     def _stop(self) -> None:
         # Consumers and the web server first (SIGTERM is graceful for both), Redis last.
-        redis_children = [c for c in self.children if c is self.redis_child]
-        for batch in ([c for c in self.children if c is not self.redis_child], redis_children):
-            for child in batch:
-                if child.poll() is None:
-                    child.send_signal(signal.SIGTERM)
-            deadline = time.monotonic() + 30
-            for child in batch:
-                try:
-                    child.wait(timeout=max(0.1, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    child.kill()
+        processes_stop([c for c in self.children if c is not self.redis_child], timeout=30)
+        processes_stop([c for c in self.children if c is self.redis_child], timeout=30)
         self.children = []
 
     def _stop_and_exit(self, code: int) -> None:
