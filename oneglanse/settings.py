@@ -81,6 +81,7 @@ TEMPLATES = [
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    VAR_DIR.mkdir(exist_ok=True)  # the default database (and the test databases) live there
     # Several consumer processes write at once: WAL lets readers run beside the writer,
     # IMMEDIATE takes the write lock up front (no deadlock-prone lock upgrades), and the
     # busy timeout makes a writer wait its turn instead of failing "database is locked".
