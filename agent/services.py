@@ -317,7 +317,19 @@ def item_retry_later(
     logger.info("item %s: %s; back on the queue in %.1f s", item_id, reason, delay)
 
 
+# (group, provider) pairs this process has already reported as started: the provider leaves
+# "pending" once, so each process pays that Redis round trip once per pair, not once per item.
+_STARTED_SEEN: set[tuple[str, str]] = set()
+_STARTED_SEEN_MAX = 10_000
+
+
 def _provider_started(*, group_id, provider_id: str) -> None:
+    key = (str(group_id), provider_id)
+    if key in _STARTED_SEEN:
+        return
+    if len(_STARTED_SEEN) >= _STARTED_SEEN_MAX:
+        _STARTED_SEEN.clear()
+    _STARTED_SEEN.add(key)
     if progress.progress_item_started(group_id=group_id, provider=provider_id):
         now = timezone.now()
         JobGroupProvider.objects.filter(group_id=group_id, provider=provider_id, status=JobGroupProvider.Status.PENDING).update(

@@ -1,4 +1,4 @@
-"""Prototypes of the core changes BENCHMARKS.md recommends, applied as patches inside bench processes only.
+"""Prototypes of the core changes BENCHMARKS.md recommends and that have not landed, applied as patches inside bench processes only.
 
 `python bench/run.py --proposals` loads them in the agent consumers and the web server (through
 bench/proposals_settings.py), so each recommendation comes with a measured gain instead of a
@@ -6,7 +6,6 @@ guess. The shipped code is not touched; once a change lands in core, delete its 
 """
 from __future__ import annotations
 
-import functools
 import uuid
 
 from django.apps import AppConfig
@@ -14,14 +13,6 @@ from django.apps import AppConfig
 MEMBERSHIP_CACHE_SECONDS = 30
 
 PROPOSALS = {
-    "P1": "one cached redis.Redis per pool (oneglanse.queues.redis_client), so agent.progress stops "
-          "building a client and re-registering its 4 scripts on every call",
-    "P2": "agent.services.item_run: run the provider-started step (START script + 2 UPDATEs) once per "
-          "(group, provider) per process, not for every item",
-    "P3": "agent queues' storage: no Huey revoke check (HMGET) and revoke-flag delete (HDEL) per task; "
-          "cancelling goes through the database, the agent never revokes a Huey task",
-    "P4": "SQLite keeps its connections (CONN_MAX_AGE) like PostgreSQL does, so close_old_connections() "
-          "stops reconnecting (+3 PRAGMAs) around every task and request",
     "P5": "agent.api.RunStatusApi: no SQL beyond the token lookup: the group's workspace and, once it is "
           "finished, its final progress cached for good (neither changes), the caller's workspace ids for 30 s; "
           "a live group's progress from one Redis read",
@@ -31,56 +22,12 @@ PROPOSALS = {
 def proposals_apply() -> None:
     import agent.api
     import agent.progress
-    import agent.recovery
-    import agent.services
-    import oneglanse.queues as queues
     from django.core.cache import cache
     from rest_framework.response import Response
 
     from agent.exceptions import NotFound
     from agent.models import JobGroup
     from workspaces.models import Membership
-
-    # P1
-    @functools.cache
-    def client_for(pool):
-        import redis
-
-        return redis.Redis(connection_pool=pool)
-
-    def redis_client():
-        return client_for(queues.redis_pool())
-
-    for module in (queues, agent.progress, agent.services, agent.recovery, agent.api):
-        if hasattr(module, "redis_client"):
-            module.redis_client = redis_client
-
-    # P2
-    started: set[tuple[str, str]] = set()
-    provider_started = agent.services._provider_started
-
-    def provider_started_once(*, group_id, provider_id: str) -> None:
-        key = (str(group_id), provider_id)
-        if key in started:
-            return
-        provider_started(group_id=group_id, provider_id=provider_id)
-        if len(started) > 10_000:
-            started.clear()
-        started.add(key)
-
-    agent.services._provider_started = provider_started_once
-
-    # P3
-    def peek_many(self, keys):
-        return {}
-
-    delete_data = queues.BulkRedisStorage.delete_data
-
-    def delete_data_but_revoke_flags(self, key):
-        return False if str(key).startswith("r:") else delete_data(self, key)
-
-    queues.BulkRedisStorage.peek_many = peek_many
-    queues.BulkRedisStorage.delete_data = delete_data_but_revoke_flags
 
     # P5: no SQL beyond the token. A group's workspace never changes, nor does a completed or failed
     # group's final progress (both cached for good, per process); the caller's workspace ids are cached

@@ -1,5 +1,4 @@
-"""Instrumented bench settings plus the prototyped core changes of bench/proposals.py (P1-P5)."""
+"""Instrumented bench settings plus the prototyped core changes of bench/proposals.py (P5)."""
 from bench.instrumented_settings import *  # noqa: F403
 
 INSTALLED_APPS = [*INSTALLED_APPS, "bench.proposals.ProposalsConfig"]  # noqa: F405
-DATABASES["default"]["CONN_MAX_AGE"] = 60  # noqa: F405  (P4)

@@ -27,6 +27,16 @@ class BulkRedisStorage(RedisStorage):
         if messages:
             pipeline.lpush(self.queue_key, *messages)
 
+    # The agent never revokes a Huey task (cancelling goes through the database), so the revoke
+    # check before every task and the flag delete after it would be two wasted round trips.
+    def peek_many(self, keys: list) -> dict:
+        return {}
+
+    def delete_data(self, key) -> bool:
+        if str(key).startswith("r:"):
+            return False
+        return super().delete_data(key)
+
 
 @functools.cache
 def redis_pool() -> redis.ConnectionPool:
@@ -36,8 +46,14 @@ def redis_pool() -> redis.ConnectionPool:
     return redis.ConnectionPool.from_url(settings.REDIS_URL, **options)
 
 
+@functools.cache
+def _client_for(pool: redis.ConnectionPool) -> redis.Redis:
+    return redis.Redis(connection_pool=pool)
+
+
 def redis_client() -> redis.Redis:
-    return redis.Redis(connection_pool=redis_pool())
+    """One client per pool, so registered scripts are reused rather than rebuilt on every call."""
+    return _client_for(redis_pool())
 
 
 @functools.cache
@@ -64,4 +80,5 @@ def queues_reset() -> None:
     if redis_pool.cache_info().currsize:
         redis_pool().disconnect()
     redis_pool.cache_clear()
+    _client_for.cache_clear()
     huey_for.cache_clear()
