@@ -6,7 +6,6 @@ way to submit a group and one way to record an answer.
 from __future__ import annotations
 
 import logging
-import os
 import random
 import time
 from dataclasses import dataclass
@@ -14,7 +13,6 @@ from datetime import timedelta
 
 import redis
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, F, Q, Value
 from django.db.models.functions import Coalesce
@@ -287,15 +285,8 @@ def _rate_limit_wait(provider_id: str) -> float:
 
 
 def rate_limit_of(provider_id: str) -> int | None:
-    """AGENT_RATE_LIMIT_<PROVIDER> requests per AGENT_RATE_LIMIT_WINDOW_SECONDS (60 s), or None when unlimited."""
-    raw = os.environ.get(f"AGENT_RATE_LIMIT_{provider_id.upper()}", "").strip()
-    if not raw:
-        return None
-    try:
-        limit = int(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"AGENT_RATE_LIMIT_{provider_id.upper()}={raw!r} must be a whole number of requests per window (AGENT_RATE_LIMIT_WINDOW_SECONDS).") from None
-    return limit if limit > 0 else None
+    """AGENT_RATE_LIMIT_<PROVIDER> requests per AGENT_RATE_LIMIT_WINDOW_SECONDS, or None when unlimited."""
+    return settings.AGENT_RATE_LIMITS.get(provider_id) or None
 
 
 def item_retry_later(

@@ -158,6 +158,18 @@ AGENT_MAX_ATTEMPTS = env.int("AGENT_MAX_ATTEMPTS", default=4)
 AGENT_PROVIDER_TIMEOUT = env.float("AGENT_PROVIDER_TIMEOUT", default=120.0)
 AGENT_RATE_LIMIT_WINDOW_SECONDS = env.float("AGENT_RATE_LIMIT_WINDOW_SECONDS", default=60.0)
 
+
+def _rate_limit(provider_id: str) -> int:
+    name = f"AGENT_RATE_LIMIT_{provider_id.upper()}"
+    try:
+        return max(0, env.int(name, default=0))
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number of requests per window (or unset).") from None
+
+
+# Requests per window for each provider, shared by every consumer on every host; 0 = unlimited.
+AGENT_RATE_LIMITS = {provider_id: _rate_limit(provider_id) for provider_id in ("chatgpt", "perplexity", "gemini", "claude")}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
