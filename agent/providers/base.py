@@ -51,13 +51,17 @@ def source_domain(url: str) -> str:
     return host[4:] if host.startswith("www.") else host
 
 
-def sources_normalise(raw: list[tuple[str, str | None]]) -> list[dict]:
-    """(url, title) pairs -> [{"url", "title", "domain"}], first occurrence wins, order kept."""
+def sources_normalise(raw: list[tuple]) -> list[dict]:
+    """(url, title[, domain]) tuples -> [{"url", "title", "domain"}], first occurrence wins, order kept.
+
+    The domain is the URL's host unless the adapter knows better (Gemini's grounding links
+    go through a Google redirect and name the real site in the title).
+    """
     seen: set[str] = set()
     sources = []
-    for url, title in raw:
+    for url, title, *domain in raw:
         if not url or url in seen:
             continue
         seen.add(url)
-        sources.append({"url": url, "title": title or "", "domain": source_domain(url)})
+        sources.append({"url": url, "title": title or "", "domain": (domain[0] if domain and domain[0] else source_domain(url))})
     return sources

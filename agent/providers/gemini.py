@@ -49,6 +49,16 @@ class GeminiProvider(LiveProvider):
         }
         return Reply(
             text=text,
-            sources=[(web.get("uri"), web.get("title")) for web in webs],
+            sources=[(web.get("uri"), web.get("title"), _grounding_domain(web)) for web in webs],
             usage={ours: usage[theirs] for theirs, ours in names.items() if theirs in usage},
         )
+
+
+def _grounding_domain(web: dict) -> str | None:
+    """The cited site: grounding URIs are vertexaisearch.cloud.google.com redirects whose
+    `title` (or `domain`) names the real site, e.g. "g2.com"."""
+    uri = web.get("uri") or ""
+    if "vertexaisearch.cloud.google.com" not in uri:
+        return None
+    named = (web.get("domain") or web.get("title") or "").strip().lower()
+    return named.removeprefix("www.") if named and " " not in named and "." in named else None

@@ -301,3 +301,26 @@ def test_retry_delay_backs_off_with_jitter_and_honours_the_providers_hint() -> N
     assert 7.0 <= retry_delay(attempt=1, retry_after=7.0) <= 7.0
     assert retry_delay(attempt=1, retry_after=86_400) == RETRY_AFTER_MAX_SECONDS
     assert retry_delay(attempt=10_000, retry_after=None) <= 60.0
+
+
+def test_gemini_grounding_redirects_are_credited_to_the_site_they_name() -> None:
+    from agent.providers.gemini import GeminiProvider
+
+    redirect = "https://vertexaisearch.cloud.google.com/grounding-api-redirect/AbC123"
+    data = {
+        "candidates": [{
+            "content": {"parts": [{"text": "HubSpot and Pipedrive are popular."}]},
+            "groundingMetadata": {"groundingChunks": [
+                {"web": {"uri": redirect, "title": "g2.com"}},
+                {"web": {"uri": "https://www.capterra.com/crm-software/", "title": "Capterra CRM"}},
+            ]},
+        }],
+        "usageMetadata": {"promptTokenCount": 5, "candidatesTokenCount": 7, "totalTokenCount": 12},
+    }
+    from agent.providers.base import sources_normalise
+
+    reply = GeminiProvider().parse(data)
+    assert sources_normalise(reply.sources) == [
+        {"url": redirect, "title": "g2.com", "domain": "g2.com"},
+        {"url": "https://www.capterra.com/crm-software/", "title": "Capterra CRM", "domain": "capterra.com"},
+    ]
