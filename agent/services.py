@@ -121,35 +121,79 @@ def _idempotent_replay(*, user, idempotency_key: str) -> Submitted | None:
 def _job_group_create(*, workspace, user, providers, pairs, rerun_of, idempotency_key) -> JobGroup | None:
     """The group, its provider rows and its items, inside the caller's transaction; None if empty."""
     if pairs is None:
-        prompts = list(Prompt.objects.filter(workspace=workspace, is_active=True).values_list("id", "text"))
-        wanted = [(provider, prompt_id, text) for provider in providers for prompt_id, text in prompts]
+        prompt_count = Prompt.objects.filter(workspace=workspace, is_active=True).count()
+        wanted = []
+        expected = prompt_count * len(providers)
     else:
         texts = dict(
             Prompt.objects.filter(workspace=workspace, id__in={prompt_id for _, prompt_id in pairs}).values_list("id", "text")
         )
         wanted = [(provider, prompt_id, texts[prompt_id]) for provider, prompt_id in pairs if prompt_id in texts]
         providers = [p for p in PROVIDER_IDS if any(w[0] == p for w in wanted)]
-    if not wanted:
+        prompt_count = len({prompt_id for _, prompt_id, _ in wanted})
+        expected = len(wanted)
+    if not expected:
         return None
     group = JobGroup.objects.create(
         workspace=workspace,
         triggered_by=user,
         providers=providers,
-        total_prompts=len({prompt_id for _, prompt_id, _ in wanted}),
-        expected_responses=len(wanted),
+        total_prompts=prompt_count,
+        expected_responses=expected,
         rerun_of=rerun_of,
         idempotency_key=idempotency_key if user is not None else "",
     )
     JobGroupProvider.objects.bulk_create([JobGroupProvider(group=group, provider=p) for p in providers])
     # next_attempt_at is when the item is due: the recovery sweep measures "overdue" from it.
-    JobItem.objects.bulk_create(
-        [
-            JobItem(group=group, provider=p, prompt_id=prompt_id, prompt_text=text, next_attempt_at=group.created_at)
-            for p, prompt_id, text in wanted
-        ],
-        batch_size=1000,
-    )
+    if pairs is None:
+        inserted = sum(_items_insert_active_prompts(group=group, provider_id=p) for p in providers)
+        if inserted != expected:
+            # A prompt was switched on or off between the count and the insert (PostgreSQL's
+            # READ COMMITTED allows it): the group records what was really inserted.
+            group.expected_responses = inserted
+            group.total_prompts = JobItem.objects.filter(group=group).values("prompt_id").distinct().count()
+            group.save(update_fields=["expected_responses", "total_prompts"])
+    else:
+        JobItem.objects.bulk_create(
+            [
+                JobItem(group=group, provider=p, prompt_id=prompt_id, prompt_text=text, next_attempt_at=group.created_at)
+                for p, prompt_id, text in wanted
+            ],
+            batch_size=1000,
+        )
     return group
+
+
+def _items_insert_active_prompts(*, group: JobGroup, provider_id: str) -> int:
+    """One item per active prompt of the group's workspace, in one INSERT ... SELECT.
+
+    The ORM has no INSERT ... SELECT; building thousands of model instances to bulk_create them
+    cost ten times as much (BENCHMARKS.md, submit). Column values go through the fields' own
+    database preparation, so UUIDs, datetimes and JSON are stored exactly as the ORM would.
+    """
+    item, prompt = JobItem._meta, Prompt._meta
+    quote = connection.ops.quote_name
+    prepared = {
+        "group_id": item.get_field("group").get_db_prep_save(group.id, connection),
+        "provider": provider_id,
+        "status": JobItem.Status.QUEUED.value,
+        "attempts": 0,
+        "next_attempt_at": item.get_field("next_attempt_at").get_db_prep_save(group.created_at, connection),
+        "backend": "", "model": "", "text": "", "error": "",
+        "sources": item.get_field("sources").get_db_prep_save([], connection),
+        "usage": item.get_field("usage").get_db_prep_save({}, connection),
+    }
+    columns = [*prepared, "prompt_id", "prompt_text"]
+    sql = (
+        f"INSERT INTO {quote(item.db_table)} ({', '.join(quote(c) for c in columns)}) "
+        f"SELECT {', '.join(['%s'] * len(prepared))}, p.{quote('id')}, p.{quote('text')} "
+        f"FROM {quote(prompt.db_table)} p WHERE p.{quote('workspace_id')} = %s AND p.{quote('is_active')} "
+        f"ORDER BY p.{quote('id')}"
+    )
+    workspace_id = prompt.get_field("workspace").get_db_prep_value(group.workspace_id, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*prepared.values(), workspace_id])
+        return cursor.rowcount
 
 
 def job_group_enqueue(*, group: JobGroup) -> None:

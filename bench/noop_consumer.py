@@ -3,7 +3,8 @@
 `python -m bench.noop_consumer --queue chatgpt -w 4` runs a consumer exactly like
 `manage.py run_huey` does (same Django settings and logging, same Redis pool, same storage
 class, same ConsumerConfig), but its task does nothing, so its rate is what Huey and Redis
-alone allow on this machine.
+alone allow on this machine. Like the agent's queues, it skips Huey's revoke checks
+(BulkRedisStorage.peek_many/delete_data).
 """
 from __future__ import annotations
 

@@ -211,3 +211,19 @@ def test_status_etag_answers_304_while_nothing_changed(api, user) -> None:
     assert changed.status_code == 200
     assert changed.json()["response"]["stats"]["failedResponses"] == 1
     assert changed["ETag"] != etag
+
+
+def test_submitted_items_are_queued_snapshots_of_active_prompts(api, user) -> None:
+    workspace = workspace_with_prompts(user=user, prompts=3, providers=["gemini", "claude"])
+    inactive = PromptFactory(workspace=workspace, is_active=False)
+    group_id = api.post(f"/api/workspaces/{workspace.id}/runs/").json()["jobGroupId"]
+    group = JobGroup.objects.get(id=group_id)
+    items = list(JobItem.objects.filter(group=group).select_related("prompt"))
+    assert len(items) == 6 and inactive.id not in {i.prompt_id for i in items}
+    for item in items:
+        assert item.prompt_text == item.prompt.text
+        assert (item.status, item.attempts, item.sources, item.usage, item.text, item.error) == ("queued", 0, [], {}, "", "")
+        assert item.next_attempt_at == group.created_at
+    answers = api.get(f"/api/runs/{group_id}/answers/").json()["results"]
+    assert {a["provider"] for a in answers} == {"gemini", "claude"}
+    assert all(a["sources"] == [] and a["usage"] == {} for a in answers)
