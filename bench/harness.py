@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -11,6 +10,8 @@ import urllib.request
 from pathlib import Path
 
 import psutil
+
+from oneglanse.processes import processes_stop
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 QUEUES = ("chatgpt", "perplexity", "gemini", "claude")
@@ -91,16 +92,8 @@ class Harness:
 
     def stop(self, processes: list[subprocess.Popen]) -> None:
         """SIGTERM (graceful for Huey and gunicorn), then SIGKILL after 15 s."""
+        processes_stop(processes, timeout=15)
         for process in processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        for process in processes:
-            try:
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
             if process in self.running:
                 self.running.remove(process)
 
