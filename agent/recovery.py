@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from agent import progress
 from agent.models import JobGroup, JobItem
-from agent.services import job_group_finalize, job_group_provider_settle
+from agent.services import job_group_finalize, job_items_push_on
 from oneglanse.queues import huey_for, redis_client
 
 logger = logging.getLogger(__name__)
@@ -70,10 +70,10 @@ def recovery_sweep(*, now=None) -> SweepReport:
         return report
 
     deadline = now - timedelta(seconds=settings.AGENT_GROUP_DEADLINE_SECONDS)
-    for group_id in JobGroup.objects.filter(id__in=open_group_ids, created_at__lt=deadline).values_list("id", flat=True):
-        report.deadline_failed += JobItem.objects.filter(group_id=group_id, status__in=JobItem.UNFINISHED).update(
-            status=JobItem.Status.FAILED, finished_at=now, error="deadline exceeded (AGENT_GROUP_DEADLINE_SECONDS)"
-        )
+    expired = JobGroup.objects.filter(id__in=open_group_ids, created_at__lt=deadline).values("id")
+    report.deadline_failed = JobItem.objects.filter(group_id__in=expired, status__in=JobItem.UNFINISHED).update(
+        status=JobItem.Status.FAILED, finished_at=now, error="deadline exceeded (AGENT_GROUP_DEADLINE_SECONDS)"
+    )
 
     cancelled_group_ids = set(
         JobGroup.objects.filter(id__in=open_group_ids, status=JobGroup.Status.CANCELLED).values_list("id", flat=True)
@@ -109,28 +109,35 @@ def recovery_sweep(*, now=None) -> SweepReport:
     )
     if overdue:
         backlog = _queue_lengths({provider_id for _, provider_id, _ in overdue})
-        for item_id, provider_id, due in overdue:
-            long_lost = due is None or due < now - window * BACKLOG_PATIENCE_WINDOWS
-            if backlog[provider_id] == 0 or long_lost:
-                if JobItem.objects.filter(id=item_id, status=JobItem.Status.QUEUED).update(next_attempt_at=now):
-                    to_push.setdefault(provider_id, []).append(item_id)
+        lost = [
+            (item_id, provider_id)
+            for item_id, provider_id, due in overdue
+            if backlog[provider_id] == 0 or due is None or due < now - window * BACKLOG_PATIENCE_WINDOWS
+        ]
+        # Due again from now, so the next sweeps give the pushed message a full window.
+        JobItem.objects.filter(id__in=[item_id for item_id, _ in lost], status=JobItem.Status.QUEUED).update(
+            next_attempt_at=now
+        )
+        for item_id, provider_id in lost:
+            to_push.setdefault(provider_id, []).append(item_id)
 
     if to_push:
         pipeline = redis_client().pipeline(transaction=False)
         for provider_id, item_ids in to_push.items():
-            huey = huey_for(provider_id)
-            huey.storage.enqueue_many_on(pipeline, [huey.serialize_task(huey.item_run_task.s(i)) for i in item_ids])
+            job_items_push_on(pipeline, provider_id=provider_id, item_ids=item_ids)
         pipeline.execute()
         report.requeued = {p: len(ids) for p, ids in to_push.items()}
         logger.warning("recovery: put lost items back on their queues: %s", report.requeued)
 
     report.progress_rebuilt = _progress_reconcile(open_group_ids)
 
+    still_running = set(
+        JobItem.objects.filter(group_id__in=open_group_ids, status__in=JobItem.UNFINISHED)
+        .order_by().values_list("group_id", flat=True).distinct()
+    )
     for group_id in open_group_ids:
-        if not JobItem.objects.filter(group_id=group_id, status__in=JobItem.UNFINISHED).exists():
-            for provider_id in JobGroup.objects.get(id=group_id).providers:
-                job_group_provider_settle(group_id=group_id, provider_id=provider_id)
-            report.groups_closed += job_group_finalize(group_id=group_id)
+        if group_id not in still_running:
+            report.groups_closed += job_group_finalize(group_id=group_id)  # it settles the providers too
     return report
 
 

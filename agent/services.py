@@ -210,15 +210,20 @@ def job_group_enqueue(*, group: JobGroup) -> None:
         pipeline = redis_client().pipeline(transaction=True)
         progress.progress_create_on(pipeline, group, {p: len(ids) for p, ids in by_provider.items()})
         for provider, item_ids in by_provider.items():
-            huey = huey_for(provider)
-            task = huey_for(provider).item_run_task
-            huey.storage.enqueue_many_on(pipeline, [huey.serialize_task(task.s(item_id)) for item_id in item_ids])
+            job_items_push_on(pipeline, provider_id=provider, item_ids=item_ids)
         pipeline.execute()
     except redis.RedisError as exc:
         message = f"Could not enqueue the group: the queue (Redis) is unavailable ({exc.__class__.__name__})."
         logger.error("group %s: %s %s", group.id, message, exc)
         job_group_fail(group_id=group.id, error=message)
         raise QueueUnavailable(message + " Nothing was run; try again.") from exc
+
+
+def job_items_push_on(pipeline: redis.client.Pipeline, *, provider_id: str, item_ids: list[int]) -> None:
+    """Queue one item-run message per item on the caller's pipeline: a single LPUSH for the queue."""
+    huey = huey_for(provider_id)
+    messages = [huey.serialize_task(huey.item_run_task.s(item_id)) for item_id in item_ids]
+    huey.storage.enqueue_many_on(pipeline, messages)
 
 
 def job_group_fail(*, group_id, error: str) -> None:
