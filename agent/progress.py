@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass
 
 import redis
 from django.conf import settings
 from django.db.models import Count
 
+from agent import outcomes
+from agent.connections import redis_client
 from agent.models import JobGroup, JobGroupProvider, JobItem
-from oneglanse.queues import redis_client
+from agent.outcomes import COMPLETED, PENDING, PROCESSING
 
 logger = logging.getLogger(__name__)
 
-PENDING, PROCESSING, COMPLETED, FAILED = "pending", "processing", "completed", "failed"
 _OUTCOME_FIELD = {JobItem.Status.OK: "ok", JobItem.Status.FAILED: "f", JobItem.Status.CANCELLED: "c"}
 
 
@@ -32,6 +34,7 @@ def _done_key(group_id) -> str:
 
 
 # Shared Lua: settle a provider's state (forward only) and the group's status after counts change.
+# The provider rule is a copy of agent.outcomes.provider_state; a parity test pins the two.
 _SETTLE = """
 local function settle(key, p)
   local h = redis.call('HMGET', key, 's:'..p, 'e:'..p, 'ok:'..p, 'f:'..p, 'c:'..p)
@@ -295,9 +298,24 @@ def _decode(raw: dict[bytes, bytes]) -> dict:
 
 
 def _error_text(group_error: str, provider_errors: dict[str, str]) -> str:
+    """The object's "error": the run's own error, then "provider: error" per provider, joined by "; "."""
     parts = [group_error] if group_error else []
     parts += [f"{p}: {e}" for p, e in provider_errors.items()]
     return "; ".join(parts)
+
+
+def progress_provider_errors(progress: dict) -> dict[str, str]:
+    """Each provider's last error, read back from the object's "error" text (see `_error_text`)."""
+    error, providers = progress.get("error", ""), list(progress["providers"])
+    if not error or not providers:
+        return {}
+    names = "|".join(re.escape(p) for p in providers)
+    found = {}
+    for part in re.split(f"; (?=(?:{names}): )", error):
+        match = re.match(f"^({names}): (.*)$", part, re.DOTALL)
+        if match:
+            found[match.group(1)] = match.group(2)
+    return found
 
 
 def progress_from_database(group: JobGroup) -> dict:
@@ -313,12 +331,10 @@ def progress_from_database(group: JobGroup) -> dict:
     for p in providers:
         c = counts[p]
         row = provider_rows.get(p)
-        if c["ok"] + c["failed"] + c["cancelled"] >= c["all"]:
-            states[p] = FAILED if c["ok"] == 0 and c["failed"] > 0 else COMPLETED
-        elif c["ok"] + c["failed"] + c["cancelled"] + c["running"] > 0 or (row and row.status != PENDING):
-            states[p] = PROCESSING
-        else:
-            states[p] = PENDING
+        states[p] = outcomes.provider_state(
+            expected=c["all"], ok=c["ok"], failed=c["failed"], cancelled=c["cancelled"],
+            started=bool(c["running"] or (row and row.status != PENDING)),
+        )
         if row and row.error:
             errors[p] = row.error
     finished = sum(c["ok"] + c["failed"] + c["cancelled"] for c in counts.values())

@@ -25,7 +25,7 @@ def proposals_apply() -> None:
     from django.core.cache import cache
     from rest_framework.response import Response
 
-    from agent.exceptions import NotFound
+    from oneglanse.exceptions import NotFound
     from agent.models import JobGroup
     from workspaces.models import Membership
 

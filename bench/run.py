@@ -110,7 +110,7 @@ class Bench:
         from django.contrib.auth import get_user_model
         from rest_framework.authtoken.models import Token
 
-        from oneglanse.queues import redis_client
+        from agent.connections import redis_client
 
         self.scale, self.harness, self.redis_server = scale, harness, redis_server
         # --proposals: agent consumers and the web server run the prototyped core changes.
@@ -138,12 +138,12 @@ class Bench:
         return self.workspaces[prompts]
 
     def queue_keys(self) -> list[str]:
-        from oneglanse.queues import huey_for
+        from agent.queues import huey_for
 
         return [huey_for(p).storage.queue_key for p in QUEUES]
 
     def submit(self, prompts: int):
-        from agent.services import job_group_submit
+        from agent.services.submit import job_group_submit
 
         return job_group_submit(workspace=self.workspace(prompts), user=self.user).job_group
 
@@ -158,7 +158,7 @@ class Bench:
         """Cancel (the real service) every group submitted only to be timed or counted, so the
         consumers' recovery sweep never finds them overdue and pushes them back mid-measurement."""
         from agent.models import JobGroup
-        from agent.services import job_group_cancel
+        from agent.services.closing import job_group_cancel
 
         self.redis.delete(*self.queue_keys())
         for group in self.parked:
@@ -226,7 +226,7 @@ class Bench:
         from django.test.utils import CaptureQueriesContext
         from rest_framework.test import APIClient
 
-        import agent.services
+        import agent.services.submit
         from agent.models import JobGroup
         from bench.redis_counter import redis_counter_snapshot
 
@@ -235,7 +235,7 @@ class Bench:
         client.credentials(HTTP_AUTHORIZATION=f"Token {self.token}")
         workspace = self.workspace(scale.submit_prompts)
         expected = scale.submit_prompts * len(QUEUES)
-        bulk = agent.services.job_group_enqueue
+        bulk = agent.services.submit.job_group_enqueue
         enqueue_seconds: list[float] = []
 
         def timed(enqueue):
@@ -249,7 +249,7 @@ class Bench:
 
         def once(enqueue, *, count_queries: bool = False) -> tuple[float, float, int]:
             self.redis.delete(*self.queue_keys())
-            agent.services.job_group_enqueue = timed(enqueue)
+            agent.services.submit.job_group_enqueue = timed(enqueue)
             round_trips = sum(redis_counter_snapshot().values())
             # Only untimed calls count queries: the debug cursor formats every bulk INSERT's SQL.
             capture = CaptureQueriesContext(connection) if count_queries else contextlib.nullcontext()
@@ -263,7 +263,7 @@ class Bench:
                     queued = sum(pipeline.execute())
                     elapsed = time.perf_counter() - started
             finally:
-                agent.services.job_group_enqueue = bulk
+                agent.services.submit.job_group_enqueue = bulk
             if response.status_code != 202 or queued != expected:
                 raise BenchError(f"submit: HTTP {response.status_code}, {queued} of {expected} items queued: {response.content[:300]}")
             self.parked.append(JobGroup.objects.get(id=response.json()["jobGroupId"]))
@@ -342,15 +342,16 @@ class Bench:
         from agent.models import JobItem
         from django.utils import timezone
 
-        from agent.services import item_run
+        from agent.services.items import item_run
+        from agent.tasks import QueuedItem
         from bench.redis_counter import redis_counter_snapshot
 
         group = self.submit_parked(prompts)
-        items = list(JobItem.objects.filter(group=group).values_list("id", "provider"))
+        items = [QueuedItem.of(item) for item in JobItem.objects.filter(group=group)]
         round_trips = sum(redis_counter_snapshot().values())
         with CaptureQueriesContext(connection) as queries:
-            for item_id, provider in items:
-                item_run(item_id=item_id, provider_id=provider)
+            for item in items:
+                item_run(item=item)
         round_trips = sum(redis_counter_snapshot().values()) - round_trips
         statements = Counter(q["sql"].split()[0].upper() for q in queries.captured_queries)
 
@@ -632,14 +633,15 @@ def job_group_enqueue_naive(*, group) -> None:
     """Scenario 1's baseline: the same progress object, then one LPUSH round trip per item."""
     from agent import progress
     from agent.models import JobItem
-    from oneglanse.queues import huey_for, redis_client
+    from agent.connections import redis_client
+    from agent.tasks import QueuedItem, item_run_task
 
     items = list(JobItem.objects.filter(group=group).order_by("id").values_list("id", "provider"))
     pipeline = redis_client().pipeline(transaction=True)
     progress.progress_create_on(pipeline, group, dict(Counter(p for _, p in items)))
     pipeline.execute()
     for item_id, provider in items:
-        huey_for(provider).item_run_task(item_id)
+        item_run_task(provider)(QueuedItem(item_id, str(group.id), provider))
 
 
 def main() -> int:

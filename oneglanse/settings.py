@@ -4,6 +4,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from oneglanse.provider_ids import PROVIDER_IDS
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
 
@@ -123,9 +125,9 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PAGINATION_CLASS": "agent.api_pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "oneglanse.api.PageNumberPagination",
     "PAGE_SIZE": 50,
-    "EXCEPTION_HANDLER": "oneglanse.exception_handler.domain_exception_handler",
+    "EXCEPTION_HANDLER": "oneglanse.api.domain_exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer", "rest_framework.renderers.BrowsableAPIRenderer"],
     "DEFAULT_THROTTLE_RATES": {"submit": env.str("AGENT_SUBMIT_RATE", default="3/min")},
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -168,7 +170,7 @@ def _rate_limit(provider_id: str) -> int:
 
 
 # Requests per window for each provider, shared by every consumer on every host; 0 = unlimited.
-AGENT_RATE_LIMITS = {provider_id: _rate_limit(provider_id) for provider_id in ("chatgpt", "perplexity", "gemini", "claude")}
+AGENT_RATE_LIMITS = {provider_id: _rate_limit(provider_id) for provider_id in PROVIDER_IDS}
 
 LOGGING = {
     "version": 1,

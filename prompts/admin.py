@@ -6,7 +6,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from agent.exceptions import DomainError
+from oneglanse.exceptions import DomainError
 from prompts.models import Prompt
 from prompts.services import MAX_ACTIVE_PROMPTS_PER_WORKSPACE, prompt_create, prompt_update
 from workspaces.admin import MemberScopedAdmin

@@ -1,7 +1,7 @@
 """Services that write prompts."""
 from __future__ import annotations
 
-from agent.exceptions import InvalidInput
+from oneglanse.exceptions import InvalidInput
 from prompts.models import Prompt
 from workspaces.models import Workspace
 

@@ -13,7 +13,7 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from oneglanse.processes import processes_stop
-from oneglanse.queues import queues_reset
+from agent.queues import queues_reset
 from tests.redis_server import RedisServer
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent

@@ -20,10 +20,10 @@ from django.core.cache import cache
 from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
-from agent.api import RunSubmitThrottle
+from agent.throttles import RunSubmitThrottle
 from agent.models import JobGroup
-from agent.services import job_group_submit
-from oneglanse.queues import queues_reset
+from agent.services.submit import job_group_submit
+from agent.queues import queues_reset
 from prompts.models import Prompt
 from prompts.services import MAX_ACTIVE_PROMPTS_PER_WORKSPACE
 from tests.factories import MembershipFactory, PromptFactory, UserFactory, WorkspaceFactory, workspace_with_prompts

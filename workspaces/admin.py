@@ -11,8 +11,8 @@ from django.db.models import Count, Q, QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 
-from agent.exceptions import DomainError
-from agent.providers.registry import PROVIDER_IDS, PROVIDER_LABELS
+from oneglanse.exceptions import DomainError
+from oneglanse.provider_ids import PROVIDER_IDS, PROVIDER_LABELS
 from prompts.models import Prompt
 from prompts.services import MAX_ACTIVE_PROMPTS_PER_WORKSPACE, prompt_create, prompt_update
 from workspaces.models import Membership, Workspace

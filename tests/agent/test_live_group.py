@@ -14,7 +14,7 @@ import pytest
 from django.utils import timezone
 
 from agent.models import JobGroup, JobGroupProvider, JobItem
-from agent.services import INLINE_RETRY_MAX_SECONDS
+from agent.services.items import INLINE_RETRY_MAX_SECONDS
 from prompts.models import Prompt
 from tests.agent.providers.fake_servers import FakeProviderServer, answer_text, expected_sources
 from tests.factories import ALL_PROVIDERS, wait_for_group_closed, wait_for_status, workspace_with_prompts
