@@ -80,7 +80,9 @@ class JobGroupAdmin(MemberScopedAdmin):
     change_form_template = "admin/agent/jobgroup/change_form.html"
     fieldsets = [
         (None, {"fields": ["id", "workspace", "status", "progress_bar", "triggered_by", "rerun_of_link"]}),
-        ("Size and timing", {"fields": ["providers", "total_prompts", "expected_responses", "created_at", "finished_at", "duration"]}),
+        ("Size and timing", {
+            "fields": ["providers", "total_prompts", "expected_responses", "created_at", "finished_at", "duration"],
+        }),
         ("Outcome", {"fields": ["error", "progress"]}),
     ]
     readonly_fields = [
@@ -119,7 +121,10 @@ class JobGroupAdmin(MemberScopedAdmin):
         return format_html_join(
             "<br>", '<span class="provider-state provider-state-{}" title="{}" style="white-space:nowrap">{} {}</span>',
             (
-                (row.status, row.error or row.status, provider_label(row.provider), f"{STATE_MARK.get(row.status, '')} {row.status}")
+                (
+                    row.status, row.error or row.status, provider_label(row.provider),
+                    f"{STATE_MARK.get(row.status, '')} {row.status}",
+                )
                 for row in rows
             ),
         )
@@ -136,7 +141,8 @@ class JobGroupAdmin(MemberScopedAdmin):
     def rerun_of_link(self, group: JobGroup) -> str:
         if not group.rerun_of_id:
             return "—"
-        return format_html('<a href="{}">{}</a>', reverse("admin:agent_jobgroup_change", args=[group.rerun_of_id]), group.rerun_of_id)
+        url = reverse("admin:agent_jobgroup_change", args=[group.rerun_of_id])
+        return format_html('<a href="{}">{}</a>', url, group.rerun_of_id)
 
     # --- actions: each calls the service the API calls ---
 
@@ -190,7 +196,8 @@ class JobGroupAdmin(MemberScopedAdmin):
     def get_urls(self):
         own = [
             path("<path:object_id>/items/", self.admin_site.admin_view(self.items_view), name="agent_jobgroup_items"),
-            path("<path:object_id>/act/<str:action>/", self.admin_site.admin_view(self.group_action_view), name="agent_jobgroup_act"),
+            path("<path:object_id>/act/<str:action>/", self.admin_site.admin_view(self.group_action_view),
+                 name="agent_jobgroup_act"),
         ]
         return own + super().get_urls()
 

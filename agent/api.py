@@ -49,14 +49,14 @@ class AnswerSerializer(serializers.ModelSerializer):
 
 class SubmittedSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=["queued", "empty"])
-    jobGroupId = serializers.UUIDField(required=False)  # noqa: N815 - the contract keeps camelCase
+    jobGroupId = serializers.UUIDField(required=False)
 
 
 class ProgressSerializer(serializers.Serializer):
     """The progress object (DESIGN.md contract), documented for the schema."""
 
     status = serializers.ChoiceField(choices=["pending", "completed"])
-    updateId = serializers.IntegerField()  # noqa: N815
+    updateId = serializers.IntegerField()
     providers = serializers.DictField(child=serializers.ChoiceField(choices=["pending", "processing", "completed", "failed"]))
     results = serializers.DictField(child=serializers.IntegerField())
     failed = serializers.DictField(child=serializers.IntegerField())
@@ -86,7 +86,7 @@ class RunDetailSerializer(JobGroupListSerializer):
 
 class RunCancelledSerializer(serializers.Serializer):
     status = serializers.CharField()
-    jobGroupId = serializers.UUIDField()  # noqa: N815
+    jobGroupId = serializers.UUIDField()
     cancelled_items = serializers.IntegerField()
     running_items = serializers.IntegerField()
 

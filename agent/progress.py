@@ -146,7 +146,7 @@ class _Scripts:
     def __init__(self) -> None:
         self._client: redis.Redis | None = None
 
-    def bind(self) -> "_Scripts":
+    def bind(self) -> _Scripts:
         client = redis_client()
         if self._client is not client:
             self._client = client
@@ -227,7 +227,9 @@ def progress_create_on(pipeline: redis.client.Pipeline, group: JobGroup, expecte
         "cancelled": False,
         "error": "",
     }
-    _scripts.bind().rebuild(keys=[progress_key(group.id), _done_key(group.id)], args=[_ttl(), _encode_snapshot(snapshot)], client=pipeline)
+    _scripts.bind().rebuild(
+        keys=[progress_key(group.id), _done_key(group.id)], args=[_ttl(), _encode_snapshot(snapshot)], client=pipeline
+    )
 
 
 def progress_rebuild(group_id) -> bool:

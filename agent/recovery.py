@@ -147,7 +147,7 @@ def _queue_lengths(provider_ids: set[str]) -> dict[str, int]:
     pipeline = redis_client().pipeline(transaction=False)
     for provider_id in sorted(provider_ids):
         pipeline.llen(queue_key(provider_id))
-    return dict(zip(sorted(provider_ids), pipeline.execute()))
+    return dict(zip(sorted(provider_ids), pipeline.execute(), strict=True))
 
 
 def _progress_reconcile(group_ids: list) -> int:
@@ -160,7 +160,7 @@ def _progress_reconcile(group_ids: list) -> int:
     for group_id in group_ids:
         pipeline.hget(progress.progress_key(group_id), "n")
     rebuilt = 0
-    for group_id, counted in zip(group_ids, pipeline.execute()):
+    for group_id, counted in zip(group_ids, pipeline.execute(), strict=True):
         if counted is None or int(counted) < finished.get(group_id, 0):
             progress.progress_rebuild(group_id)
             rebuilt += 1

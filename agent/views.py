@@ -176,7 +176,11 @@ def _run_detail(request: HttpRequest, group: JobGroup, status: int = 200) -> Htt
     page_size = max(1, len(group.providers)) * ANSWER_PROMPTS_PER_PAGE
     answers_page = Paginator(job_items_of_group(group=group), page_size).get_page(request.GET.get("page"))
     prompts = [
-        {"prompt_id": prompt_id, "text": items[0].prompt_text, "cells": [(p, next((i for i in items if i.provider == p), None)) for p in group.providers]}
+        {
+            "prompt_id": prompt_id,
+            "text": items[0].prompt_text,
+            "cells": [(p, next((i for i in items if i.provider == p), None)) for p in group.providers],
+        }
         for prompt_id, items in ((key, list(rows)) for key, rows in groupby(answers_page, key=lambda item: item.prompt_id))
     ]
     unanswered = sum(c["failed"] + c["cancelled"] for c in counts.values())
@@ -212,7 +216,10 @@ def run_cancel_page(request: HttpRequest, group_id: str) -> HttpResponse:
         messages.error(request, exc.detail)
     else:
         still = f"; {cancelled.running_items} already running will finish" if cancelled.running_items else ""
-        messages.success(request, f"Run cancelled: {cancelled.cancelled_items} waiting items cancelled{still}. Answers already received are kept.")
+        messages.success(
+            request,
+            f"Run cancelled: {cancelled.cancelled_items} waiting items cancelled{still}. Answers already received are kept.",
+        )
     return redirect("run-detail", group_id=group.id)
 
 

@@ -29,10 +29,10 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from a fresh clone
 
-from bench.environment import PROJECT_DIR, bench_environment  # noqa: E402
-from bench.harness import QUEUES, BenchError, Harness, cpu_seconds, deadline_wait, rss_bytes  # noqa: E402
-from bench.load import load  # noqa: E402
-from bench.report import GUARDS, machine_and_versions, table  # noqa: E402
+from bench.environment import PROJECT_DIR, bench_environment
+from bench.harness import QUEUES, BenchError, Harness, cpu_seconds, deadline_wait, rss_bytes
+from bench.load import load
+from bench.report import GUARDS, machine_and_versions, table
 
 RESULTS_PATH = PROJECT_DIR / "bench" / "results.json"
 
@@ -100,7 +100,8 @@ def own_cpu_seconds() -> float:
 
 def machine_busy_seconds() -> float:
     times = psutil.cpu_times()
-    return sum(times) - times.idle - getattr(times, "iowait", 0.0) - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0)
+    idle = times.idle + getattr(times, "iowait", 0.0)
+    return sum(times) - idle - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0)
 
 
 class Bench:
@@ -132,7 +133,8 @@ class Bench:
 
             workspace = workspace_create(user=self.user, name=f"Bench {prompts}", enabled_providers=list(QUEUES))
             Prompt.objects.bulk_create(
-                [Prompt(workspace=workspace, text=f"What are the best CRM tools for team {n} of {prompts}?") for n in range(prompts)]
+                [Prompt(workspace=workspace, text=f"What are the best CRM tools for team {n} of {prompts}?")
+                 for n in range(prompts)]
             )
             self.workspaces[prompts] = workspace
         return self.workspaces[prompts]
@@ -265,7 +267,9 @@ class Bench:
             finally:
                 agent.services.submit.job_group_enqueue = bulk
             if response.status_code != 202 or queued != expected:
-                raise BenchError(f"submit: HTTP {response.status_code}, {queued} of {expected} items queued: {response.content[:300]}")
+                raise BenchError(
+                    f"submit: HTTP {response.status_code}, {queued} of {expected} items queued: {response.content[:300]}"
+                )
             self.parked.append(JobGroup.objects.get(id=response.json()["jobGroupId"]))
             if count_queries:
                 sql_queries[enqueue] = len(capture)
@@ -338,10 +342,9 @@ class Bench:
         """SQL queries and Redis round trips of item_run, run here with a 0 ms provider (no Huey)."""
         from django.db import connection
         from django.test.utils import CaptureQueriesContext
-
-        from agent.models import JobItem
         from django.utils import timezone
 
+        from agent.models import JobItem
         from agent.services.items import item_run
         from agent.tasks import QueuedItem
         from bench.redis_counter import redis_counter_snapshot
@@ -426,7 +429,7 @@ class Bench:
             idle = self.idle_commands_per_second()
             agent_rounds, noop_rounds = [], []
             agent_commands, noop_commands = Counter(), Counter()
-            for index in range(scale.overhead_rounds):
+            for _round in range(scale.overhead_rounds):
                 commands, (agent_round, group_id) = self.commands_during(
                     lambda: self.agent_round(scale.overhead_prompts, everyone), idle)
                 agent_rounds.append(agent_round)
@@ -515,7 +518,7 @@ class Bench:
             "rss_mb_after_warmup": [round(b / 2**20, 1) for b in rss_warm],
             "rss_mb_after": [round(b / 2**20, 1) for b in rss_after],
             "growth": sum(rss_after) / sum(rss_warm) - 1,
-            "max_process_growth": max(a / w - 1 for a, w in zip(rss_after, rss_warm)),
+            "max_process_growth": max(a / w - 1 for a, w in zip(rss_after, rss_warm, strict=True)),
         }
 
     # -- scenario 3 -------------------------------------------------------------------------
@@ -584,7 +587,7 @@ class Bench:
             targets["status_done"] = (f"/api/runs/{done.id}/status/", auth)  # completed: read from the database
         figures: dict = {}
         try:
-            for name, (path, headers) in targets.items():
+            for path, headers in targets.values():
                 code, _ = get(path, headers)
                 if code != 200:
                     raise BenchError(f"status scenario: {path} answered {code}")
@@ -617,7 +620,8 @@ class Bench:
             self.harness.stop([server])
         med = {name: statistics.median(values) for name, values in rps.items()}
         cpu = {name: statistics.median(values) for name, values in cpu_ms.items()}
-        figures.update(load_generator=tool, gunicorn_workers=f"{workers} gthread x 1 thread, keep-alive", seconds_per_run=self.scale.status_seconds,
+        figures.update(load_generator=tool, gunicorn_workers=f"{workers} gthread x 1 thread, keep-alive",
+                       seconds_per_run=self.scale.status_seconds,
                        rounds=self.scale.status_rounds, requests_per_second={k: round(v, 1) for k, v in med.items()},
                        server_cpu_ms_per_request={k: round(v, 3) for k, v in cpu.items()})
         for name in ("status_live", "status_done"):
@@ -632,8 +636,8 @@ class Bench:
 def job_group_enqueue_naive(*, group) -> None:
     """Scenario 1's baseline: the same progress object, then one LPUSH round trip per item."""
     from agent import progress
-    from agent.models import JobItem
     from agent.connections import redis_client
+    from agent.models import JobItem
     from agent.tasks import QueuedItem, item_run_task
 
     items = list(JobItem.objects.filter(group=group).order_by("id").values_list("id", "provider"))

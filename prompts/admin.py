@@ -71,7 +71,8 @@ class PromptAdmin(MemberScopedAdmin):
                 self.message_user(request, exc.detail, messages.ERROR)
                 break
             changed += 1
-        self.message_user(request, f"{changed} prompt{'s' if changed != 1 else ''} {'activated' if is_active else 'deactivated'}.")
+        done = "activated" if is_active else "deactivated"
+        self.message_user(request, f"{changed} prompt{'s' if changed != 1 else ''} {done}.")
 
     @admin.action(description="Activate selected prompts", permissions=["change"])
     def activate_prompts(self, request: HttpRequest, queryset: QuerySet[Prompt]) -> None:

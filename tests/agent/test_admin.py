@@ -55,7 +55,9 @@ def staff_user():
 def finish(group: JobGroup, provider: str, *, error: str = "", text: str = "An answer.") -> JobItem:
     item = JobItem.objects.filter(group=group, provider=provider, status="queued").order_by("id").first()
     answer_record(item=QueuedItem.of(item), backend="simulated",
-        answer=None if error else Answer(text=text, sources=[{"url": "https://g2.com/x", "title": "G2", "domain": "g2.com"}], latency_ms=250),
+        answer=None if error else Answer(
+            text=text, sources=[{"url": "https://g2.com/x", "title": "G2", "domain": "g2.com"}], latency_ms=250
+        ),
         error=error,
     )
     return item
@@ -144,7 +146,8 @@ def test_group_list_shows_progress_providers_trigger_and_duration(admin_client_,
 
 def test_group_list_filters_and_search(admin_client_, user, stranger) -> None:
     finished, running = groups(user=user, count=2)
-    other = job_group_submit(workspace=workspace_with_prompts(user=stranger, prompts=1, providers=["claude"]), user=stranger).job_group
+    elsewhere = workspace_with_prompts(user=stranger, prompts=1, providers=["claude"])
+    other = job_group_submit(workspace=elsewhere, user=stranger).job_group
 
     def shown(query: str) -> set[str]:
         html = admin_client_.get(f"{LIST_URL}?{query}").content.decode()

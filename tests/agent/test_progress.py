@@ -9,9 +9,9 @@ from django.db.models import Count
 
 from agent import progress
 from agent.models import JobGroup, JobItem
+from agent.queues import queues_reset
 from agent.services.items import answer_record
 from agent.services.submit import job_group_submit
-from agent.queues import queues_reset
 from agent.tasks import QueuedItem
 from tests.factories import ALL_PROVIDERS, UserFactory, wait_for_group_closed, wait_for_status, workspace_with_prompts
 from tests.redis_server import free_port

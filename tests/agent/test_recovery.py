@@ -14,13 +14,13 @@ from django.db import OperationalError
 from django.utils import timezone
 
 from agent import heartbeat, progress
+from agent.connections import redis_client
 from agent.models import JobGroup, JobGroupProvider, JobItem
+from agent.queues import huey_for, queues_reset
 from agent.recovery import BACKLOG_PATIENCE_WINDOWS, EXTRA_LOSSES_ALLOWED, RecoverySweeper, recovery_sweep
 from agent.services.closing import job_group_cancel
 from agent.services.items import answer_record, item_run
 from agent.services.submit import job_group_submit
-from agent.connections import redis_client
-from agent.queues import huey_for, queues_reset
 from agent.tasks import QueuedItem, item_run_task
 from tests.factories import wait_for_group_closed, workspace_with_prompts
 from tests.redis_server import free_port
@@ -122,7 +122,8 @@ def test_overdue_queued_item_waits_behind_a_backlog_until_patience_runs_out(user
     lost = JobItem.objects.filter(group=group).order_by("id").first()
     # Two messages are still waiting in the queue; the third (ours) was lost.
     huey = huey_for("perplexity")
-    kept = [m for m in redis_client().lrange(_queue_key("perplexity"), 0, -1) if huey.deserialize_task(m).args[0].item_id != lost.id]
+    waiting = redis_client().lrange(_queue_key("perplexity"), 0, -1)
+    kept = [m for m in waiting if huey.deserialize_task(m).args[0].item_id != lost.id]
     _empty_queue("perplexity")
     redis_client().lpush(_queue_key("perplexity"), *reversed(kept))
 

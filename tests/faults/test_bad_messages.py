@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from agent.models import JobGroup, JobItem
 from agent.connections import redis_client
+from agent.models import JobGroup, JobItem
 from agent.queues import huey_for
 from agent.tasks import item_run_task
 from tests.factories import workspace_with_prompts

@@ -54,7 +54,10 @@ def summary_line(group: JobGroup, progress: dict, seconds: float) -> str:
     )
     if progress["status"] != "completed":
         finished = outcomes.finished_count(stats)
-        return f"Run {group.id} timed out after {seconds:.0f} s with {finished}/{stats['expectedResponses']} finished ({counts}); it keeps running."
+        return (
+            f"Run {group.id} timed out after {seconds:.0f} s with {finished}/{stats['expectedResponses']} finished "
+            f"({counts}); it keeps running."
+        )
     verdict = "cancelled" if progress.get("cancelled") else "completed"
     failing = [f"{p} {n}" for p, n in progress["failed"].items() if n]
     why = f" (failed per provider: {', '.join(failing)})" if failing else ""
