@@ -1,7 +1,7 @@
 """Pure rules about how a run turned out: a provider's state, the run's outcome, a bar's fill.
 
 Each rule has its home here, and everything asks it: the database settle, the progress object
-rebuilt from rows, the pages, the admin and the CLI. The Lua scripts of `agent/progress.py` and
+rebuilt from rows, the pages, the admin and the CLI. The Lua scripts of `agent/progress_lua.py` and
 the page script `agent/static/agent/rules.js` hold copies that parity tests pin to these.
 """
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The run rules of agent/outcomes.py, and the copies that must agree with them: the Lua of
-agent/progress.py (run in a real Redis) and the page's agent/static/agent/rules.js (run in Node)."""
+agent/progress_lua.py (run in a real Redis) and the page's agent/static/agent/rules.js (run in Node)."""
 from __future__ import annotations
 
 import itertools
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from agent import outcomes, progress
+from agent import outcomes, progress, progress_lua
 
 RULES_JS = Path(__file__).resolve().parents[2] / "agent" / "static" / "agent" / "rules.js"
 
@@ -65,7 +65,7 @@ def test_run_outcome_names_what_the_user_sees() -> None:
 
 
 # The driver sets one provider's fields, runs the script's own settle() and returns the state it left.
-_LUA_DRIVER = progress._SETTLE + """
+_LUA_DRIVER = progress_lua.SETTLE_LUA + """
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 's:p', ARGV[1], 'e:p', ARGV[2], 'ok:p', ARGV[3], 'f:p', ARGV[4], 'c:p', ARGV[5], 'u', 0)
 settle(KEYS[1], 'p')
