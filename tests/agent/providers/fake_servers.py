@@ -273,7 +273,8 @@ class _Wire:
         return headers.get("authorization", "").removeprefix("Bearer ")
 
     def prompt(self, body: dict) -> str:
-        return body["messages"][-1]["content"]
+        # The user's message: a continued Claude turn ends with the assistant's paused content.
+        return [message for message in body["messages"] if message["role"] == "user"][-1]["content"]
 
     def answer(self, path: str, body: dict, behaviour: dict[str, Any]) -> dict:
         raise NotImplementedError
@@ -395,7 +396,7 @@ class _GeminiWire(_Wire):
                 }
             ],
             "usageMetadata": {
-                "promptTokenCount": 8, "candidatesTokenCount": 40, "totalTokenCount": 48, "toolUsePromptTokenCount": 90
+                "promptTokenCount": 8, "candidatesTokenCount": 40, "totalTokenCount": 138, "toolUsePromptTokenCount": 90
             },
             "modelVersion": self._model(path),
             "responseId": "fake-gemini",
