@@ -98,7 +98,8 @@ def claude_usage(usage: dict) -> dict:
     """OpenAI's convention from Anthropic's usage: `input_tokens` leaves out prompt-cache reads
     and writes, which are prompt tokens all the same; the server tool's search results are
     already inside `input_tokens`, and the searches are kept as `web_search_requests`."""
-    prompt = sum(token_count(usage.get(name)) for name in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"))
+    prompt_names = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+    prompt = sum(token_count(usage.get(name)) for name in prompt_names)
     return usage_build(
         prompt_tokens=prompt,
         completion_tokens=usage.get("output_tokens"),
@@ -115,7 +116,8 @@ def _usage_sum(usages: list[dict]) -> dict:
                 total[name] = total.get(name, 0) + token_count(usage.get(name))
         searches = as_dict(usage.get("server_tool_use")).get("web_search_requests")
         if searches is not None:
-            total["server_tool_use"]["web_search_requests"] = total["server_tool_use"].get("web_search_requests", 0) + token_count(searches)
+            counted = total["server_tool_use"].get("web_search_requests", 0)
+            total["server_tool_use"]["web_search_requests"] = counted + token_count(searches)
     if not total["server_tool_use"]:
         del total["server_tool_use"]
     return total

@@ -9,9 +9,8 @@ from email.utils import parsedate_to_datetime
 from typing import Any, NamedTuple
 
 import requests
-from requests.adapters import HTTPAdapter
-
 from django.conf import settings
+from requests.adapters import HTTPAdapter
 
 from agent.providers.base import (
     MODEL_MAX_LENGTH,

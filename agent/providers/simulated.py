@@ -44,7 +44,8 @@ class SimulatedProvider:
         topic = " ".join(prompt.rstrip("?").split()[-3:]).lower() or "software"
         slug = "-".join(topic.split())
         # Like the real providers, some pages are cited by the answer and the rest only retrieved.
-        picks = [(url.format(slug=slug), title.format(topic=topic, slug=slug)) for url, title in rng.sample(_SITES, k=rng.randint(2, 4))]
+        sites = rng.sample(_SITES, k=rng.randint(2, 4))
+        picks = [(url.format(slug=slug), title.format(topic=topic, slug=slug)) for url, title in sites]
         cited_count = rng.randint(1, len(picks) - 1)
         sources = sources_build(cited=picks[:cited_count], found=picks[cited_count:])
         text = (
