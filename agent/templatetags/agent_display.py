@@ -29,9 +29,10 @@ def source_links(sources) -> list[dict]:
         safe = url.lower().startswith(("http://", "https://"))
         links.append({
             "url": url if safe else "",
-            "text": source.get("title") or source.get("domain") or url,
-            "domain": source.get("domain") or "",
+            "text": str(source.get("title") or source.get("domain") or url),
+            "domain": str(source.get("domain") or ""),
             "unsafe_url": "" if safe else url,
+            "cited": source.get("cited"),  # True, False, or None for answers stored before it existed
         })
     return links
 

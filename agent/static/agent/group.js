@@ -43,6 +43,13 @@
     return element;
   }
 
+  /* A source the answer cites, or one the provider only retrieved (same words as templates/runs/_answer.html). */
+  function citedBadge(cited) {
+    if (cited === true) return node("span", { "class": "badge cited", title: "Cited in the answer" }, ["cited"]);
+    if (cited === false) return node("span", { "class": "badge found", title: "Retrieved by the provider but not cited in the answer" }, ["found only"]);
+    return null;
+  }
+
   function outcomeOf(progress, groupStatus) {
     var outcome = rules.runOutcome(progress, groupStatus);
     return [outcome, rules.OUTCOME_LABELS[outcome]];
@@ -136,14 +143,15 @@
       body.push(node("div", { "class": "answer-text", tabindex: "0", role: "region", "aria-label": label(provider) + " answer" }, [item.text]));
       var sources = (item.sources || []).map(function (source) {
         var url = String(source.url || "");
-        var text = source.title || source.domain || url;
+        var text = String(source.title || source.domain || url);
         // Sources come from outside: only http(s) becomes a link, never javascript: and the like.
         var safe = /^https?:\/\//i.test(url);
         var first = safe
           ? node("a", { href: url, target: "_blank", rel: "noopener noreferrer nofollow" }, [text])
           : node("span", {}, [text + " "]);
         return node("li", {}, [first, safe ? null : node("span", { "class": "muted" }, ["(" + url + ")"]),
-          source.domain ? " " : null, source.domain ? node("span", { "class": "muted" }, [source.domain]) : null]);
+          source.domain ? " " : null, source.domain ? node("span", { "class": "muted" }, [String(source.domain)]) : null,
+          citedBadge(source.cited)]);
       });
       if (sources.length) body.push(node("ul", { "class": "sources", "aria-label": "Sources" }, sources));
       var meta = [];
