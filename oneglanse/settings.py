@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "workspaces",
     "prompts",
     "agent",
+    "visibility",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,160 @@
+"""Analysing answers: one answer when it is recorded, or every stored answer of a workspace in batches.
+
+Writes are guarded by the workspace's AnalysisState row: a batch (or one answer) is written only
+under that row's lock and only if the brand revision it was computed for is still current, so an
+analysis made with yesterday's brands never overwrites one made with today's.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+
+from agent.models import JobItem
+from visibility.detection import ANALYSIS_VERSION, BrandTerms, Matcher
+from visibility.models import AnalysedAnswer, AnalysisState, Brand, CitedDomain, Mention
+
+logger = logging.getLogger(__name__)
+
+# A few thousand answers per transaction: large enough that per-batch costs vanish, small
+# enough that the lock is held well under a second and memory stays flat.
+REANALYSE_BATCH_SIZE = 2000
+_ITEM_FIELDS = ("id", "group_id", "provider", "prompt_id", "text", "sources")
+_MATCHER_CACHE_SIZE = 256
+_matchers: dict[tuple, Matcher] = {}
+
+
+@dataclass(frozen=True)
+class Reanalysed:
+    answers: int
+    seconds: float
+    finished: bool  # False when a newer brand change took over half-way
+    revision: int
+
+
+def _matcher(*, workspace_id, revision: int) -> Matcher:
+    """The workspace's matcher at this brand revision, compiled once per process and reused."""
+    key = (str(workspace_id), revision)
+    matcher = _matchers.get(key)
+    if matcher is None:
+        brands = Brand.objects.filter(workspace_id=workspace_id).order_by("id").values_list(
+            "id", "name", "aliases", "domains", "match_case"
+        )
+        matcher = Matcher([
+            BrandTerms(brand_id=id_, terms=(name, *aliases), domains=tuple(domains), match_case=match_case)
+            for id_, name, aliases, domains, match_case in brands
+        ])
+        if len(_matchers) >= _MATCHER_CACHE_SIZE:
+            _matchers.clear()
+        _matchers[key] = matcher
+    return matcher
+
+
+def _state_get(workspace_id) -> AnalysisState:
+    state, _ = AnalysisState.objects.get_or_create(workspace_id=workspace_id)
+    return state
+
+
+def _rows_write(rows: list[tuple], *, workspace_id, matcher: Matcher, revision: int) -> None:
+    """Analyse (id, group_id, provider, prompt_id, text, sources) rows and replace what was stored for them."""
+    now = timezone.now()
+    analysed, mentions, domains = [], [], []
+    for item_id, group_id, provider, prompt_id, text, sources in rows:
+        result = matcher.analyse(text, sources if isinstance(sources, list) else [])
+        keys = dict(item_id=item_id, workspace_id=workspace_id, group_id=group_id, provider=provider, prompt_id=prompt_id)
+        analysed.append(AnalysedAnswer(**keys, version=ANALYSIS_VERSION, revision=revision, analysed_at=now))
+        mentions.extend(
+            Mention(
+                **keys, brand_id=finding.brand_id, mentioned=finding.mentioned, mentions=finding.mentions,
+                first_offset=finding.first_offset, rank=finding.rank, cited=finding.cited,
+                citations=finding.citations, analysis_version=ANALYSIS_VERSION,
+            )
+            for finding in result.findings
+        )
+        domains.extend(CitedDomain(**keys, domain=domain[:255]) for domain in result.cited_domains)
+    item_ids = [row[0] for row in rows]
+    # The rows are a contiguous run of this workspace's ok items in id order, so a range
+    # delete (two parameters, an index range scan) removes exactly their old analyses.
+    bounds = dict(workspace_id=workspace_id, item_id__gte=min(item_ids), item_id__lte=max(item_ids))
+    if len(rows) == 1:
+        bounds = dict(workspace_id=workspace_id, item_id=item_ids[0])
+    Mention.objects.filter(**bounds).delete()
+    CitedDomain.objects.filter(**bounds).delete()
+    AnalysedAnswer.objects.filter(**bounds).delete()
+    AnalysedAnswer.objects.bulk_create(analysed)
+    Mention.objects.bulk_create(mentions, batch_size=2000)
+    CitedDomain.objects.bulk_create(domains, batch_size=2000)
+
+
+def answer_analyse(*, item_id: int) -> bool:
+    """Analyse one recorded answer; False when the item is gone or not an ok answer.
+
+    Idempotent: running it again replaces the item's analysis with an identical one.
+    """
+    row = (
+        JobItem.objects.filter(id=item_id, status=JobItem.Status.OK)
+        .values_list(*_ITEM_FIELDS, "group__workspace_id").first()
+    )
+    if row is None:
+        return False
+    workspace_id = row[-1]
+    _state_get(workspace_id)
+    with transaction.atomic():
+        revision = AnalysisState.objects.select_for_update().values_list("revision", flat=True).get(workspace_id=workspace_id)
+        _rows_write([row[:-1]], workspace_id=workspace_id, matcher=_matcher(workspace_id=workspace_id, revision=revision),
+                    revision=revision)
+    return True
+
+
+def workspace_reanalyse(*, workspace_id, batch_size: int = REANALYSE_BATCH_SIZE) -> Reanalysed:
+    """Analyse every ok answer of a workspace again with its current brands, then refresh its run figures.
+
+    Reads in keyset-paginated batches (no OFFSET, no answer held beyond its batch) and writes each
+    batch in one short transaction. Stops early when the brands change under it: the change's
+    own re-analysis then covers everything.
+    """
+    from visibility.services.aggregates import workspace_aggregates_rebuild
+
+    started = time.monotonic()
+    revision = _state_get(workspace_id).revision
+    matcher = _matcher(workspace_id=workspace_id, revision=revision)
+    items = JobItem.objects.filter(group__workspace_id=workspace_id, status=JobItem.Status.OK).order_by("id")
+    last_id, total = 0, 0
+    while True:
+        rows = list(items.filter(id__gt=last_id).values_list(*_ITEM_FIELDS)[:batch_size])
+        if not rows:
+            break
+        with transaction.atomic():
+            current = AnalysisState.objects.select_for_update().values_list("revision", flat=True).get(workspace_id=workspace_id)
+            if current != revision:
+                logger.info("re-analysis of workspace %s at revision %s superseded by %s", workspace_id, revision, current)
+                return Reanalysed(answers=total, seconds=time.monotonic() - started, finished=False, revision=revision)
+            _rows_write(rows, workspace_id=workspace_id, matcher=matcher, revision=revision)
+        total += len(rows)
+        last_id = rows[-1][0]
+    AnalysisState.objects.filter(workspace_id=workspace_id, revision=revision).update(
+        reanalysed_revision=revision, reanalysed_at=timezone.now()
+    )
+    workspace_aggregates_rebuild(workspace_id=workspace_id)
+    return Reanalysed(answers=total, seconds=time.monotonic() - started, finished=True, revision=revision)
+
+
+def workspace_reanalyse_request(*, workspace_id) -> None:
+    """Called after a brand change commits. For now it re-analyses at once, in the caller's process;
+    the pending state stays in the database (`reanalysed_revision` < `revision`), so a sweep or
+    `manage.py visibility_reanalyse` finishes whatever this call could not."""
+    try:
+        workspace_reanalyse(workspace_id=workspace_id)
+    except Exception:  # the brand change itself is saved; a later sweep or the command re-analyses
+        logger.exception("re-analysis of workspace %s failed; it stays pending", workspace_id)
+
+
+def workspaces_reanalyse_pending() -> list[Reanalysed]:
+    """Re-analyse every workspace whose brands changed since its last full re-analysis."""
+    from django.db.models import F
+
+    pending = AnalysisState.objects.filter(reanalysed_revision__lt=F("revision")).values_list("workspace_id", flat=True)
+    return [workspace_reanalyse(workspace_id=workspace_id) for workspace_id in list(pending)]
