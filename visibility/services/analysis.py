@@ -35,10 +35,14 @@ class Reanalysed:
     revision: int
 
 
-def _matcher(*, workspace_id, revision: int) -> Matcher:
-    """The workspace's matcher at this brand revision, compiled once per process and reused."""
+def _matcher(*, workspace_id, revision: int, fresh: bool = False) -> Matcher:
+    """The workspace's matcher at this brand revision, compiled once per process and reused.
+
+    `fresh` reads the brands again even when cached: a re-analysis on demand must also repair
+    brands changed without the services (a shell, a data migration), which left the revision as it was.
+    """
     key = (str(workspace_id), revision)
-    matcher = _matchers.get(key)
+    matcher = None if fresh else _matchers.get(key)
     if matcher is None:
         brands = Brand.objects.filter(workspace_id=workspace_id).order_by("id").values_list(
             "id", "name", "aliases", "domains", "match_case"
@@ -120,7 +124,7 @@ def workspace_reanalyse(*, workspace_id, batch_size: int = REANALYSE_BATCH_SIZE)
 
     started = time.monotonic()
     revision = _state_get(workspace_id).revision
-    matcher = _matcher(workspace_id=workspace_id, revision=revision)
+    matcher = _matcher(workspace_id=workspace_id, revision=revision, fresh=True)
     items = JobItem.objects.filter(group__workspace_id=workspace_id, status=JobItem.Status.OK).order_by("id")
     last_id, total = 0, 0
     while True:
