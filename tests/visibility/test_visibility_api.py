@@ -246,3 +246,16 @@ def test_strangers_get_404_everywhere(stranger_api, run, brands, workspace) -> N
     assert stranger_api.get(f"/api/workspaces/{workspace.id}/visibility/").status_code == 404
     assert stranger_api.get("/api/brands/not-a-number/").status_code == 404
     assert Brand.objects.get(id=brand.id).name == "Acme"
+
+
+def test_reanalysis_in_small_batches_across_runs_gives_the_same_figures(api, run, brands, workspace) -> None:
+    from visibility.services.analysis import workspace_reanalyse
+
+    other = JobGroupFactory(workspace=workspace, providers=["chatgpt"])
+    answers_write(other, PromptFactory(workspace=workspace), [("chatgpt", "ok", "Monday and Globex", [])])
+    before = api.get(f"/api/runs/{run.id}/visibility/").json()
+    Mention.objects.filter(workspace=workspace).delete()
+    result = workspace_reanalyse(workspace_id=workspace.id, batch_size=2)
+    assert (result.answers, result.finished) == (5, True)
+    assert api.get(f"/api/runs/{run.id}/visibility/").json() == before
+    assert by_name(api.get(f"/api/runs/{other.id}/visibility/").json()["brands"])["Monday"]["avg_rank"] == 1.0

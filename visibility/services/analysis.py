@@ -9,12 +9,13 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from django.db import connection, transaction
 from django.utils import timezone
 
-from agent.models import JobItem
+from agent.models import JobGroup, JobItem
 from visibility.detection import ANALYSIS_VERSION, BrandTerms, Matcher
 from visibility.models import AnalysedAnswer, AnalysisState, Brand, CitedDomain, Mention
 
@@ -93,12 +94,9 @@ def _rows_write(rows: list[tuple], *, workspace_id, matcher: Matcher, revision: 
     uuid_value = AnalysedAnswer._meta.get_field("group").target_field
     workspace_key = uuid_value.get_db_prep_value(uuid.UUID(str(workspace_id)), connection)
     item_ids = [row[0] for row in rows]
-    # The rows are a contiguous run of this workspace's ok items in id order, so a range
-    # (two parameters, an index range scan) selects exactly their stored analyses.
-    if len(rows) == 1:
-        bounds = dict(workspace_id=workspace_id, item_id=item_ids[0])
-    else:
-        bounds = dict(workspace_id=workspace_id, item_id__gte=min(item_ids), item_id__lte=max(item_ids))
+    # By item id, not by workspace: the workspace's own index would make every batch scan all
+    # of the workspace's rows (quadratic over a re-analysis); a few thousand ids are one IN list.
+    bounds = dict(item_id__in=item_ids) if len(rows) > 1 else dict(item_id=item_ids[0])
     current = set(AnalysedAnswer.objects.filter(**bounds, version=ANALYSIS_VERSION).values_list("item_id", flat=True))
     mentions, analysed, domains = [], [], []
     stamp = prep(now)
@@ -116,7 +114,7 @@ def _rows_write(rows: list[tuple], *, workspace_id, matcher: Matcher, revision: 
     if current:
         AnalysedAnswer.objects.filter(**bounds, version=ANALYSIS_VERSION).update(revision=revision, analysed_at=now)
     if analysed:
-        stale = bounds if not current else dict(workspace_id=workspace_id, item_id__in=[row[0] for row in analysed])
+        stale = bounds if not current else dict(item_id__in=[row[0] for row in analysed])
         CitedDomain.objects.filter(**stale).delete()
         AnalysedAnswer.objects.filter(**stale).delete()
     _insert(AnalysedAnswer, (*_KEY_COLUMNS, "version", "revision", "analysed_at"), analysed)
@@ -144,11 +142,36 @@ def answer_analyse(*, item_id: int) -> bool:
     return True
 
 
+def _ok_answer_batches(*, workspace_id, batch_size: int) -> Iterator[list[tuple]]:
+    """A workspace's ok answers in batches of `batch_size`, read run by run.
+
+    Each query reads one run's items by id after the last one seen (the run's index, no OFFSET);
+    a query over the whole workspace would sort all its answers again for every batch.
+    """
+    batch: list[tuple] = []
+    for group_id in JobGroup.objects.filter(workspace_id=workspace_id).order_by("created_at", "id").values_list("id", flat=True):
+        last_id = 0
+        while True:
+            rows = list(
+                JobItem.objects.filter(group_id=group_id, status=JobItem.Status.OK, id__gt=last_id)
+                .order_by("id").values_list(*_ITEM_FIELDS)[:batch_size]
+            )
+            if not rows:
+                break
+            last_id = rows[-1][0]
+            batch.extend(rows)
+            while len(batch) >= batch_size:
+                yield batch[:batch_size]
+                batch = batch[batch_size:]
+    if batch:
+        yield batch
+
+
 def workspace_reanalyse(*, workspace_id, batch_size: int = REANALYSE_BATCH_SIZE) -> Reanalysed:
     """Analyse every ok answer of a workspace again with its current brands, then refresh its run figures.
 
-    Reads in keyset-paginated batches (no OFFSET, no answer held beyond its batch) and writes each
-    batch in one short transaction. Stops early when the brands change under it: the change's
+    Reads in keyset-paginated batches (no answer held beyond its batch) and writes each batch in
+    one short transaction. Stops early when the brands change under it: the change's
     own re-analysis then covers everything.
     """
     from visibility.services.aggregates import workspace_aggregates_rebuild
@@ -156,12 +179,8 @@ def workspace_reanalyse(*, workspace_id, batch_size: int = REANALYSE_BATCH_SIZE)
     started = time.monotonic()
     revision = _state_get(workspace_id).revision
     matcher = _matcher(workspace_id=workspace_id, revision=revision, fresh=True)
-    items = JobItem.objects.filter(group__workspace_id=workspace_id, status=JobItem.Status.OK).order_by("id")
-    last_id, total = 0, 0
-    while True:
-        rows = list(items.filter(id__gt=last_id).values_list(*_ITEM_FIELDS)[:batch_size])
-        if not rows:
-            break
+    total = 0
+    for rows in _ok_answer_batches(workspace_id=workspace_id, batch_size=batch_size):
         with transaction.atomic():
             current = AnalysisState.objects.select_for_update().values_list("revision", flat=True).get(workspace_id=workspace_id)
             if current != revision:
@@ -169,7 +188,6 @@ def workspace_reanalyse(*, workspace_id, batch_size: int = REANALYSE_BATCH_SIZE)
                 return Reanalysed(answers=total, seconds=time.monotonic() - started, finished=False, revision=revision)
             _rows_write(rows, workspace_id=workspace_id, matcher=matcher, revision=revision)
         total += len(rows)
-        last_id = rows[-1][0]
     AnalysisState.objects.filter(workspace_id=workspace_id, revision=revision).update(
         reanalysed_revision=revision, reanalysed_at=timezone.now()
     )
