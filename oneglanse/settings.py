@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "workspaces",
     "prompts",
     "agent",
+    "visibility",
 ]
 
 MIDDLEWARE = [
