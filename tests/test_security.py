@@ -511,7 +511,8 @@ def test_production_refuses_a_missing_secret_key(tmp_path) -> None:
     # A copy of the settings outside the project, so no generated var/secret_key is beside it.
     (tmp_path / "oneglanse").mkdir()
     (tmp_path / "oneglanse" / "__init__.py").write_text("")
-    shutil.copy(PROJECT_DIR / "oneglanse" / "settings.py", tmp_path / "oneglanse" / "settings.py")
+    for module in ("settings.py", "files.py"):
+        shutil.copy(PROJECT_DIR / "oneglanse" / module, tmp_path / "oneglanse" / module)
     env = _settings_env(PYTHONPATH=str(tmp_path))
     result = subprocess.run([sys.executable, "-c", "import oneglanse.settings"], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=60)
