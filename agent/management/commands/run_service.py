@@ -138,7 +138,7 @@ class Command(BaseCommand):
     # --- supervising ---
 
     def _supervise(self) -> None:
-        while not self.interrupts:
+        while not self.interrupts and not all(c.given_up for c in self.children):
             now = time.monotonic()
             for child in self.children:
                 if child.given_up:
