@@ -7,6 +7,7 @@ from rest_framework.authtoken.views import obtain_auth_token
 from agent.api import RunAnswersApi, RunCancelApi, RunDetailApi, RunRerunApi, RunStatusApi, WorkspaceRunsApi
 from prompts.api import PromptDetailApi, WorkspacePromptsApi
 from workspaces.api import WorkspaceDetailApi, WorkspaceListCreateApi
+from workspaces.api_members import WorkspaceMemberApi, WorkspaceMembersApi
 
 api = [
     path("api/auth/token/", obtain_auth_token, name="api-auth-token"),
@@ -14,6 +15,9 @@ api = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/workspaces/", WorkspaceListCreateApi.as_view(), name="api-workspaces"),
     path("api/workspaces/<str:workspace_id>/", WorkspaceDetailApi.as_view(), name="api-workspace"),
+    path("api/workspaces/<str:workspace_id>/members/", WorkspaceMembersApi.as_view(), name="api-workspace-members"),
+    path("api/workspaces/<str:workspace_id>/members/<str:username>/", WorkspaceMemberApi.as_view(),
+         name="api-workspace-member"),
     path("api/workspaces/<str:workspace_id>/prompts/", WorkspacePromptsApi.as_view(), name="api-workspace-prompts"),
     path("api/workspaces/<str:workspace_id>/runs/", WorkspaceRunsApi.as_view(), name="api-workspace-runs"),
     path("api/prompts/<str:prompt_id>/", PromptDetailApi.as_view(), name="api-prompt"),

@@ -113,6 +113,7 @@ def _path_values(world: World) -> dict[str, str]:
         "workspace_id": str(world.workspace.id),
         "group_id": str(world.group.id),
         "prompt_id": str(world.prompt.id),
+        "username": world.owner.username,
         # Django admin's own parameters: a non-staff caller is turned away before they are read.
         "object_id": str(world.group.id),
         "content_type_id": "1",
