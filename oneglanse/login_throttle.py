@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import time
 
 from django.conf import settings
 from django.core.cache import cache
@@ -58,7 +57,6 @@ class LoginThrottleMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if request.method != "POST" or request.path not in LOGIN_PATHS:
             return self.get_response(request)
-        now = time.time()
         slots = []
         username = _username_of(request)
         checks = [("address", BaseThrottle().get_ident(request), settings.AGENT_LOGIN_RATE_ADDRESS)]
@@ -67,15 +65,14 @@ class LoginThrottleMiddleware:
         try:
             for kind, who, rate in checks:
                 limit, period = login_rate_parse(rate)
-                window = int(now // period)
                 digest = hashlib.sha256(who.encode()).hexdigest()[:32]
-                key = f"login-attempts:{kind}:{digest}:{window}"
-                cache.add(key, 0, timeout=period + 1)
+                key = f"login-attempts:{kind}:{digest}"
+                # The window opens at the first failure and closes `period` s later (the key's TTL).
+                cache.add(key, 0, timeout=period)
                 slots.append(key)
                 if cache.incr(key) > limit:
-                    retry_after = max(1, int((window + 1) * period - now) + 1)
                     self._give_back(slots)  # a refused attempt is not an attempt
-                    return self._refused(request, retry_after)
+                    return self._refused(request, period)
         except Exception as exc:  # Redis down: let people log in rather than lock everyone out
             logger.warning("log-in throttle unavailable (%s); attempt not counted", exc)
             return self.get_response(request)

@@ -1,18 +1,18 @@
 """URL routes: the JSON API under /api/, Django admin under /admin/."""
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.authtoken.views import obtain_auth_token
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from agent.api import RunAnswersApi, RunCancelApi, RunDetailApi, RunRerunApi, RunStatusApi, WorkspaceRunsApi
+from oneglanse.api_token import ObtainTokenApi
 from prompts.api import PromptDetailApi, WorkspacePromptsApi
 from workspaces.api import WorkspaceDetailApi, WorkspaceListCreateApi
 from workspaces.api_members import WorkspaceMemberApi, WorkspaceMembersApi
 
 api = [
-    path("api/auth/token/", obtain_auth_token, name="api-auth-token"),
+    path("api/auth/token/", ObtainTokenApi.as_view(), name="api-auth-token"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/workspaces/", WorkspaceListCreateApi.as_view(), name="api-workspaces"),
     path("api/workspaces/<str:workspace_id>/", WorkspaceDetailApi.as_view(), name="api-workspace"),
     path("api/workspaces/<str:workspace_id>/members/", WorkspaceMembersApi.as_view(), name="api-workspace-members"),
