@@ -116,7 +116,7 @@ class JobGroupAdmin(MemberScopedAdmin):
         finished = job_group_finished_count(group)
         expected = group.expected_responses
         return format_html(
-            '<progress class="run-progress" max="{}" value="{}" aria-label="{} of {} finished"></progress> {}/{}',
+            '<progress max="{}" value="{}" class="run-progress" aria-label="{} of {} finished"></progress> {}/{}',
             expected, finished, finished, expected, finished, expected,
         )
 

@@ -164,6 +164,7 @@ SPECTACULAR_SETTINGS = {
         "ProviderStatusEnum": "agent.models.JobGroupProvider.Status",
         "SubmitStatusEnum": ["queued", "empty"],
         "ProgressStatusEnum": ["pending", "completed"],
+        "MembershipRoleEnum": "workspaces.models.Membership.Role",
     },
 }
 

@@ -6,7 +6,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from workspaces.members import (
-    ROLES, membership_add, membership_change_role, membership_get, membership_remove, memberships_of_workspace,
+    membership_add, membership_change_role, membership_get, membership_remove, memberships_of_workspace,
 )
 from workspaces.models import Membership
 from workspaces.selectors import workspace_get_for_user
@@ -24,11 +24,11 @@ class MemberOutputSerializer(serializers.ModelSerializer):
 
 class MemberAddSerializer(serializers.Serializer):
     username = serializers.CharField(max_length=150)
-    role = serializers.ChoiceField(choices=ROLES, default=Membership.Role.MEMBER)
+    role = serializers.ChoiceField(choices=Membership.Role.choices, default=Membership.Role.MEMBER)
 
 
 class MemberRoleSerializer(serializers.Serializer):
-    role = serializers.ChoiceField(choices=ROLES)
+    role = serializers.ChoiceField(choices=Membership.Role.choices)
 
 
 class WorkspaceMembersApi(ListAPIView):
