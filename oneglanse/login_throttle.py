@@ -10,9 +10,10 @@ import hashlib
 import json
 import logging
 
+import redis
 from django.conf import settings
 from django.core.cache import cache
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import ImproperlyConfigured, RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from rest_framework.throttling import BaseThrottle
 
@@ -22,10 +23,13 @@ LOGIN_PATHS = ("/api/auth/token/", "/login/", "/admin/login/")
 _PERIODS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}
 
 
-def login_rate_parse(rate: str) -> tuple[int, int]:
-    """'5/min' -> (5, 60)."""
+def login_rate_parse(rate: str, setting: str = "rate") -> tuple[int, int]:
+    """'5/min' -> (5, 60); anything else stops the web server at start-up with the setting's name."""
     count, _, period = rate.partition("/")
-    return int(count), _PERIODS[period.strip().lower()]
+    try:
+        return int(count), _PERIODS[period.strip().lower()]
+    except (ValueError, KeyError):
+        raise ImproperlyConfigured(f"{setting} must look like 5/min (per s, min or hour), not {rate!r}.") from None
 
 
 def _username_of(request: HttpRequest) -> str:
@@ -53,18 +57,22 @@ def _succeeded(request: HttpRequest, response: HttpResponse) -> bool:
 class LoginThrottleMiddleware:
     def __init__(self, get_response) -> None:
         self.get_response = get_response
+        self.rates = {
+            "address": login_rate_parse(settings.AGENT_LOGIN_RATE_ADDRESS, "AGENT_LOGIN_RATE_ADDRESS"),
+            "username": login_rate_parse(settings.AGENT_LOGIN_RATE_USERNAME, "AGENT_LOGIN_RATE_USERNAME"),
+        }
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if request.method != "POST" or request.path not in LOGIN_PATHS:
             return self.get_response(request)
         slots = []
         username = _username_of(request)
-        checks = [("address", BaseThrottle().get_ident(request), settings.AGENT_LOGIN_RATE_ADDRESS)]
+        checks = [("address", BaseThrottle().get_ident(request))]
         if username:
-            checks.append(("username", username, settings.AGENT_LOGIN_RATE_USERNAME))
+            checks.append(("username", username))
         try:
-            for kind, who, rate in checks:
-                limit, period = login_rate_parse(rate)
+            for kind, who in checks:
+                limit, period = self.rates[kind]
                 digest = hashlib.sha256(who.encode()).hexdigest()[:32]
                 key = f"login-attempts:{kind}:{digest}"
                 # The window opens at the first failure and closes `period` s later (the key's TTL).
@@ -73,7 +81,7 @@ class LoginThrottleMiddleware:
                 if cache.incr(key) > limit:
                     self._give_back(slots)  # a refused attempt is not an attempt
                     return self._refused(request, period)
-        except Exception as exc:  # Redis down: let people log in rather than lock everyone out
+        except redis.RedisError as exc:  # Redis down: let people log in rather than lock everyone out
             logger.warning("log-in throttle unavailable (%s); attempt not counted", exc)
             return self.get_response(request)
         response = self.get_response(request)
@@ -86,8 +94,8 @@ class LoginThrottleMiddleware:
         for key in keys:
             try:
                 cache.decr(key)
-            except Exception:  # expired in between, or Redis gone: nothing to give back
-                pass
+            except (ValueError, redis.RedisError):  # expired in between, or Redis gone: nothing to give back
+                continue
 
     @staticmethod
     def _refused(request: HttpRequest, retry_after: int) -> HttpResponse:

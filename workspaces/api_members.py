@@ -6,7 +6,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from workspaces.members import (
-    membership_add, membership_change_role, membership_get, membership_remove, memberships_of_workspace,
+    membership_add,
+    membership_change_role,
+    membership_get,
+    membership_remove,
+    memberships_of_workspace,
 )
 from workspaces.models import Membership
 from workspaces.selectors import workspace_get_for_user
