@@ -1,20 +1,24 @@
 """URL routes: the JSON API under /api/, Django admin under /admin/, the pages (agent/urls.py) at the root."""
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.authtoken.views import obtain_auth_token
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from agent.api import RunAnswersApi, RunCancelApi, RunDetailApi, RunRerunApi, RunStatusApi, WorkspaceRunsApi
+from oneglanse.api_token import ObtainTokenApi
 from prompts.api import PromptDetailApi, WorkspacePromptsApi
 from visibility.api import BrandDetailApi, RunVisibilityApi, WorkspaceBrandsApi, WorkspaceVisibilityApi
 from workspaces.api import WorkspaceDetailApi, WorkspaceListCreateApi
+from workspaces.api_members import WorkspaceMemberApi, WorkspaceMembersApi
 
 api = [
-    path("api/auth/token/", obtain_auth_token, name="api-auth-token"),
+    path("api/auth/token/", ObtainTokenApi.as_view(), name="api-auth-token"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/workspaces/", WorkspaceListCreateApi.as_view(), name="api-workspaces"),
     path("api/workspaces/<str:workspace_id>/", WorkspaceDetailApi.as_view(), name="api-workspace"),
+    path("api/workspaces/<str:workspace_id>/members/", WorkspaceMembersApi.as_view(), name="api-workspace-members"),
+    path("api/workspaces/<str:workspace_id>/members/<str:username>/", WorkspaceMemberApi.as_view(),
+         name="api-workspace-member"),
     path("api/workspaces/<str:workspace_id>/prompts/", WorkspacePromptsApi.as_view(), name="api-workspace-prompts"),
     path("api/workspaces/<str:workspace_id>/runs/", WorkspaceRunsApi.as_view(), name="api-workspace-runs"),
     path("api/workspaces/<str:workspace_id>/brands/", WorkspaceBrandsApi.as_view(), name="api-workspace-brands"),
