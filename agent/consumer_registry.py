@@ -1,6 +1,7 @@
 """Live consumers: every `run_huey` process heartbeats a small record in Redis, seen from every host.
 
-A record lives AGENT_CONSUMER_TTL seconds (default 60) and is refreshed three times per TTL, so
+A record lives AGENT_CONSUMER_TTL seconds (default 60) and is refreshed every 2 s (or three times
+per TTL when shorter), so
 a consumer that dies without a word (kill -9, a lost host) drops out within the TTL; one that
 stops gracefully removes its record at once. The same beat reads the paused-queue mirror (one
 pipelined round trip per beat, never one per answer), which is what gates this process's dequeue.
@@ -43,7 +44,15 @@ class ConsumerRecord:
 
 
 def beat_interval() -> float:
-    return max(0.2, settings.AGENT_CONSUMER_TTL / 3)
+    """Three beats per TTL, and at least one per PAUSE_CACHE_SECONDS: a resume is noticed that fast."""
+    return max(0.2, min(queue_ops.PAUSE_CACHE_SECONDS, settings.AGENT_CONSUMER_TTL / 3))
+
+
+def dequeue_gate(provider_id: str):
+    """True while the queue is paused, as the beat last saw it. A worker process (`-k process`)
+    has no beat thread of its own, so its view refreshes itself when it grows older than that."""
+    max_age = 3 * queue_ops.PAUSE_CACHE_SECONDS
+    return lambda: provider_id in queue_ops.paused_cache.current(max_age=max_age)
 
 
 class ConsumerBeat(threading.Thread):

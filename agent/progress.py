@@ -2,7 +2,10 @@
 
 Layout (private to this module): `job:{id}:result` is a hash of counters and states; `job:{id}:done`
 is the set of item ids already counted, so counting an item is idempotent: a redelivered item, or
-a rebuild racing a worker, never counts twice. Both keys share one TTL, refreshed on every update.
+a rebuild racing a worker, never counts twice. The result has AGENT_PROGRESS_TTL, refreshed on every
+update; the done set lives AGENT_GROUP_DEADLINE_SECONDS longer while the group is open (a queue
+paused for hours lets the result expire), so the cluster metrics that the same scripts keep
+(agent/metrics.py) count every item once even when the result is rebuilt.
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import redis
 from django.conf import settings
 from django.db.models import Count
 
+from agent import metrics
 from agent.models import JobGroup, JobGroupProvider, JobItem
 from oneglanse.queues import redis_client
 
@@ -63,21 +67,26 @@ local function settle_group(key)
 end
 """
 
-# KEYS: result, done. ARGV: item id, provider, count field (ok|f|c), ttl, error.
+# KEYS: result, done, metrics totals, metrics minute. ARGV: item id, provider, count field (ok|f|c),
+# ttl, error, done ttl, duration bucket (le or ''), duration seconds, minute ttl.
 # Returns {counted, provider_done, group_done}; {-1} when the object is missing (caller rebuilds).
-_FINISH_LUA = _SETTLE + """
+_FINISH_BODY = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, 0, 0} end
 redis.call('EXPIRE', KEYS[1], ARGV[4])
-redis.call('EXPIRE', KEYS[2], ARGV[4])
+redis.call('EXPIRE', KEYS[2], ARGV[6])
 if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return {0, 0, 0} end
 local p = ARGV[2]
 redis.call('HINCRBY', KEYS[1], ARGV[3]..':'..p, 1)
 redis.call('HINCRBY', KEYS[1], 'n', 1)
 redis.call('HINCRBY', KEYS[1], 'u', 1)
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'err:'..p, ARGV[5]) end
+meter(KEYS[3], KEYS[4], ARGV[9], p, ARGV[3], ARGV[7], ARGV[8])
 local pdone = settle(KEYS[1], p)
-return {1, pdone, settle_group(KEYS[1])}
+local gdone = settle_group(KEYS[1])
+if gdone == 1 then redis.call('EXPIRE', KEYS[2], ARGV[4]) end
+return {1, pdone, gdone}
 """
+_FINISH_LUA = _SETTLE + metrics.METER_LUA + _FINISH_BODY
 
 # KEYS: result. ARGV: provider, ttl. Returns 1 when this start moved the provider to processing,
 # 0 when it was already past pending, -1 when the object is missing.
@@ -92,13 +101,15 @@ end
 return 0
 """
 
-# KEYS: result, done. ARGV: ttl, snapshot JSON (see _snapshot). Creates the object when missing,
-# then merges the snapshot's finished items idempotently; safe to run beside live workers.
-_REBUILD_LUA = _SETTLE + """
+# KEYS: result, done, metrics totals, metrics minute. ARGV: ttl, snapshot JSON (see _snapshot), done
+# ttl, minute ttl. Creates the object when missing, then merges the snapshot's finished items
+# idempotently; safe to run beside live workers. A missing object is counted from the snapshot
+# alone, while only items new to the done set are metered (the others were, when they finished).
+_REBUILD_LUA = _SETTLE + metrics.METER_LUA + """
 local snap = cjson.decode(ARGV[2])
 local key = KEYS[1]
-if redis.call('EXISTS', key) == 0 then
-  redis.call('DEL', KEYS[2])
+local fresh = redis.call('EXISTS', key) == 0
+if fresh then
   redis.call('HSET', key, 'status', 'pending', 'u', 0, 'n', 0, 'exp', snap.expected,
              'tp', snap.totalPrompts, 'providers', cjson.encode(snap.providers))
   for _, p in ipairs(snap.providers) do
@@ -106,11 +117,13 @@ if redis.call('EXISTS', key) == 0 then
   end
 end
 for _, it in ipairs(snap.finished) do
-  if redis.call('SADD', KEYS[2], it[1]) == 1 then
+  local new = redis.call('SADD', KEYS[2], it[1]) == 1
+  if new or fresh then
     redis.call('HINCRBY', key, it[3]..':'..it[2], 1)
     redis.call('HINCRBY', key, 'n', 1)
     redis.call('HINCRBY', key, 'u', 1)
   end
+  if new then meter(KEYS[3], KEYS[4], ARGV[4], it[2], it[3], it[4], it[5]) end
 end
 for p, err in pairs(snap.errors) do redis.call('HSET', key, 'err:'..p, err) end
 for _, p in ipairs(snap.started) do
@@ -124,7 +137,7 @@ if snap.cancelled and redis.call('HSETNX', key, 'cancelled', 1) == 1 then redis.
 if snap.error ~= '' then redis.call('HSET', key, 'err', snap.error) end
 local gdone = settle_group(key)
 redis.call('EXPIRE', key, ARGV[1])
-redis.call('EXPIRE', KEYS[2], ARGV[1])
+if gdone == 1 then redis.call('EXPIRE', KEYS[2], ARGV[1]) else redis.call('EXPIRE', KEYS[2], ARGV[3]) end
 return gdone
 """
 
@@ -168,6 +181,19 @@ def _ttl() -> int:
     return settings.AGENT_PROGRESS_TTL
 
 
+def _done_ttl() -> int:
+    return int(settings.AGENT_PROGRESS_TTL + settings.AGENT_GROUP_DEADLINE_SECONDS)
+
+
+def _keys(group_id) -> list[str]:
+    """The four keys every counting script touches: progress result and done set, metrics totals and minute."""
+    return [progress_key(group_id), _done_key(group_id), metrics.TOTALS_KEY, metrics.current_minute_key()]
+
+
+def _rebuild_args(snapshot: dict) -> list:
+    return [_ttl(), _encode_snapshot(snapshot), _done_ttl(), metrics.MINUTE_KEY_TTL_SECONDS]
+
+
 def _snapshot(group: JobGroup) -> dict:
     """The progress object's inputs as the database has them now."""
     providers = list(group.providers)
@@ -175,9 +201,10 @@ def _snapshot(group: JobGroup) -> dict:
     for row in JobItem.objects.filter(group=group).values("provider").annotate(n=Count("id")):
         expected_by_provider[row["provider"]] = row["n"]
     finished = [
-        [str(item_id), provider, _OUTCOME_FIELD[status]]
-        for item_id, provider, status in JobItem.objects.filter(group=group, status__in=JobItem.FINISHED)
-        .values_list("id", "provider", "status")
+        [str(item_id), provider, _OUTCOME_FIELD[status],
+         *metrics.meter_duration(latency_ms if status == JobItem.Status.OK else None)]
+        for item_id, provider, status, latency_ms in JobItem.objects.filter(group=group, status__in=JobItem.FINISHED)
+        .values_list("id", "provider", "status", "latency_ms")
         .iterator(chunk_size=2000)
     ]
     provider_rows = list(JobGroupProvider.objects.filter(group=group).values("provider", "status", "error"))
@@ -224,7 +251,7 @@ def progress_create_on(pipeline: redis.client.Pipeline, group: JobGroup, expecte
         "cancelled": False,
         "error": "",
     }
-    _scripts.bind().rebuild(keys=[progress_key(group.id), _done_key(group.id)], args=[_ttl(), _encode_snapshot(snapshot)], client=pipeline)
+    _scripts.bind().rebuild(keys=_keys(group.id), args=_rebuild_args(snapshot), client=pipeline)
 
 
 def progress_rebuild(group_id) -> bool:
@@ -232,7 +259,7 @@ def progress_rebuild(group_id) -> bool:
     group = JobGroup.objects.get(id=group_id)
     snapshot = _snapshot(group)
     scripts = _scripts.bind()
-    done = scripts.rebuild(keys=[progress_key(group_id), _done_key(group_id)], args=[_ttl(), _encode_snapshot(snapshot)])
+    done = scripts.rebuild(keys=_keys(group_id), args=_rebuild_args(snapshot))
     logger.info("progress of group %s rebuilt from the database (%d finished items)", group_id, len(snapshot["finished"]))
     return bool(done)
 
@@ -247,11 +274,18 @@ def progress_item_started(*, group_id, provider: str) -> bool:
     return result == 1
 
 
-def progress_item_finished(*, group_id, item_id: int, provider: str, status: str, error: str = "") -> ItemCounted:
-    """Count one finished item, once. Call only after the item's row was updated in the database."""
+def progress_item_finished(
+    *, group_id, item_id: int, provider: str, status: str, error: str = "", latency_ms: int | None = None
+) -> ItemCounted:
+    """Count one finished item, once, in the progress object and the cluster metrics (one script call).
+
+    Call only after the item's row was updated in the database; `latency_ms` is an ok item's provider time.
+    """
     scripts = _scripts.bind()
-    args = [str(item_id), provider, _OUTCOME_FIELD[status], _ttl(), error[:500]]
-    counted, provider_done, group_done = scripts.finish(keys=[progress_key(group_id), _done_key(group_id)], args=args)
+    le, seconds = metrics.meter_duration(latency_ms if status == JobItem.Status.OK else None)
+    args = [str(item_id), provider, _OUTCOME_FIELD[status], _ttl(), error[:500], _done_ttl(), le, seconds,
+            metrics.MINUTE_KEY_TTL_SECONDS]
+    counted, provider_done, group_done = scripts.finish(keys=_keys(group_id), args=args)
     if counted == -1:
         # The object expired or Redis lost it: the rebuild reads the rows, ours included.
         group_done = progress_rebuild(group_id)

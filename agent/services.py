@@ -14,13 +14,13 @@ from datetime import timedelta
 import redis
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, F, Q, Value
+from django.db.models import Count, Exists, F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from agent import heartbeat, progress
 from agent.exceptions import Conflict, InvalidInput, QueueUnavailable
-from agent.models import JobGroup, JobGroupProvider, JobItem
+from agent.models import JobGroup, JobGroupProvider, JobItem, ProviderQueue
 from agent.providers.base import Answer, ProviderError, TransientProviderError
 from agent.providers.registry import PROVIDER_IDS, provider_for, unknown_provider_ids
 from agent.providers.retry import retry_delay
@@ -274,11 +274,16 @@ def item_run(*, item_id: int, provider_id: str) -> None:
             _progress_count(group_id=group_id, item_id=item_id, provider_id=provider_id, status=JobItem.Status.CANCELLED)
         return
     now = timezone.now()
-    started = JobItem.objects.filter(id=item_id, status=JobItem.Status.QUEUED).update(
+    # The pause check rides on the claim that runs anyway: no extra round trip, and exact (the
+    # database is the pause's source of truth) whatever the age of this consumer's paused view.
+    paused = ProviderQueue.objects.filter(provider=provider_id, paused=True)
+    started = JobItem.objects.filter(~Exists(paused), id=item_id, status=JobItem.Status.QUEUED).update(
         status=JobItem.Status.RUNNING, attempts=F("attempts") + 1, heartbeat_at=now, next_attempt_at=None,
         started_at=Coalesce("started_at", Value(now)),
     )
     if not started:
+        if paused.exists():
+            _item_hold_paused(item_id=item_id, provider_id=provider_id)
         return  # another delivery started it, or it was cancelled, a moment ago
     _provider_started(group_id=group_id, provider_id=provider_id)
     provider = provider_for(provider_id)
@@ -322,6 +327,18 @@ def item_run(*, item_id: int, provider_id: str) -> None:
             return
         answer_record(item_id=item_id, group_id=group_id, provider_id=provider_id, backend=provider.backend, answer=answer)
         return
+
+
+def _item_hold_paused(*, item_id: int, provider_id: str) -> None:
+    """A consumer took an item of a queue paused a moment ago: the item goes back on its queue,
+    unstarted, and this process stops taking that queue's items before its next refresh."""
+    from agent.queue_ops import paused_cache
+
+    paused_cache.mark_paused(provider_id)
+    pipeline = redis_client().pipeline(transaction=False)
+    job_items_push_on(pipeline, provider_id=provider_id, item_ids=[item_id])
+    pipeline.execute()
+    logger.info("item %s: the %s queue is paused; back on the queue unstarted", item_id, provider_id)
 
 
 def _rate_limit_wait(provider_id: str) -> float:
@@ -398,13 +415,16 @@ def answer_record(
     if not changed:
         logger.info("item %s was already recorded; this result is dropped", item_id)
         return False
-    _progress_count(group_id=group_id, item_id=item_id, provider_id=provider_id, status=status, error=error)
+    _progress_count(group_id=group_id, item_id=item_id, provider_id=provider_id, status=status, error=error,
+                    latency_ms=answer.latency_ms if answer is not None else None)
     return True
 
 
-def _progress_count(*, group_id, item_id: int, provider_id: str, status: str, error: str = "") -> None:
+def _progress_count(
+    *, group_id, item_id: int, provider_id: str, status: str, error: str = "", latency_ms: int | None = None
+) -> None:
     counted = progress.progress_item_finished(
-        group_id=group_id, item_id=item_id, provider=provider_id, status=status, error=error
+        group_id=group_id, item_id=item_id, provider=provider_id, status=status, error=error, latency_ms=latency_ms
     )
     if counted.provider_done:
         job_group_provider_settle(group_id=group_id, provider_id=provider_id)

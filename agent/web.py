@@ -22,7 +22,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from agent.api import RunSubmitThrottle
+from agent.api import RunSubmitThrottle, run_paused_providers
 from agent.exceptions import DomainError, NotFound
 from agent.models import JobGroup, JobItem
 from agent.progress import progress_get
@@ -310,6 +310,7 @@ def _run_detail(request: HttpRequest, group: JobGroup, status: int = 200) -> Htt
             "answers_page": answers_page,
             "answers_page_size": page_size,
             "prompts": prompts,
+            "paused_providers": run_paused_providers(group, progress),
         },
         status=status,
     )

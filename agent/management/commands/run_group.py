@@ -14,6 +14,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from agent.api import run_paused_providers
 from agent.exceptions import DomainError
 from agent.models import JobGroup
 from agent.progress import progress_get
@@ -115,13 +116,16 @@ class Command(BaseCommand):
             while True:
                 group.refresh_from_db()
                 progress = progress_get(group)
+                paused = run_paused_providers(group, progress)
                 for provider, bar in bars.items():
                     state = progress["providers"].get(provider, "pending")
                     ok, failed = progress["results"].get(provider, 0), progress["failed"].get(provider, 0)
                     # Cancelled items are counted only in the group's total: a provider in a final state is full.
                     done = expected[provider] if state in ("completed", "failed") else min(expected[provider], ok + failed)
                     bar.n = done
-                    bar.set_postfix_str(f"{state}, {ok} ok, {failed} failed", refresh=False)
+                    # A paused queue waits for an operator: say so rather than look stuck.
+                    shown = f"{state}, queue paused" if provider in paused else state
+                    bar.set_postfix_str(f"{shown}, {ok} ok, {failed} failed", refresh=False)
                     bar.refresh()
                 elapsed = time.monotonic() - started
                 if progress["status"] == "completed" or elapsed >= timeout:

@@ -106,7 +106,7 @@
     box.hidden = lines.length === 0;
   }
 
-  function renderProgress(progress) {
+  function renderProgress(progress, paused) {
     var s = progress.stats;
     var finished = s.actualResponses + s.failedResponses + s.cancelledResponses;
     var total = byId("bar-total");
@@ -137,7 +137,10 @@
       text.replaceChildren(
         done + " of " + expected + " (" + percent(done, expected) + " %) · ",
         node("span", { "class": "state state-" + state }, [state]),
-        " · " + ok + " answered, " + failed + " failed"
+        " · " + ok + " answered, " + failed + " failed",
+        // An operator paused this provider's queue: waiting, not stuck.
+        paused.indexOf(provider) !== -1 ? " · " : null,
+        paused.indexOf(provider) !== -1 ? node("span", { "class": "state state-paused" }, ["queue paused"]) : null
       );
     });
     var outcome = outcomeOf(progress, root.dataset.groupStatus);
@@ -266,7 +269,7 @@
           failuresInARow = 0;
           note("");
           var progress = body.response;
-          renderProgress(progress);
+          renderProgress(progress, body.paused_providers || []);
           var changed = progress.updateId !== lastUpdateId;
           lastUpdateId = progress.updateId;
           return (changed ? refreshAnswers() : Promise.resolve()).then(function () {
