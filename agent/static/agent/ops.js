@@ -48,10 +48,9 @@
     var state = row.querySelector(".q-state");
     var wanted = q.paused ? "Paused" + (q.paused_by ? " by " + q.paused_by : "") : "Running";
     if (state.dataset.shown !== wanted) {
-      state.replaceChildren(
-        node("span", { "class": "badge " + (q.paused ? "status-paused" : "status-ok") }, [q.paused ? "Paused" : "Running"]),
-        q.paused && q.paused_by ? node("span", { "class": "muted small" }, [" by " + q.paused_by]) : null
-      );
+      var parts = [node("span", { "class": "badge " + (q.paused ? "status-paused" : "status-ok") }, [q.paused ? "Paused" : "Running"])];
+      if (q.paused && q.paused_by) parts.push(" ", node("span", { "class": "muted small" }, ["by " + q.paused_by]));
+      state.replaceChildren.apply(state, parts);
       state.dataset.shown = wanted;
     }
     setText(row.querySelector(".q-waiting"), String(q.waiting));
