@@ -1,10 +1,10 @@
 """Live consumers: every `run_huey` process heartbeats a small record in Redis, seen from every host.
 
-A record lives AGENT_CONSUMER_TTL seconds (default 60) and is refreshed every 2 s (or three times
-per TTL when shorter), so
-a consumer that dies without a word (kill -9, a lost host) drops out within the TTL; one that
-stops gracefully removes its record at once. The same beat reads the paused-queue mirror (one
-pipelined round trip per beat, never one per answer), which is what gates this process's dequeue.
+A record lives AGENT_CONSUMER_TTL seconds (default 60) and is refreshed three times per TTL, so a
+consumer that dies without a word (kill -9, a lost host) drops out within the TTL; one that stops
+gracefully removes its record at once. The paused-queue view that gates this process's dequeue is
+refreshed by every answer it records (the FINISH script returns it) and, when no answer did so
+for PAUSE_CACHE_SECONDS (idle, or paused), by this thread: never a round trip per answer.
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from dataclasses import asdict, dataclass
 
@@ -44,8 +45,13 @@ class ConsumerRecord:
 
 
 def beat_interval() -> float:
-    """Three beats per TTL, and at least one per PAUSE_CACHE_SECONDS: a resume is noticed that fast."""
-    return max(0.2, min(queue_ops.PAUSE_CACHE_SECONDS, settings.AGENT_CONSUMER_TTL / 3))
+    """Three heartbeats per TTL."""
+    return max(0.2, settings.AGENT_CONSUMER_TTL / 3)
+
+
+def tick_interval() -> float:
+    """How often the beat thread wakes: the paused view must never be older than PAUSE_CACHE_SECONDS."""
+    return max(0.1, min(queue_ops.PAUSE_CACHE_SECONDS / 2, beat_interval()))
 
 
 def dequeue_gate(provider_id: str):
@@ -67,29 +73,45 @@ class ConsumerBeat(threading.Thread):
             worker_type=worker_type, version=oneglanse.__version__, started_at=timezone.now().isoformat(),
         )
         self.stop_event = threading.Event()
+        self.last_record = float("-inf")
 
     @property
     def key(self) -> str:
         return RECORD_PREFIX + self.record.id
 
-    def beat_once(self) -> None:
+    def beat_once(self, *, force: bool = True) -> None:
+        """Refresh the record when due, and the paused view when no answer refreshed it lately.
+
+        A busy consumer learns of pauses from the answers it records (the FINISH script returns
+        the mirror), so its beats are only the heartbeat: one round trip per TTL/3, not per answer.
+        """
+        now = time.monotonic()
+        record_due = force or now - self.last_record >= beat_interval()
+        view_due = force or queue_ops.paused_cache.age() >= queue_ops.PAUSE_CACHE_SECONDS - tick_interval()
+        if not (record_due or view_due):
+            return
         pipeline = redis_client().pipeline(transaction=False)
-        ttl_ms = max(100, int(settings.AGENT_CONSUMER_TTL * 1000))
-        pipeline.set(self.key, json.dumps(asdict(self.record)), px=ttl_ms)
-        pipeline.sadd(CONSUMERS_KEY, self.record.id)
-        pipeline.hgetall(queue_ops.PAUSED_KEY)
-        *_, mirror = pipeline.execute()
-        queue_ops.paused_cache.load_mirror(mirror)
+        if record_due:
+            ttl_ms = max(100, int(settings.AGENT_CONSUMER_TTL * 1000))
+            pipeline.set(self.key, json.dumps(asdict(self.record)), px=ttl_ms)
+            pipeline.sadd(CONSUMERS_KEY, self.record.id)
+        if view_due:
+            pipeline.hgetall(queue_ops.PAUSED_KEY)
+        replies = pipeline.execute()
+        if record_due:
+            self.last_record = now
+        if view_due:
+            queue_ops.paused_cache.load_mirror(replies[-1])
 
     def run(self) -> None:
         while True:
             try:
-                self.beat_once()
+                self.beat_once(force=False)
             except redis.RedisError as exc:
                 logger.warning("consumer heartbeat skipped: Redis unavailable (%s)", exc)
             except Exception:  # the database (mirror rebuild) may be away; the next beat tries again
                 logger.exception("consumer heartbeat failed; the next beat tries again")
-            if self.stop_event.wait(beat_interval()):
+            if self.stop_event.wait(tick_interval()):
                 return
 
     def stop(self) -> None:

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db.models import Count
 
 from agent import metrics
+from agent.queue_ops import PAUSED_KEY, paused_cache
 from agent.models import JobGroup, JobGroupProvider, JobItem
 from oneglanse.queues import redis_client
 
@@ -67,14 +68,17 @@ local function settle_group(key)
 end
 """
 
-# KEYS: result, done, metrics totals, metrics minute. ARGV: item id, provider, count field (ok|f|c),
-# ttl, error, done ttl, duration bucket (le or ''), duration seconds, minute ttl.
-# Returns {counted, provider_done, group_done}; {-1} when the object is missing (caller rebuilds).
+# KEYS: result, done, metrics totals, metrics minute, paused-queue mirror. ARGV: item id, provider,
+# count field (ok|f|c), ttl, error, done ttl, duration bucket (le or ''), duration seconds, minute ttl.
+# Returns {counted, provider_done, group_done, paused mirror fields}; {-1} when the object is missing
+# (caller rebuilds). The mirror's fields ride along so a busy consumer learns of a pause or a resume
+# from the answers it records, without a round trip of its own (agent/queue_ops.py).
 _FINISH_BODY = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, 0, 0} end
+local paused = redis.call('HKEYS', KEYS[5])
+if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, 0, 0, paused} end
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 redis.call('EXPIRE', KEYS[2], ARGV[6])
-if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return {0, 0, 0} end
+if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return {0, 0, 0, paused} end
 local p = ARGV[2]
 redis.call('HINCRBY', KEYS[1], ARGV[3]..':'..p, 1)
 redis.call('HINCRBY', KEYS[1], 'n', 1)
@@ -84,7 +88,7 @@ meter(KEYS[3], KEYS[4], ARGV[9], p, ARGV[3], ARGV[7], ARGV[8])
 local pdone = settle(KEYS[1], p)
 local gdone = settle_group(KEYS[1])
 if gdone == 1 then redis.call('EXPIRE', KEYS[2], ARGV[4]) end
-return {1, pdone, gdone}
+return {1, pdone, gdone, paused}
 """
 _FINISH_LUA = _SETTLE + metrics.METER_LUA + _FINISH_BODY
 
@@ -285,7 +289,8 @@ def progress_item_finished(
     le, seconds = metrics.meter_duration(latency_ms if status == JobItem.Status.OK else None)
     args = [str(item_id), provider, _OUTCOME_FIELD[status], _ttl(), error[:500], _done_ttl(), le, seconds,
             metrics.MINUTE_KEY_TTL_SECONDS]
-    counted, provider_done, group_done = scripts.finish(keys=_keys(group_id), args=args)
+    counted, provider_done, group_done, paused = scripts.finish(keys=[*_keys(group_id), PAUSED_KEY], args=args)
+    paused_cache.load_names(paused)
     if counted == -1:
         # The object expired or Redis lost it: the rebuild reads the rows, ours included.
         group_done = progress_rebuild(group_id)

@@ -3,8 +3,9 @@
 A pause lives in the database (`ProviderQueue`, the source of truth: it outlives consumer
 restarts and a Redis that comes back empty) and is mirrored in one Redis hash for the hot
 paths. Nothing reads either per answer:
-- a consumer refreshes its view of the mirror with its heartbeat (agent/consumer_registry.py)
-  and stops taking items of a paused queue; the claim of an item (one conditional UPDATE that
+- a consumer's view of the mirror comes back with every answer it records (the FINISH script
+  returns it) and, when it records none (idle or paused), from its heartbeat thread every
+  PAUSE_CACHE_SECONDS (agent/consumer_registry.py); it stops taking items of a paused queue; the claim of an item (one conditional UPDATE that
   runs anyway) also refuses a paused provider, so no item starts once the pause is committed,
   whatever the age of a consumer's view;
 - web processes keep the mirror for PAUSE_CACHE_SECONDS (one HGETALL per process per period).
@@ -54,6 +55,20 @@ class PausedQueuesCache:
         with self._lock:
             self._paused, self._loaded_at = paused, time.monotonic()
         return paused
+
+    def load_names(self, fields: list[bytes]) -> None:
+        """Take the mirror's field names that the FINISH script returns with every answer; an
+        empty list (mirror lost) is left to the next beat, which rebuilds it from the database."""
+        if not fields:
+            return
+        names = {f.decode() for f in fields} - {SYNCED_FIELD}
+        with self._lock:
+            if names != set(self._paused):
+                self._paused = {name: self._paused.get(name, "") for name in names}
+            self._loaded_at = time.monotonic()
+
+    def age(self) -> float:
+        return time.monotonic() - self._loaded_at
 
     def is_paused(self, provider_id: str) -> bool:
         return provider_id in self._paused
