@@ -3,8 +3,8 @@
 A record lives AGENT_CONSUMER_TTL seconds (default 60) and is refreshed three times per TTL, so a
 consumer that dies without a word (kill -9, a lost host) drops out within the TTL; one that stops
 gracefully removes its record at once. The paused-queue view that gates this process's dequeue is
-refreshed by every answer it records (the FINISH script returns it) and, when no answer did so
-for PAUSE_CACHE_SECONDS (idle, or paused), by this thread: never a round trip per answer.
+refreshed by every answer it records (the FINISH script returns it), and by this thread every
+PAUSE_CACHE_SECONDS while the queue is paused (to notice the resume): never a round trip per answer.
 """
 from __future__ import annotations
 
@@ -82,12 +82,18 @@ class ConsumerBeat(threading.Thread):
     def beat_once(self, *, force: bool = True) -> None:
         """Refresh the record when due, and the paused view when no answer refreshed it lately.
 
-        A busy consumer learns of pauses from the answers it records (the FINISH script returns
-        the mirror), so its beats are only the heartbeat: one round trip per TTL/3, not per answer.
+        While its queue runs, a consumer needs no beat to learn of a pause: the answers it records
+        bring the mirror back (the FINISH script returns it), and the claim of an item refuses a
+        paused provider and closes the gate at once. Only a closed gate needs this thread, to
+        notice the resume. So a running consumer's beats are the heartbeat alone: one round trip
+        per TTL/3, never one per answer.
         """
         now = time.monotonic()
         record_due = force or now - self.last_record >= beat_interval()
-        view_due = force or queue_ops.paused_cache.age() >= queue_ops.PAUSE_CACHE_SECONDS - tick_interval()
+        view_due = force or (
+            queue_ops.paused_cache.is_paused(self.record.provider)
+            and queue_ops.paused_cache.age() >= queue_ops.PAUSE_CACHE_SECONDS - tick_interval()
+        )
         if not (record_due or view_due):
             return
         pipeline = redis_client().pipeline(transaction=False)

@@ -4,8 +4,9 @@ A pause lives in the database (`ProviderQueue`, the source of truth: it outlives
 restarts and a Redis that comes back empty) and is mirrored in one Redis hash for the hot
 paths. Nothing reads either per answer:
 - a consumer's view of the mirror comes back with every answer it records (the FINISH script
-  returns it) and, when it records none (idle or paused), from its heartbeat thread every
-  PAUSE_CACHE_SECONDS (agent/consumer_registry.py); it stops taking items of a paused queue; the claim of an item (one conditional UPDATE that
+  returns it), and while its queue is paused its heartbeat thread re-reads it every
+  PAUSE_CACHE_SECONDS to notice the resume (agent/consumer_registry.py); it stops taking items
+  of a paused queue; the claim of an item (one conditional UPDATE that
   runs anyway) also refuses a paused provider, so no item starts once the pause is committed,
   whatever the age of a consumer's view;
 - web processes keep the mirror for PAUSE_CACHE_SECONDS (one HGETALL per process per period).
