@@ -6,8 +6,8 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from agent.models import ProviderQueue
-from agent.providers.registry import PROVIDER_IDS
 from agent.queue_ops import queue_pause, queue_resume
+from oneglanse.provider_ids import PROVIDER_IDS
 
 
 @admin.register(ProviderQueue)

@@ -28,7 +28,7 @@ class ClusterCollector:
             "waiting": GaugeMetricFamily("oneglanse_queue_waiting", "Items waiting on the provider queue.", labels=["provider"]),
             "running": GaugeMetricFamily("oneglanse_queue_running", "Items being asked right now.", labels=["provider"]),
             "paused": GaugeMetricFamily("oneglanse_queue_paused", "1 while the provider queue is paused.", labels=["provider"]),
-            "consumers": GaugeMetricFamily("oneglanse_consumers", "Consumer processes seen in the last heartbeat TTL, every host.",
+            "consumers": GaugeMetricFamily("oneglanse_consumers", "Consumer processes alive (heartbeat), every host.",
                                            labels=["provider"]),
         }
         for overview in overviews:

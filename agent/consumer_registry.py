@@ -23,7 +23,8 @@ from django.utils import timezone
 
 import oneglanse
 from agent import queue_ops
-from oneglanse.queues import queue_name, redis_client
+from agent.connections import redis_client
+from agent.queues import queue_name
 
 logger = logging.getLogger(__name__)
 
@@ -147,7 +148,7 @@ def consumers_live(client: redis.Redis | None = None) -> list[ConsumerRecord]:
         return []
     raws = client.mget([RECORD_PREFIX + consumer_id for consumer_id in ids])
     live, gone = [], []
-    for consumer_id, raw in zip(ids, raws):
+    for consumer_id, raw in zip(ids, raws, strict=True):
         if raw is None:
             gone.append(consumer_id)
             continue

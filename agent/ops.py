@@ -14,10 +14,10 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from agent.exceptions import DomainError
 from agent.models import JobGroup, JobItem
-from agent.providers.registry import PROVIDER_IDS, PROVIDER_LABELS
 from agent.queue_ops import queue_figures, queue_overview_list, queue_pause, queue_resume, queue_throughput
+from oneglanse.exceptions import DomainError
+from oneglanse.provider_ids import PROVIDER_IDS, PROVIDER_LABELS
 
 RECENT_FAILURES = 50
 RUNS_IN_FLIGHT = 50

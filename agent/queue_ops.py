@@ -26,10 +26,11 @@ from django.db.models import Count
 from django.utils import timezone
 
 from agent import metrics
-from agent.exceptions import NotFound
+from agent.connections import redis_client
 from agent.models import JobItem, ProviderQueue
-from agent.providers.registry import PROVIDER_IDS
-from oneglanse.queues import huey_for, queue_name, redis_client
+from agent.queues import huey_for, queue_name
+from oneglanse.exceptions import NotFound
+from oneglanse.provider_ids import PROVIDER_IDS
 
 logger = logging.getLogger(__name__)
 
@@ -232,8 +233,8 @@ def queue_figures(*, minutes: int = 60) -> QueueFigures:
     )
     return QueueFigures(
         states=queues_state(),
-        waiting=dict(zip(PROVIDER_IDS, queue_sizes[0::2])),
-        scheduled=dict(zip(PROVIDER_IDS, queue_sizes[1::2])),
+        waiting=dict(zip(PROVIDER_IDS, queue_sizes[0::2], strict=True)),
+        scheduled=dict(zip(PROVIDER_IDS, queue_sizes[1::2], strict=True)),
         running={p: running.get(p, 0) for p in PROVIDER_IDS},
         minutes=epoch_minutes,
         per_minute=metrics.minutes_parse(minute_raws, PROVIDER_IDS),

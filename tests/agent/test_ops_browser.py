@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from agent.models import ProviderQueue
-from agent.services import job_group_submit
+from agent.services.submit import job_group_submit
 from tests.agent.test_browser import chromium, in_thread, sign_in
 from tests.factories import wait_for_group_closed, workspace_with_prompts
 

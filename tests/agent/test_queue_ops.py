@@ -11,12 +11,15 @@ from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.test import APIClient
 
 from agent import progress
+from agent.connections import redis_client
 from agent.metrics import TOTALS_KEY, duration_bucket, quantile_ms
 from agent.models import JobItem, ProviderQueue
 from agent.queue_ops import PAUSED_KEY, paused_cache, queue_overview_list, queue_pause, queue_resume
+from agent.queues import huey_for
 from agent.recovery import BACKLOG_PATIENCE_WINDOWS, recovery_sweep
-from agent.services import answer_record, item_run, job_group_submit
-from oneglanse.queues import huey_for, redis_client
+from agent.services.items import answer_record, item_run
+from agent.services.submit import job_group_submit
+from agent.tasks import QueuedItem
 from tests.factories import workspace_with_prompts
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -56,7 +59,8 @@ def test_queue_api_lists_every_provider_queue_for_staff(staff_api, user) -> None
     assert body["count"] == 4 and [q["provider"] for q in body["results"]] == ["chatgpt", "perplexity", "gemini", "claude"]
     chatgpt = body["results"][0]
     assert QUEUE_KEYS <= set(chatgpt)
-    assert (chatgpt["queue"], chatgpt["waiting"], chatgpt["paused"], chatgpt["consumers"]) == ("oneglanse-agent-chatgpt", 3, False, 0)
+    assert (chatgpt["queue"], chatgpt["waiting"], chatgpt["paused"]) == ("oneglanse-agent-chatgpt", 3, False)
+    assert chatgpt["consumers"] == 0
     assert chatgpt["last_hour"] == {"ok": 0, "failed": 0, "p50_ms": None, "p95_ms": None}
 
 
@@ -84,8 +88,8 @@ def test_a_paused_item_taken_by_a_stale_consumer_goes_back_on_its_queue_unstarte
     redis_client().delete(queue)  # as if a consumer had popped both messages just before the pause
     queue_pause(provider_id="chatgpt", user=user)
     assert not paused_cache.is_paused("chatgpt")  # this process has not refreshed its view yet
-    for item_id in JobItem.objects.filter(group=group).values_list("id", flat=True):
-        item_run(item_id=item_id, provider_id="chatgpt")
+    for item in JobItem.objects.filter(group=group):
+        item_run(item=QueuedItem.of(item))
     assert set(JobItem.objects.filter(group=group).values_list("status", "attempts")) == {("queued", 0)}
     assert redis_client().llen(queue) == 2
     assert paused_cache.is_paused("chatgpt")  # the claim told the dequeue gate at once
@@ -145,7 +149,7 @@ def test_metering_counts_an_item_once_whatever_delivers_it(user) -> None:
     from agent.providers.base import Answer
 
     answer = Answer(text="hi", sources=[], usage={}, latency_ms=420, model="m")
-    assert answer_record(item_id=first, group_id=group.id, provider_id="chatgpt", backend="simulated", answer=answer)
+    assert answer_record(item=QueuedItem(first, str(group.id), "chatgpt"), backend="simulated", answer=answer)
     progress.progress_item_finished(group_id=group.id, item_id=first, provider="chatgpt", status="ok")  # redelivered
     JobItem.objects.filter(id=second).update(status="failed", error="boom", finished_at=timezone.now())
     progress.progress_rebuild(group.id)  # the sweep's merge counts the second
@@ -160,10 +164,10 @@ def test_metering_survives_the_progress_object_expiring(user) -> None:
     group = _submit(user, prompts=2, providers=["gemini"])
     first, second = JobItem.objects.filter(group=group).order_by("id").values_list("id", flat=True)
     JobItem.objects.filter(id=first).update(status="running")
-    answer_record(item_id=first, group_id=group.id, provider_id="gemini", backend="simulated", error="boom")
+    answer_record(item=QueuedItem(first, str(group.id), "gemini"), backend="simulated", error="boom")
     redis_client().delete(progress.progress_key(group.id))  # expired after an hour's pause
     JobItem.objects.filter(id=second).update(status="running")
-    answer_record(item_id=second, group_id=group.id, provider_id="gemini", backend="simulated", error="boom again")
+    answer_record(item=QueuedItem(second, str(group.id), "gemini"), backend="simulated", error="boom again")
     assert redis_client().hget(TOTALS_KEY, "n:gemini:failed") == b"2"
     assert progress.progress_read_live(group.id)["failed"] == {"gemini": 2}
 

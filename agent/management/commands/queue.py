@@ -7,9 +7,9 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from agent.exceptions import DomainError
-from agent.providers.registry import PROVIDER_IDS
 from agent.queue_ops import QueueOverview, queue_overview_list, queue_pause, queue_resume
+from oneglanse.exceptions import DomainError
+from oneglanse.provider_ids import PROVIDER_IDS
 
 
 def _ms(value: int | None) -> str:

@@ -11,9 +11,10 @@ from django.core.management.base import BaseCommand, CommandError
 from huey.consumer_options import ConsumerConfig, OptionParserHandler
 
 from agent.consumer_registry import consumer_beat_start, dequeue_gate
-from agent.providers.registry import PROVIDER_IDS
+from agent.queues import queue_name
 from agent.recovery import recovery_sweeper_start
-from oneglanse.queues import huey_for, queue_name
+from agent.tasks import consumer_huey
+from oneglanse.provider_ids import PROVIDER_IDS
 
 
 class Command(BaseCommand):
@@ -59,9 +60,9 @@ class Command(BaseCommand):
         if config.logfile or config.verbose is not None or not logging.getLogger().handlers:
             config.setup_logger(huey_logger)
             huey_logger.propagate = False
-        huey = huey_for(queue)
-        # Seen by GET /api/queues/ and /metrics on every host; the beat also keeps the paused view
-        # that holds this queue's items on the queue while an operator has paused it.
+        huey = consumer_huey(queue)
+        # Seen by GET /api/queues/ and /metrics on every host; the gate holds this queue's items
+        # on the queue while an operator has paused it.
         beat = consumer_beat_start(provider_id=queue, workers=config.workers, worker_type=config.worker_type)
         huey.storage.dequeue_gate = dequeue_gate(queue)
         recovery_sweeper_start()
