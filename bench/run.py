@@ -340,14 +340,15 @@ class Bench:
     # -- scenario 8 -------------------------------------------------------------------------
     def scenario_metrics_cost(self) -> None:
         """What the cluster metrics cost per answer: the counting script with and without metering."""
-        from agent import metrics, progress
+        from agent import metrics, progress, progress_lua
         from agent.models import JobItem
         from bench.redis_counter import redis_counter_snapshot
 
         scripts = progress._scripts.bind()
         metered = scripts.finish
         # "Before": the same script with an empty meter(), i.e. the progress count alone.
-        unmetered = scripts._client.register_script(progress._SETTLE + metrics.METER_LUA_DISABLED + progress._FINISH_BODY)
+        unmetered = scripts._client.register_script(
+            progress_lua.SETTLE_LUA + metrics.METER_LUA_DISABLED + progress_lua.FINISH_BODY)
 
         def one_round(script) -> dict:
             group = self.submit_parked(self.scale.seed_prompts // 4)
@@ -416,7 +417,7 @@ class Bench:
         def cpu_ms(statement, repeats: int = 300) -> float:
             started = time.process_time()
             for index in range(repeats):
-                statement(items[index % len(items)][0])
+                statement(items[index % len(items)].item_id)
             return (time.process_time() - started) / repeats * 1000
 
         now = timezone.now()
