@@ -270,3 +270,4 @@ class JobGroupAdmin(MemberScopedAdmin):
             "has_view_permission": True,
         }
         return TemplateResponse(request, "admin/agent/jobgroup/items.html", context)
+from agent import admin_queues  # noqa: E402,F401  (registers the queue admin)

@@ -259,3 +259,9 @@ LOGGING = {
 AGENT_RECOVERY_SECONDS = env.float("AGENT_RECOVERY_SECONDS", default=300.0)
 AGENT_RECOVERY_INTERVAL = env.float("AGENT_RECOVERY_INTERVAL", default=30.0)
 AGENT_GROUP_DEADLINE_SECONDS = env.float("AGENT_GROUP_DEADLINE_SECONDS", default=21600.0)
+
+# Queue operations: a consumer's heartbeat record lives AGENT_CONSUMER_TTL seconds (refreshed three
+# times per TTL), so a dead consumer drops out of GET /api/queues/ and /metrics within it.
+# AGENT_METRICS_TOKEN, when set, is the bearer token GET /metrics requires.
+AGENT_CONSUMER_TTL = env.float("AGENT_CONSUMER_TTL", default=60.0)
+AGENT_METRICS_TOKEN = env.str("AGENT_METRICS_TOKEN", default="")

@@ -4,6 +4,8 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from agent.api import RunAnswersApi, RunCancelApi, RunDetailApi, RunRerunApi, RunStatusApi, WorkspaceRunsApi
+from agent.api_metrics import metrics_view
+from agent.api_queues import QueueListApi, QueuePauseApi, QueueResumeApi
 from oneglanse.api_token import ObtainTokenApi
 from prompts.api import PromptDetailApi, WorkspacePromptsApi
 from visibility.api import BrandDetailApi, RunVisibilityApi, WorkspaceBrandsApi, WorkspaceVisibilityApi
@@ -31,10 +33,14 @@ api = [
     path("api/runs/<str:group_id>/answers/", RunAnswersApi.as_view(), name="api-run-answers"),
     path("api/runs/<str:group_id>/rerun/", RunRerunApi.as_view(), name="api-run-rerun"),
     path("api/runs/<str:group_id>/cancel/", RunCancelApi.as_view(), name="api-run-cancel"),
+    path("api/queues/", QueueListApi.as_view(), name="api-queues"),
+    path("api/queues/<str:provider_id>/pause/", QueuePauseApi.as_view(), name="api-queue-pause"),
+    path("api/queues/<str:provider_id>/resume/", QueueResumeApi.as_view(), name="api-queue-resume"),
 ]
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("metrics", metrics_view, name="metrics"),
     *api,
     path("", include("agent.urls")),
 ]

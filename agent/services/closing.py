@@ -20,11 +20,13 @@ from oneglanse.exceptions import Conflict
 logger = logging.getLogger(__name__)
 
 
-def item_count_and_close(*, group_id: str, item_id: int, provider_id: str, status: str, error: str = "") -> None:
-    """Count a finished item in the progress object, once; settle its provider and close the run
-    when the object says this item was the provider's (or the run's) last."""
+def item_count_and_close(
+    *, group_id: str, item_id: int, provider_id: str, status: str, error: str = "", latency_ms: int | None = None
+) -> None:
+    """Count a finished item in the progress object (and the cluster metrics), once; settle its
+    provider and close the run when the object says this item was the provider's (or the run's) last."""
     counted = progress.progress_item_finished(
-        group_id=group_id, item_id=item_id, provider=provider_id, status=status, error=error
+        group_id=group_id, item_id=item_id, provider=provider_id, status=status, error=error, latency_ms=latency_ms
     )
     if counted.provider_done:
         job_group_provider_settle(group_id=group_id, provider_id=provider_id)
