@@ -363,7 +363,7 @@ class Bench:
         def cpu_ms(statement, repeats: int = 300) -> float:
             started = time.process_time()
             for index in range(repeats):
-                statement(items[index % len(items)][0])
+                statement(items[index % len(items)].item_id)
             return (time.process_time() - started) / repeats * 1000
 
         now = timezone.now()
