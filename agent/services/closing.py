@@ -121,7 +121,7 @@ def job_group_cancel(*, group: JobGroup) -> Cancelled:
     with transaction.atomic():
         locked = JobGroup.objects.select_for_update().get(id=group.id)
         if locked.status not in JobGroup.UNFINISHED:
-            raise Conflict(f"This group is already {locked.status}; there is nothing left to cancel.")
+            raise Conflict(f"This run is already {locked.status}; there is nothing left to cancel.")
         # Locked rows (PostgreSQL) or the IMMEDIATE write lock (SQLite) keep workers from
         # starting these items between reading and cancelling them.
         queued = list(
