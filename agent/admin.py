@@ -173,7 +173,7 @@ class JobGroupAdmin(MemberScopedAdmin):
             return HttpResponseRedirect(reverse("admin:agent_jobgroup_change", args=[started[0].id]))
         return None
 
-    @admin.action(description="Re-run", permissions=["change"])
+    @admin.action(description="Re-run all", permissions=["change"])
     def rerun_groups(self, request: HttpRequest, queryset: QuerySet[JobGroup]):
         return self._rerun(request, queryset, only_failed=False)
 

@@ -117,7 +117,7 @@ class WorkspaceRunsApi(ListAPIView):
         request=None,
         responses={202: SubmittedSerializer, 200: SubmittedSerializer, 400: ERROR, 404: ERROR, 429: ERROR, 503: ERROR},
         parameters=[OpenApiParameter("Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False,
-                                     description="The same key from the same user within 24 h returns the same group (200).")],
+                                     description="The same key from the same user within 24 h returns the same run (200).")],
     )
     def post(self, request, workspace_id):
         workspace = workspace_get_for_user(user=request.user, workspace_id=workspace_id)

@@ -152,7 +152,7 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "OneGlanse Agent API",
-    "DESCRIPTION": "Run a workspace's prompts against AI providers as job groups and follow them live.",
+    "DESCRIPTION": "Run a workspace's prompts against AI providers as runs and follow them live.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     # Swagger UI from the drf-spectacular-sidecar package: works offline and under the CSP.

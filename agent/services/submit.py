@@ -207,7 +207,7 @@ def job_group_enqueue(*, group: JobGroup) -> None:
             item_messages_push_on(pipeline, provider_id=provider, items=queued)
         pipeline.execute()
     except redis.RedisError as exc:
-        message = f"Could not enqueue the group: the queue (Redis) is unavailable ({exc.__class__.__name__})."
+        message = f"Could not enqueue the run: the queue (Redis) is unavailable ({exc.__class__.__name__})."
         logger.error("group %s: %s %s", group.id, message, exc)
         job_group_fail(group_id=group.id, error=message)
         raise QueueUnavailable(message + " Nothing was run; try again.") from exc
