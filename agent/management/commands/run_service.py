@@ -126,7 +126,8 @@ class Command(BaseCommand):
                 f"  API token:  {demo.token}\n"
                 f"  Workspace:  {demo.workspace.name} ({demo.workspace.id})\n"
                 f"  Backend:    {settings.AGENT_PROVIDER_BACKEND} providers; Redis {self._redis_label(env['REDIS_URL'])}\n"
-                f"  Try:        curl -X POST -H 'Authorization: Token {demo.token}' {url}/api/workspaces/{demo.workspace.id}/runs/\n"
+                f"  Try:        curl -X POST -H 'Authorization: Token {demo.token}' "
+                f"{url}/api/workspaces/{demo.workspace.id}/runs/\n"
                 "Press Ctrl-C to stop.\n"
             ))
             self._supervise()
