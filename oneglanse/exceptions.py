@@ -24,3 +24,9 @@ class Conflict(DomainError):
 
 class QueueUnavailable(DomainError):
     status_code = 503
+
+
+class Forbidden(DomainError):
+    """The caller may see this but not change it (a member, not an owner)."""
+
+    status_code = 403

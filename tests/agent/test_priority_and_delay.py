@@ -90,7 +90,8 @@ def test_delayed_run_survives_the_loss_of_every_process_and_of_redis(user, consu
 def test_delayed_run_can_be_cancelled_and_never_reaches_a_queue(api, user) -> None:
     workspace = workspace_with_prompts(user=user, prompts=3, providers=["chatgpt", "claude"])
     run_at = datetime.now(UTC) + timedelta(hours=1)
-    group_id = api.post(f"/api/workspaces/{workspace.id}/runs/", {"run_at": run_at.isoformat()}, format="json").json()["jobGroupId"]
+    submitted = api.post(f"/api/workspaces/{workspace.id}/runs/", {"run_at": run_at.isoformat()}, format="json")
+    group_id = submitted.json()["jobGroupId"]
 
     cancelled = api.post(f"/api/runs/{group_id}/cancel/")
     assert cancelled.status_code == 200 and cancelled.json()["cancelled_items"] == 6

@@ -11,6 +11,7 @@ from django.db import connection
 from agent.cron import slot_latest
 from agent.models import JobGroup, Schedule
 from agent.services.schedules import schedule_create, schedules_fire_due
+from tests.agent.schedule_fire_child import fire_in_child
 from tests.factories import workspace_with_prompts
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -35,7 +36,7 @@ def test_due_schedule_starts_one_low_priority_run_for_its_slot(user) -> None:
 
     run = JobGroup.objects.get(schedule=schedule)
     assert (run.trigger, run.priority, run.scheduled_for) == ("schedule", "low", slot)
-    assert run.triggered_by == user and run.expected_responses == 2 and not run.is_late
+    assert run.triggered_by == user and run.expected_responses == 2 and not run.late
     schedule.refresh_from_db()
     assert schedule.last_run_at == slot
     assert schedule.next_run_at == slot + timedelta(hours=1)
@@ -52,7 +53,7 @@ def test_after_missed_slots_one_catch_up_run_for_the_latest_slot_marked_late(use
     runs = list(JobGroup.objects.filter(schedule=schedule))
     assert len(runs) == 1
     assert runs[0].scheduled_for == datetime(2025, 1, 6, 6, 0, tzinfo=UTC)
-    assert runs[0].is_late
+    assert runs[0].late
     schedule.refresh_from_db()
     assert schedule.next_run_at == datetime(2025, 1, 6, 7, 0, tzinfo=UTC)
 
@@ -107,21 +108,6 @@ def test_paused_schedule_does_not_fire(user) -> None:
     assert not JobGroup.objects.filter(schedule=schedule).exists()
 
 
-def _fire_in_child(database_url: str, redis_url: str, start_at: float, now_iso: str, queue) -> None:
-    """A separate process firing without the tick lock, as a consumer on another host would."""
-    import os
-
-    import django
-
-    os.environ.update(DJANGO_SETTINGS_MODULE="tests.settings", DATABASE_URL=database_url, REDIS_URL=redis_url)
-    django.setup()
-    from agent.services.schedules import schedules_fire_due as fire
-
-    time.sleep(max(0.0, start_at - time.time()))
-    report = fire(now=datetime.fromisoformat(now_iso))
-    queue.put(report.started)
-
-
 def test_four_processes_firing_at_once_make_exactly_one_run_per_slot(user, redis_url) -> None:
     """The database alone decides: no lock is taken here, four processes race on every schedule."""
     from tests.conftest import database_url
@@ -138,8 +124,9 @@ def test_four_processes_firing_at_once_make_exactly_one_run_per_slot(user, redis
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
     start_at = time.time() + 3
+    now_iso = (slot + timedelta(seconds=4)).isoformat()
     children = [
-        context.Process(target=_fire_in_child, args=(database_url(), redis_url, start_at, (slot + timedelta(seconds=4)).isoformat(), results))
+        context.Process(target=fire_in_child, args=(database_url(), redis_url, start_at, now_iso, results))
         for _ in range(4)
     ]
     for child in children:
@@ -155,7 +142,9 @@ def test_four_processes_firing_at_once_make_exactly_one_run_per_slot(user, redis
 
 def test_four_consumers_ticking_fire_each_schedule_once_per_slot(user, consumers) -> None:
     """Real `run_huey` processes, one per queue, all ticking twice a second: each slot makes one run."""
-    workspaces = [workspace_with_prompts(user=user, prompts=1, providers=["chatgpt", "claude"], name=f"Tick {n}") for n in range(6)]
+    workspaces = [
+        workspace_with_prompts(user=user, prompts=1, providers=["chatgpt", "claude"], name=f"Tick {n}") for n in range(6)
+    ]
     schedules = [schedule_create(workspace=w, user=user, cron="0 6 * * *", timezone="UTC") for w in workspaces]
     consumers.start_all(workers=2, AGENT_SCHEDULE_TICK_SECONDS="0.5")
     time.sleep(3)  # every consumer is up and ticking

@@ -76,7 +76,8 @@ def test_member_reads_schedules_but_cannot_change_them(api, workspace) -> None:
 def test_strangers_get_404_for_schedules_of_other_workspaces(api, stranger_api, workspace) -> None:
     created = api.post(f"/api/workspaces/{workspace.id}/schedules/", {"cron": "0 6 * * *"}, format="json").json()
     assert stranger_api.get(f"/api/workspaces/{workspace.id}/schedules/").status_code == 404
-    assert stranger_api.post(f"/api/workspaces/{workspace.id}/schedules/", {"cron": "0 6 * * *"}, format="json").status_code == 404
+    created_by_stranger = stranger_api.post(f"/api/workspaces/{workspace.id}/schedules/", {"cron": "0 6 * * *"}, format="json")
+    assert created_by_stranger.status_code == 404
     assert stranger_api.get(f"/api/schedules/{created['id']}/").status_code == 404
     assert stranger_api.delete(f"/api/schedules/{created['id']}/").status_code == 404
     assert api.get("/api/schedules/not-an-id/").status_code == 404

@@ -12,6 +12,7 @@ from huey.consumer_options import ConsumerConfig, OptionParserHandler
 
 from agent.queues import queue_name
 from agent.recovery import recovery_sweeper_start
+from agent.scheduler import schedule_ticker_start
 from agent.tasks import consumer_huey
 from oneglanse.provider_ids import PROVIDER_IDS
 
@@ -60,7 +61,11 @@ class Command(BaseCommand):
             config.setup_logger(huey_logger)
             huey_logger.propagate = False
         huey = consumer_huey(queue)
+        moved = huey.storage.queue_upgrade()
+        if moved:
+            self.stdout.write(f"Moved {moved} waiting messages onto the priority queue of {queue}")
         recovery_sweeper_start()
+        schedule_ticker_start()
         self.stdout.write(f"Consuming {queue_name(queue)} with {config.workers} {config.worker_type} worker(s)")
         huey.create_consumer(**config.values).run()
 
