@@ -187,7 +187,7 @@ class Bench:
             deadline_wait(lambda: not unfinished.exists(), timeout=60 + n / 10, what=f"group of {n} items", alive=consumers)
         except BenchError as exc:
             states = dict(Counter(JobItem.objects.filter(group_id=group.id).values_list("status", flat=True)))
-            queued = {key: self.redis.llen(key) for key in self.queue_keys()}
+            queued = {key: self.redis.zcard(key) for key in self.queue_keys()}
             raise BenchError(f"{exc}; items by status {states}; queue lengths {queued}") from None
         return meter.round(n), str(group.id)
 
@@ -261,7 +261,7 @@ class Bench:
                     response = client.post(f"/api/workspaces/{workspace.id}/runs/")
                     pipeline = self.redis.pipeline(transaction=False)
                     for key in self.queue_keys():
-                        pipeline.llen(key)
+                        pipeline.zcard(key)
                     queued = sum(pipeline.execute())
                     elapsed = time.perf_counter() - started
             finally:
@@ -273,7 +273,7 @@ class Bench:
             self.parked.append(JobGroup.objects.get(id=response.json()["jobGroupId"]))
             if count_queries:
                 sql_queries[enqueue] = len(capture)
-            round_trips = sum(redis_counter_snapshot().values()) - round_trips - 1  # less our LLEN pipeline
+            round_trips = sum(redis_counter_snapshot().values()) - round_trips - 1  # less our ZCARD pipeline
             return elapsed, enqueue_seconds[-1], round_trips
 
         sql_queries: dict = {}
@@ -392,7 +392,7 @@ class Bench:
         counts = self.commandstats()
         for command, rate in idle_per_second.items():
             counts[command] = max(0, counts[command] - rate * elapsed)
-        for command in ("info", "config", "llen"):  # the benchmark's own
+        for command in ("info", "config", "llen", "zcard"):  # the benchmark's own
             counts.pop(command, None)
         return +counts, outcome
 
