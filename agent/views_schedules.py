@@ -73,6 +73,11 @@ class ScheduleRow:
     def skip_text(self) -> str:
         return self._local(self.schedule.last_skip_at)
 
+    @property
+    def recent(self) -> list[tuple[JobGroup, str]]:
+        """The runs it started, each with its slot in the schedule's time zone."""
+        return [(run, self._local(run.scheduled_for)) for run in self.recent_runs]
+
 
 @dataclass(frozen=True)
 class ScheduleSection:
