@@ -53,6 +53,7 @@ class Scale:
     latency_repeats: int
     status_seconds: int
     status_rounds: int
+    schedules: int = 1000  # scenario 8: schedules due in the same minute
 
 
 FULL = Scale(submit_prompts=1000, submit_repeats=5, seed_prompts=1000, seed_threads=16, workers=4, warmup_prompts=1000,
@@ -60,7 +61,7 @@ FULL = Scale(submit_prompts=1000, submit_repeats=5, seed_prompts=1000, seed_thre
              latency_repeats=3, status_seconds=4, status_rounds=3)
 QUICK = Scale(submit_prompts=100, submit_repeats=3, seed_prompts=200, seed_threads=16, workers=4, warmup_prompts=50,
               overhead_prompts=250, overhead_rounds=1, noop_per_queue=1000, memory_items=1000, latency_items=320,
-              latency_repeats=1, status_seconds=1, status_rounds=1)
+              latency_repeats=1, status_seconds=1, status_rounds=1, schedules=100)
 LATENCY_MS, LATENCY_WORKERS = 200, 16
 
 
@@ -557,6 +558,12 @@ class Bench:
         }
 
     # -- scenario 5 -------------------------------------------------------------------------
+    def scenario_schedules(self) -> None:
+        """Schedules due in the same minute (06:00 UTC) fire within 30 s, each exactly once."""
+        from bench.schedules import scenario_schedules
+
+        self.results["8_schedules"] = scenario_schedules(self, schedules=self.scale.schedules)
+
     def scenario_status(self) -> None:
         """GET /api/runs/{id}/status/ against a trivial authenticated view: same gunicorn, same load generator."""
         import urllib.error
@@ -656,7 +663,7 @@ def main() -> int:
     parser.add_argument("--proposals", action="store_true",
                         help="run the prototyped core changes of bench/proposals.py (writes bench/results-proposals.json)")
     options = parser.parse_args()
-    only = set(options.only.split(",")) if options.only else set("1234567")
+    only = set(options.only.split(",")) if options.only else set("12345678")
 
     def terminate(signum, frame):
         raise KeyboardInterrupt  # run every `finally`: no process outlives the benchmark
@@ -683,7 +690,8 @@ def main() -> int:
                   + "\n  ".join(f"{k}: {v}" for k, v in PROPOSALS.items()))
         print(f"{meta['command']}: {meta['machine']}\nguards: {GUARDS}\nwork directory: {workdir}")
         steps = [("1", bench.scenario_submit), ("7", bench.scenario_seed_design),
-                 ("246", bench.scenario_zero_latency), ("3", bench.scenario_latency), ("5", bench.scenario_status)]
+                 ("246", bench.scenario_zero_latency), ("3", bench.scenario_latency), ("5", bench.scenario_status),
+                 ("8", bench.scenario_schedules)]
         try:
             for numbers, step in steps:
                 if only & set(numbers):

@@ -207,5 +207,5 @@ AGENT_RECOVERY_SECONDS = env.float("AGENT_RECOVERY_SECONDS", default=300.0)
 AGENT_RECOVERY_INTERVAL = env.float("AGENT_RECOVERY_INTERVAL", default=30.0)
 # Every consumer ticks about this often (with jitter) to fire due schedules and start delayed
 # runs whose time has come, so either starts within about this long (well under 30 s).
-AGENT_SCHEDULE_TICK_SECONDS = env.float("AGENT_SCHEDULE_TICK_SECONDS", default=10.0)
+AGENT_SCHEDULE_TICK_SECONDS = env.float("AGENT_SCHEDULE_TICK_SECONDS", default=5.0)
 AGENT_GROUP_DEADLINE_SECONDS = env.float("AGENT_GROUP_DEADLINE_SECONDS", default=21600.0)

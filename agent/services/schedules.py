@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from agent.cron import CronInvalid, cron_validate, slot_latest, slot_next, timezone_validate
 from agent.models import SCHEDULED_RUN_LATE_AFTER, JobGroup, Schedule
+from agent.services.submit import job_group_submit, job_groups_enqueue
 from oneglanse.exceptions import DomainError, Forbidden, InvalidInput
 from workspaces.models import Membership, Workspace
 
@@ -28,6 +29,10 @@ logger = logging.getLogger(__name__)
 SCHEDULES_PER_WORKSPACE_MAX = 20
 # Due schedules are read in batches of this many per pass; a tick makes passes until none is due.
 FIRE_BATCH = 200
+# Slots are claimed this many to a transaction (each in its own savepoint): on SQLite every
+# transaction waits for the one write lock, which the workers want too, so a thousand schedules
+# due at once cost tens of lock waits, not a thousand.
+FIRE_CHUNK = 50
 RELEASE_BATCH = 200
 
 
@@ -114,33 +119,56 @@ def schedules_fire_due(*, now: datetime | None = None) -> FireReport:
         )
         if not due:
             return report
-        # Consumers on other hosts walk the same list: starting at different places, they
-        # rarely reach for the same schedule at once.
-        random.shuffle(due)
-        for schedule in due:
-            seen.add(schedule.id)
+        seen.update(schedule.id for schedule in due)
+        chunks = [due[n:n + FIRE_CHUNK] for n in range(0, len(due), FIRE_CHUNK)]
+        # Consumers on other hosts walk the same list: starting at different chunks, they rarely
+        # reach for the same schedules at once; within a chunk rows are claimed in id order, so two
+        # transactions never wait on each other's rows in a cycle (PostgreSQL).
+        start = random.randrange(len(chunks))
+        for chunk in chunks[start:] + chunks[:start]:
+            started: list[JobGroup] = []
             try:
-                outcome = schedule_fire(schedule=schedule, now=now)
-            except Exception as exc:  # one schedule's trouble never stops the others
-                logger.exception("schedule %s could not fire", schedule.id)
-                report.errors.append(f"{schedule.id}: {exc.__class__.__name__}: {exc}")
+                with transaction.atomic():
+                    for schedule in sorted(chunk, key=lambda s: str(s.id)):
+                        _fire_one(schedule=schedule, now=now, report=report, started=started)
+            except Exception as exc:  # the chunk rolled back; its slots are due again at the next tick
+                logger.exception("a chunk of %d schedules could not fire", len(chunk))
+                report.errors.append(f"{exc.__class__.__name__}: {exc}")
                 continue
-            if outcome == "started":
-                report.started += 1
-            elif outcome == "late":
-                report.started += 1
-                report.late += 1
-            elif outcome == "skipped":
-                report.skipped += 1
-            else:
-                report.taken_elsewhere += 1
+            if started:
+                try:
+                    job_groups_enqueue(groups=started)
+                except DomainError as exc:  # the runs are marked failed with the reason
+                    report.errors.append(exc.detail)
 
 
-def schedule_fire(*, schedule: Schedule, now: datetime) -> str:
-    """Claim the schedule's latest due slot and start its run: "started", "late", "skipped" or "taken"."""
-    from agent.services.submit import job_group_submit
+def _fire_one(*, schedule: Schedule, now: datetime, report: FireReport, started: list[JobGroup]) -> None:
+    try:
+        with transaction.atomic():
+            outcome = schedule_fire(schedule=schedule, now=now, started=started)
+    except Exception as exc:  # one schedule's trouble never stops the others (its savepoint rolled back)
+        logger.exception("schedule %s could not fire", schedule.id)
+        report.errors.append(f"{schedule.id}: {exc.__class__.__name__}: {exc}")
+        return
+    if outcome == "started":
+        report.started += 1
+    elif outcome == "late":
+        report.started += 1
+        report.late += 1
+    elif outcome == "skipped":
+        report.skipped += 1
+    else:
+        report.taken_elsewhere += 1
 
+
+def schedule_fire(*, schedule: Schedule, now: datetime, started: list[JobGroup] | None = None) -> str:
+    """Claim the schedule's latest due slot and start its run: "started", "late", "skipped" or "taken".
+
+    Call it inside a transaction. With a `started` list, the new run is appended to it and the
+    caller puts it on the queues after its commit (`job_groups_enqueue`); without, at commit.
+    """
     slot = max(schedule.next_run_at, slot_latest(schedule.cron, schedule.timezone, at_or_before=now))
+    late = now - slot > SCHEDULED_RUN_LATE_AFTER
     following = slot_next(schedule.cron, schedule.timezone, after=max(now, slot))
     submitted, reason = None, ""
     with transaction.atomic():
@@ -153,7 +181,8 @@ def schedule_fire(*, schedule: Schedule, now: datetime) -> str:
             with transaction.atomic():
                 submitted = job_group_submit(
                     workspace=schedule.workspace, user=schedule.created_by, priority=schedule.priority,
-                    trigger=JobGroup.Trigger.SCHEDULE, schedule=schedule, scheduled_for=slot,
+                    trigger=JobGroup.Trigger.SCHEDULE, schedule=schedule, scheduled_for=slot, late=late,
+                    enqueue=started is None,
                 )
         except IntegrityError:
             other = JobGroup.objects.filter(workspace_id=schedule.workspace_id, scheduled_for=slot).first()
@@ -168,21 +197,17 @@ def schedule_fire(*, schedule: Schedule, now: datetime) -> str:
             Schedule.objects.filter(id=schedule.id).update(last_skip_reason=reason[:500], last_skip_at=slot)
         else:
             Schedule.objects.filter(id=schedule.id).update(last_run_at=slot, last_skip_reason="", last_skip_at=None)
-            if now - slot > SCHEDULED_RUN_LATE_AFTER:
-                submitted.job_group.late = True
-                JobGroup.objects.filter(id=submitted.job_group.id).update(late=True)
+            if started is not None:
+                started.append(submitted.job_group)
     if reason:
         logger.warning("schedule %s (%s) did not run at %s: %s", schedule.id, schedule.workspace.name, slot, reason)
         return "skipped"
-    late = submitted.job_group.late
     logger.info("schedule %s started run %s for %s%s", schedule.id, submitted.job_group.id, slot, " (late)" if late else "")
     return "late" if late else "started"
 
 
 def job_groups_release_due(*, now: datetime | None = None) -> int:
     """Put delayed runs whose time has come on their queues; returns how many this call released."""
-    from agent.services.submit import job_group_enqueue
-
     now = now or _now()
     released = 0
     while True:
@@ -192,19 +217,19 @@ def job_groups_release_due(*, now: datetime | None = None) -> int:
         )
         if not due:
             return released
-        for group_id in due:
-            # Whoever changes the status releases the run; a crash right after it leaves queued
-            # items that the recovery sweep puts on the queues.
-            if not JobGroup.objects.filter(id=group_id, status=JobGroup.Status.SCHEDULED).update(
-                status=JobGroup.Status.QUEUED
-            ):
-                continue
-            try:
-                job_group_enqueue(group=JobGroup.objects.get(id=group_id))
-            except DomainError as exc:
-                logger.error("delayed run %s could not be queued: %s", group_id, exc)
-                continue
-            released += 1
+        # Whoever changes a run's status releases it; a crash right after leaves queued items
+        # that the recovery sweep puts on the queues (and it rebuilds the progress object).
+        mine = [
+            group_id for group_id in due
+            if JobGroup.objects.filter(id=group_id, status=JobGroup.Status.SCHEDULED).update(status=JobGroup.Status.QUEUED)
+        ]
+        if not mine:
+            continue
+        try:
+            job_groups_enqueue(groups=list(JobGroup.objects.filter(id__in=mine)))
+        except DomainError as exc:  # the runs are marked failed with the reason
+            logger.error("%d delayed runs could not be queued: %s", len(mine), exc)
+        released += len(mine)
 
 
 def _now() -> datetime:

@@ -58,11 +58,14 @@ def job_group_submit(
     trigger: str | None = None,
     schedule: Schedule | None = None,
     scheduled_for: datetime | None = None,
+    late: bool = False,
+    enqueue: bool = True,
 ) -> Submitted:
     """Create a group of every active prompt x every enabled provider and put it on the queues.
 
     `pairs` limits the group to given (provider, prompt id) items (a re-run of failed items).
     An `idempotency_key` already used by the same user within 24 h returns that group instead.
+    `enqueue=False` leaves the queues to the caller (`job_groups_enqueue` after its commit).
     `priority` orders its items on every provider queue. A `run_at` in the future makes a
     delayed run: status "scheduled", nothing queued until the schedule tick releases it; a
     `run_at` that has passed runs now. A schedule's run carries `schedule` and its slot.
@@ -98,7 +101,7 @@ def job_group_submit(
             group = _job_group_create(workspace=workspace, user=user, providers=providers, pairs=pairs,
                                       rerun_of=rerun_of, idempotency_key=idempotency_key,
                                       run=dict(priority=priority, run_at=run_at, trigger=trigger,
-                                               schedule=schedule, scheduled_for=scheduled_for))
+                                               schedule=schedule, scheduled_for=scheduled_for, late=late))
     except IntegrityError:
         # The same key was submitted concurrently and the other request won: answer with its group.
         replay = _idempotent_replay(user=user, idempotency_key=idempotency_key) if idempotency_key else None
@@ -111,6 +114,8 @@ def job_group_submit(
         logger.info("run %s of %s waits until %s", group.id, workspace.name, group.run_at)
         return Submitted(status="scheduled", job_group=group)
 
+    if not enqueue:
+        return Submitted(status="queued", job_group=group)
     if connection.in_atomic_block:
         # Inside a caller's transaction: workers must not look for rows that are not committed yet.
         transaction.on_commit(lambda: job_group_enqueue(group=group))
@@ -224,23 +229,33 @@ def job_group_enqueue(*, group: JobGroup) -> None:
     If Redis refuses, nothing was pushed (the transaction is all or nothing): the group is
     marked failed with the error and QueueUnavailable (503) is raised, never left pending.
     """
-    items = JobItem.objects.filter(group=group).order_by("id").values_list("id", "provider")
-    group_id = str(group.id)
-    by_provider: dict[str, list[QueuedItem]] = {p: [] for p in group.providers}
-    for item_id, provider in items:
-        by_provider[provider].append(
-            QueuedItem(item_id=item_id, group_id=group_id, provider_id=provider, priority=group.priority)
+    job_groups_enqueue(groups=[group])
+
+
+def job_groups_enqueue(*, groups: list[JobGroup]) -> None:
+    """`job_group_enqueue` for several groups in one round trip (the runs a schedule tick starts)."""
+    by_group: dict[str, dict[str, list[QueuedItem]]] = {str(g.id): {p: [] for p in g.providers} for g in groups}
+    priority = {str(g.id): g.priority for g in groups}
+    items = JobItem.objects.filter(group__in=groups).order_by("id").values_list("id", "group_id", "provider")
+    for item_id, group_id, provider in items:
+        group_id = str(group_id)
+        by_group[group_id][provider].append(
+            QueuedItem(item_id=item_id, group_id=group_id, provider_id=provider, priority=priority[group_id])
         )
     try:
         pipeline = redis_client().pipeline(transaction=True)
-        progress.progress_create_on(pipeline, group, {p: len(queued) for p, queued in by_provider.items()})
-        for provider, queued in by_provider.items():
+        for group in groups:
+            by_provider = by_group[str(group.id)]
+            progress.progress_create_on(pipeline, group, {p: len(queued) for p, queued in by_provider.items()})
+        for provider in {p for by_provider in by_group.values() for p in by_provider}:
+            queued = [item for by_provider in by_group.values() for item in by_provider.get(provider, [])]
             item_messages_push_on(pipeline, provider_id=provider, items=queued)
         pipeline.execute()
     except redis.RedisError as exc:
         message = f"Could not enqueue the group: the queue (Redis) is unavailable ({exc.__class__.__name__})."
-        logger.error("group %s: %s %s", group.id, message, exc)
-        job_group_fail(group_id=group.id, error=message)
+        for group in groups:
+            logger.error("group %s: %s %s", group.id, message, exc)
+            job_group_fail(group_id=group.id, error=message)
         raise QueueUnavailable(message + " Nothing was run; try again.") from exc
 
 
