@@ -41,7 +41,7 @@ class JobGroupListSerializer(serializers.ModelSerializer):
 class RunSubmitInputSerializer(serializers.Serializer):
     """The submit body: optional; the defaults are priority "normal", run now."""
 
-    priority = serializers.ChoiceField(choices=JobGroup.Priority.values, default=JobGroup.Priority.NORMAL)
+    priority = serializers.ChoiceField(choices=JobGroup.Priority.choices, default=JobGroup.Priority.NORMAL)
     run_at = serializers.DateTimeField(required=False, allow_null=True, default=None,
                                        help_text="ISO 8601; a time already passed runs now.")
 

@@ -58,7 +58,7 @@ def _timezone(value: str) -> str:
 class ScheduleInputSerializer(serializers.Serializer):
     cron = serializers.CharField(max_length=100, validators=[_cron])
     timezone = serializers.CharField(max_length=64, default="UTC", validators=[_timezone])
-    priority = serializers.ChoiceField(choices=JobGroup.Priority.values, default=JobGroup.Priority.LOW)
+    priority = serializers.ChoiceField(choices=JobGroup.Priority.choices, default=JobGroup.Priority.LOW)
     is_active = serializers.BooleanField(default=True)
 
 

@@ -143,7 +143,9 @@ SPECTACULAR_SETTINGS = {
         "JobGroupStatusEnum": "agent.models.JobGroup.Status",
         "JobItemStatusEnum": "agent.models.JobItem.Status",
         "ProviderStatusEnum": "agent.models.JobGroupProvider.Status",
-        "SubmitStatusEnum": ["queued", "empty"],
+        "SubmitStatusEnum": ["queued", "scheduled", "empty"],
+        "RunPriorityEnum": "agent.models.Priority",
+        "RunTriggerEnum": "agent.models.JobGroup.Trigger",
         "ProgressStatusEnum": ["pending", "completed"],
     },
 }
