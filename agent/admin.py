@@ -78,6 +78,9 @@ class JobGroupAdmin(MemberScopedAdmin):
     list_select_related = ["workspace", "triggered_by"]
     list_per_page = 50
     show_full_result_count = False  # one COUNT(*) fewer on a table that only grows
+
+    class Media:
+        css = {"all": ["agent/admin.css"]}  # styles live in static files: the CSP allows no inline ones
     ordering = ["-created_at"]
     actions = ["rerun_groups", "rerun_failed_items", "cancel_groups"]
     inlines = [JobGroupProviderInline]
@@ -117,7 +120,7 @@ class JobGroupAdmin(MemberScopedAdmin):
         finished = job_group_finished_count(group)
         expected = group.expected_responses
         return format_html(
-            '<progress max="{}" value="{}" style="width:6em" aria-label="{} of {} finished"></progress> {}/{}',
+            '<progress max="{}" value="{}" class="run-progress" aria-label="{} of {} finished"></progress> {}/{}',
             expected, finished, finished, expected, finished, expected,
         )
 
@@ -125,7 +128,7 @@ class JobGroupAdmin(MemberScopedAdmin):
     def provider_states(self, group: JobGroup) -> str:
         rows = group.group_providers.all()  # prefetched
         return format_html_join(
-            "<br>", '<span class="provider-state provider-state-{}" title="{}" style="white-space:nowrap">{} {}</span>',
+            "<br>", '<span class="provider-state provider-state-{}" title="{}">{} {}</span>',
             (
                 (
                     row.status, row.error or row.status, provider_label(row.provider),
@@ -176,7 +179,7 @@ class JobGroupAdmin(MemberScopedAdmin):
             return HttpResponseRedirect(reverse("admin:agent_jobgroup_change", args=[started[0].id]))
         return None
 
-    @admin.action(description="Re-run", permissions=["change"])
+    @admin.action(description="Re-run all", permissions=["change"])
     def rerun_groups(self, request: HttpRequest, queryset: QuerySet[JobGroup]):
         return self._rerun(request, queryset, only_failed=False)
 
@@ -323,3 +326,5 @@ class ScheduleAdmin(MemberScopedAdmin):
         except DomainError as exc:
             raise PermissionDenied(exc.detail) from None
 
+
+from agent import admin_queues  # noqa: E402,F401  (registers the queue admin)

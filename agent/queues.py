@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import struct
 import time
+from collections.abc import Callable
 
 import redis
 from huey import RedisHuey
@@ -33,7 +34,19 @@ class BulkRedisStorage(PriorityRedisStorage):
     The queue is a sorted set scored by minus the priority, so BZPOPMIN takes the highest priority
     first; within a priority, members sort by the 8-byte microsecond stamp Huey prefixes them
     with, so equal priorities keep submission order.
+
+    A consumer sets `dequeue_gate` (true while its queue is paused): its workers then leave the
+    messages on the queue, where they wait across restarts, instead of taking them.
     """
+
+    dequeue_gate: Callable[[], bool] | None = None
+    GATED_WAIT_SECONDS = 0.5
+
+    def dequeue(self):
+        if self.dequeue_gate is not None and self.dequeue_gate():
+            time.sleep(self.GATED_WAIT_SECONDS)  # Huey's worker loops straight back on a blocking storage
+            return None
+        return super().dequeue()
 
     def enqueue_many_on(self, pipeline: redis.client.Pipeline, messages: list[bytes], priority: int = 0) -> None:
         if messages:

@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from agent import outcomes
+from agent.api import run_paused_providers
 from agent.display import provider_progress, run_outcome, run_problems
 from agent.models import JobGroup
 from agent.progress import progress_get
@@ -207,6 +208,7 @@ def _run_detail(request: HttpRequest, group: JobGroup, status: int = 200) -> Htt
             "answers_page": answers_page,
             "answers_page_size": page_size,
             "prompts": prompts,
+            "paused_providers": run_paused_providers(group, progress),
         },
         status=status,
     )

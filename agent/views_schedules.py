@@ -21,7 +21,8 @@ from agent.models import JobGroup, Priority, Schedule
 from agent.selectors import schedule_get_for_user, schedules_of_workspace
 from agent.services.schedules import schedule_create, schedule_delete, schedule_owner_check, schedule_update
 from agent.views import _page_scoped, workspace_detail_render
-from oneglanse.exceptions import DomainError, Forbidden
+from oneglanse.exceptions import DomainError
+from workspaces.members import NotOwner
 from workspaces.models import Workspace
 from workspaces.selectors import workspace_get_for_user
 
@@ -92,7 +93,7 @@ def schedules_section(*, workspace: Workspace, user, form: ScheduleForm | None =
     try:
         schedule_owner_check(workspace=workspace, user=user)
         can_edit = True
-    except Forbidden:
+    except NotOwner:
         can_edit = False
     rows = [
         ScheduleRow(schedule=s, recent_runs=list(s.runs.order_by("-created_at")[:RECENT_RUNS_SHOWN]))

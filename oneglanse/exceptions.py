@@ -22,11 +22,9 @@ class Conflict(DomainError):
     status_code = 409
 
 
+class IdempotencyKeyReused(DomainError):
+    status_code = 422
+
+
 class QueueUnavailable(DomainError):
     status_code = 503
-
-
-class Forbidden(DomainError):
-    """The caller may see this but not change it (a member, not an owner)."""
-
-    status_code = 403

@@ -21,8 +21,9 @@ from django.utils import timezone
 from agent.cron import CronInvalid, cron_validate, slot_latest, slot_next, timezone_validate
 from agent.models import SCHEDULED_RUN_LATE_AFTER, JobGroup, Schedule
 from agent.services.submit import job_group_submit, job_groups_enqueue
-from oneglanse.exceptions import DomainError, Forbidden, InvalidInput
-from workspaces.models import Membership, Workspace
+from oneglanse.exceptions import DomainError, InvalidInput
+from workspaces.members import membership_require_owner
+from workspaces.models import Workspace
 
 logger = logging.getLogger(__name__)
 
@@ -37,13 +38,13 @@ RELEASE_BATCH = 200
 
 
 def schedule_owner_check(*, workspace: Workspace, user) -> None:
-    """Only a workspace's owners change its schedules; members see them (403, not 404)."""
+    """Only a workspace's owners change its schedules; members see them (NotOwner, 403).
+
+    Superusers pass too: the admin lets them change any workspace's schedules.
+    """
     if user is not None and user.is_superuser:
         return
-    if user is None or not Membership.objects.filter(
-        workspace=workspace, user=user, role=Membership.Role.OWNER
-    ).exists():
-        raise Forbidden("Only an owner of this workspace changes its schedules.")
+    membership_require_owner(user=user, workspace=workspace)
 
 
 def _validated(*, cron: str, timezone_name: str, priority: str) -> tuple[str, str, str]:

@@ -17,6 +17,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from agent import outcomes
+from agent.api import run_paused_providers
 from agent.models import JobGroup, Priority
 from agent.progress import progress_get
 from agent.selectors import job_item_counts_by_provider
@@ -136,11 +137,14 @@ class Command(BaseCommand):
             while True:
                 group.refresh_from_db()
                 progress = progress_get(group)
+                paused = run_paused_providers(group, progress)
                 for provider, bar in bars.items():
                     state = progress["providers"].get(provider, "pending")
                     ok, failed = progress["results"].get(provider, 0), progress["failed"].get(provider, 0)
                     bar.n = outcomes.provider_bar_fill(state=state, expected=expected[provider], ok=ok, failed=failed)
-                    bar.set_postfix_str(f"{state}, {ok} ok, {failed} failed", refresh=False)
+                    # A paused queue waits for an operator: say so rather than look stuck.
+                    shown = f"{state}, queue paused" if provider in paused else state
+                    bar.set_postfix_str(f"{shown}, {ok} ok, {failed} failed", refresh=False)
                     bar.refresh()
                 elapsed = time.monotonic() - started
                 if progress["status"] == "completed" or elapsed >= timeout:

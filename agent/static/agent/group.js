@@ -93,7 +93,7 @@
     box.hidden = lines.length === 0;
   }
 
-  function renderProgress(progress) {
+  function renderProgress(progress, paused) {
     var s = progress.stats;
     var finished = rules.finishedCount(s);
     var total = byId("bar-total");
@@ -122,7 +122,10 @@
       text.replaceChildren(
         done + " of " + expected + " (" + percent(done, expected) + " %) · ",
         node("span", { "class": "state state-" + state }, [state]),
-        " · " + ok + " answered, " + failed + " failed"
+        " · " + ok + " answered, " + failed + " failed",
+        // An operator paused this provider's queue: waiting, not stuck.
+        paused.indexOf(provider) !== -1 ? " · " : null,
+        paused.indexOf(provider) !== -1 ? node("span", { "class": "state state-paused" }, ["queue paused"]) : null
       );
     });
     var outcome = outcomeOf(progress, root.dataset.groupStatus);
@@ -252,7 +255,7 @@
           failuresInARow = 0;
           note("");
           var progress = body.response;
-          renderProgress(progress);
+          renderProgress(progress, body.paused_providers || []);
           var changed = progress.updateId !== lastUpdateId;
           lastUpdateId = progress.updateId;
           return (changed ? refreshAnswers() : Promise.resolve()).then(function () {

@@ -15,7 +15,7 @@ def reruns_marked(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('agent', '0003_run_verbose_names'),
+        ('agent', '0004_queue_ops'),
         ('workspaces', '0001_initial'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
