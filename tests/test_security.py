@@ -123,6 +123,7 @@ def _path_values(world: World) -> dict[str, str]:
         "brand_id": str(world.brand.id),
         "username": world.owner.username,
         "schedule_id": str(world.schedule.id),
+        "provider_id": "chatgpt",  # queue operations: staff only, so 404 to everyone here
         # Django admin's own parameters: a non-staff caller is turned away before they are read.
         "object_id": str(world.group.id),
         "content_type_id": "1",
