@@ -6,6 +6,7 @@ A staff user who is not a superuser sees only runs of the workspaces they belong
 """
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
@@ -16,8 +17,9 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from agent.cron import CronInvalid, cron_validate, timezone_validate
 from agent.display import STATE_MARK, duration_text
-from agent.models import JobGroup, JobGroupProvider, JobItem
+from agent.models import JobGroup, JobGroupProvider, JobItem, Schedule
 from agent.selectors import (
     job_group_finished_count,
     job_groups_with_finished_count,
@@ -25,6 +27,7 @@ from agent.selectors import (
     job_items_of_group,
 )
 from agent.services.closing import job_group_cancel
+from agent.services.schedules import schedule_create, schedule_delete, schedule_update
 from agent.services.submit import job_group_rerun
 from oneglanse.exceptions import DomainError
 from oneglanse.provider_ids import PROVIDER_IDS, provider_label
@@ -65,10 +68,11 @@ class JobGroupProviderInline(admin.TabularInline):
 @admin.register(JobGroup)
 class JobGroupAdmin(MemberScopedAdmin):
     list_display = [
-        "short_id", "workspace", "status", "progress_bar", "provider_states", "triggered_by", "created_at", "duration",
+        "short_id", "workspace", "status", "progress_bar", "provider_states", "trigger", "priority", "triggered_by",
+        "created_at", "duration",
     ]
     list_display_links = ["short_id"]
-    list_filter = ["status", ("workspace", admin.RelatedOnlyFieldListFilter), ProviderListFilter]
+    list_filter = ["status", "trigger", "priority", ("workspace", admin.RelatedOnlyFieldListFilter), ProviderListFilter]
     search_fields = ["id"]
     search_help_text = "Search by run id (the whole id or a part of it)."
     list_select_related = ["workspace", "triggered_by"]
@@ -83,6 +87,7 @@ class JobGroupAdmin(MemberScopedAdmin):
     change_form_template = "admin/agent/jobgroup/change_form.html"
     fieldsets = [
         (None, {"fields": ["id", "workspace", "status", "progress_bar", "triggered_by", "rerun_of_link"]}),
+        ("Trigger", {"fields": ["trigger", "priority", "run_at", "schedule", "scheduled_for", "late"]}),
         ("Size and timing", {
             "fields": ["providers", "total_prompts", "expected_responses", "created_at", "finished_at", "duration"],
         }),
@@ -91,6 +96,7 @@ class JobGroupAdmin(MemberScopedAdmin):
     readonly_fields = [
         "id", "workspace", "status", "progress_bar", "triggered_by", "rerun_of_link", "providers", "total_prompts",
         "expected_responses", "created_at", "finished_at", "duration", "error", "progress",
+        "trigger", "priority", "run_at", "schedule", "scheduled_for", "late",
     ]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[JobGroup]:
@@ -270,4 +276,55 @@ class JobGroupAdmin(MemberScopedAdmin):
             "has_view_permission": True,
         }
         return TemplateResponse(request, "admin/agent/jobgroup/items.html", context)
+
+
+class ScheduleAdminForm(forms.ModelForm):
+    """The same checks as the API: a valid five-field cron and an IANA time zone."""
+
+    class Meta:
+        model = Schedule
+        fields = ["workspace", "cron", "timezone", "priority", "is_active"]
+
+    def clean_cron(self) -> str:
+        try:
+            return cron_validate(self.cleaned_data["cron"])
+        except CronInvalid as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+    def clean_timezone(self) -> str:
+        try:
+            timezone_validate(self.cleaned_data["timezone"])
+        except CronInvalid as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return self.cleaned_data["timezone"].strip()
+
+
+@admin.register(Schedule)
+class ScheduleAdmin(MemberScopedAdmin):
+    """Schedules; saving goes through the schedule services (the owner rule, the next run)."""
+
+    form = ScheduleAdminForm
+    list_display = ["cron", "timezone", "workspace", "priority", "is_active", "next_run_at", "last_run_at",
+                    "last_skip_reason", "created_by"]
+    list_filter = ["is_active", "priority", ("workspace", admin.RelatedOnlyFieldListFilter)]
+    list_select_related = ["workspace", "created_by"]
+    readonly_fields = ["next_run_at", "last_run_at", "last_skip_reason", "last_skip_at", "created_by", "created_at"]
+
+    def save_model(self, request: HttpRequest, obj: Schedule, form, change: bool) -> None:
+        values = {name: form.cleaned_data[name] for name in ("cron", "timezone", "priority", "is_active")}
+        try:
+            if change:
+                schedule_update(schedule=obj, user=request.user, **values)
+            else:
+                obj.pk = schedule_create(workspace=form.cleaned_data["workspace"], user=request.user, **values).pk
+        except DomainError as exc:
+            raise PermissionDenied(exc.detail) from None
+
+    def delete_model(self, request: HttpRequest, obj: Schedule) -> None:
+        try:
+            schedule_delete(schedule=obj, user=request.user)
+        except DomainError as exc:
+            raise PermissionDenied(exc.detail) from None
+
+
 from agent import admin_queues  # noqa: E402,F401  (registers the queue admin)

@@ -33,8 +33,18 @@ class JobGroupListSerializer(serializers.ModelSerializer):
         model = JobGroup
         fields = [
             "id", "workspace", "status", "providers", "total_prompts", "expected_responses", "error",
-            "rerun_of", "triggered_by", "created_at", "finished_at",
+            "rerun_of", "triggered_by", "trigger", "priority", "run_at", "schedule", "scheduled_for", "late",
+            "created_at", "finished_at",
         ]
+
+
+
+class RunSubmitInputSerializer(serializers.Serializer):
+    """The submit body: optional; the defaults are priority "normal", run now."""
+
+    priority = serializers.ChoiceField(choices=JobGroup.Priority.choices, default=JobGroup.Priority.NORMAL)
+    run_at = serializers.DateTimeField(required=False, allow_null=True, default=None,
+                                       help_text="ISO 8601; a time already passed runs now.")
 
 
 class AnswerSerializer(serializers.ModelSerializer):
@@ -49,8 +59,9 @@ class AnswerSerializer(serializers.ModelSerializer):
 
 
 class SubmittedSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=["queued", "empty"])
+    status = serializers.ChoiceField(choices=["queued", "scheduled", "empty"])
     jobGroupId = serializers.UUIDField(required=False)
+    runAt = serializers.DateTimeField(required=False, help_text="Only for a delayed run.")
 
 
 class ProgressSerializer(serializers.Serializer):
@@ -114,15 +125,18 @@ class WorkspaceRunsApi(ListAPIView):
         return job_groups_of_workspace(workspace=workspace)
 
     @extend_schema(
-        request=None,
+        request=RunSubmitInputSerializer,
         responses={202: SubmittedSerializer, 200: SubmittedSerializer, 400: ERROR, 404: ERROR, 429: ERROR, 503: ERROR},
         parameters=[OpenApiParameter("Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False,
                                      description="The same key from the same user within 24 h returns the same run (200).")],
     )
     def post(self, request, workspace_id):
         workspace = workspace_get_for_user(user=request.user, workspace_id=workspace_id)
+        body = RunSubmitInputSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
         submitted = job_group_submit(
-            workspace=workspace, user=request.user, idempotency_key=request.headers.get("Idempotency-Key", "").strip()
+            workspace=workspace, user=request.user, idempotency_key=request.headers.get("Idempotency-Key", "").strip(),
+            **body.validated_data,
         )
         code = status.HTTP_202_ACCEPTED if submitted.job_group and not submitted.replayed else status.HTTP_200_OK
         return Response(submitted.as_response(), status=code)

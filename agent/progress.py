@@ -279,13 +279,29 @@ def progress_from_database(group: JobGroup) -> dict:
         progress["error"] = error
     if group.status == JobGroup.Status.CANCELLED:
         progress["cancelled"] = True
-    return progress
+    return _with_run_at(progress, group)
 
 
 def progress_get(group: JobGroup) -> dict:
-    """The progress object for the status API: live from Redis, else from the database."""
+    """The progress object for the status API: live from Redis, else from the database.
+
+    A delayed run has no live object until it starts (it is read from the rows); every object
+    of a delayed run says when it was (or is) to start, as `runAt`.
+    """
+    return _with_run_at(_progress_get(group), group)
+
+
+def _with_run_at(progress: dict, group: JobGroup) -> dict:
+    if group.run_at and "runAt" not in progress:
+        progress = {**progress, "runAt": group.run_at.isoformat()}
+    return progress
+
+
+def _progress_get(group: JobGroup) -> dict:
     if group.status not in JobGroup.UNFINISHED and group.progress:
         return group.progress
+    if group.status == JobGroup.Status.SCHEDULED:
+        return progress_from_database(group)
     try:
         raw = redis_client().hgetall(progress_key(group.id))
         if raw:

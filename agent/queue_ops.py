@@ -221,7 +221,7 @@ def queue_figures(*, minutes: int = 60) -> QueueFigures:
     pipeline = client.pipeline(transaction=False)
     for provider_id in PROVIDER_IDS:
         storage = huey_for(provider_id).storage
-        pipeline.llen(storage.queue_key)
+        pipeline.zcard(storage.queue_key)
         pipeline.zcard(storage.schedule_key)
     epoch_minutes = metrics.minutes_on(pipeline, minutes=minutes)
     pipeline.hgetall(metrics.TOTALS_KEY)

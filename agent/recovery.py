@@ -26,6 +26,7 @@ import redis
 from django.conf import settings
 from django.db import close_old_connections, connection
 from django.db.models import Count, Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from agent import progress
@@ -78,7 +79,10 @@ def recovery_sweep(*, now=None) -> SweepReport:
     paused = {q.provider: q for q in queues if q.paused}
     resumed_at = {q.provider: q.resumed_at for q in queues if not q.paused and q.resumed_at}
     deadline = now - timedelta(seconds=settings.AGENT_GROUP_DEADLINE_SECONDS)
-    expired = JobGroup.objects.filter(id__in=open_group_ids, created_at__lt=deadline).values("id")
+    # A delayed run's deadline counts from the time it was due, not from when it was submitted.
+    expired = JobGroup.objects.filter(id__in=open_group_ids).annotate(
+        due_at=Coalesce("run_at", "created_at")
+    ).filter(due_at__lt=deadline).values("id")
     for provider_id, queue in paused.items():
         by = f" by {queue.paused_by.username}" if queue.paused_by_id else ""
         report.deadline_failed += JobItem.objects.filter(
@@ -92,6 +96,7 @@ def recovery_sweep(*, now=None) -> SweepReport:
     cancelled_group_ids = set(
         JobGroup.objects.filter(id__in=open_group_ids, status=JobGroup.Status.CANCELLED).values_list("id", flat=True)
     )
+    priority_of = dict(JobGroup.objects.filter(id__in=open_group_ids).values_list("id", "priority"))
     to_push: dict[str, list[QueuedItem]] = {}
     stale_running = JobItem.objects.filter(
         group_id__in=open_group_ids, status=JobItem.Status.RUNNING, heartbeat_at__lt=now - window
@@ -109,7 +114,7 @@ def recovery_sweep(*, now=None) -> SweepReport:
                 error=f"{provider_id}: the worker running this item was lost {attempts} times; giving up",
             )
         elif stale.update(status=JobItem.Status.QUEUED, next_attempt_at=now):
-            to_push.setdefault(provider_id, []).append(QueuedItem(item_id, str(group_id), provider_id))
+            to_push.setdefault(provider_id, []).append(QueuedItem(item_id, str(group_id), provider_id, priority_of[group_id]))
 
     if cancelled_group_ids:
         # A retry or rate-limit wait put these back on the queue after the group was cancelled.
@@ -132,7 +137,7 @@ def recovery_sweep(*, now=None) -> SweepReport:
     if overdue:
         backlog = _queue_lengths({provider_id for _, _, provider_id, _ in overdue})
         lost = [
-            QueuedItem(item_id, str(group_id), provider_id)
+            QueuedItem(item_id, str(group_id), provider_id, priority_of[group_id])
             for item_id, group_id, provider_id, due in overdue
             if backlog[provider_id] == 0 or due is None or due < now - window * BACKLOG_PATIENCE_WINDOWS
         ]
@@ -166,7 +171,7 @@ def recovery_sweep(*, now=None) -> SweepReport:
 def _queue_lengths(provider_ids: set[str]) -> dict[str, int]:
     pipeline = redis_client().pipeline(transaction=False)
     for provider_id in sorted(provider_ids):
-        pipeline.llen(queue_key(provider_id))
+        pipeline.zcard(queue_key(provider_id))
     return dict(zip(sorted(provider_ids), pipeline.execute(), strict=True))
 
 

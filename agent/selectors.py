@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from django.db.models import Case, Count, IntegerField, OuterRef, QuerySet, Subquery, Value, When
 
-from agent.models import JobGroup, JobItem
+from agent.models import JobGroup, JobItem, Schedule
 from oneglanse.exceptions import InvalidInput, NotFound
 from oneglanse.provider_ids import PROVIDER_IDS
 
@@ -14,6 +14,25 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
     from workspaces.models import Workspace
+
+
+def schedules_of_workspace(*, workspace: Workspace) -> QuerySet[Schedule]:
+    return Schedule.objects.filter(workspace=workspace).select_related("created_by").order_by("created_at")
+
+
+def schedule_get_for_user(*, user: User, schedule_id: str) -> Schedule:
+    """The schedule if the user is a member of its workspace; otherwise, or for a malformed id, 404."""
+    try:
+        uuid.UUID(str(schedule_id))
+    except ValueError:
+        raise NotFound("Schedule not found.") from None
+    schedule = (
+        Schedule.objects.filter(id=schedule_id, workspace__memberships__user=user)
+        .select_related("workspace", "created_by").first()
+    )
+    if schedule is None:
+        raise NotFound("Schedule not found.")
+    return schedule
 
 
 def job_groups_of_user(*, user: User) -> QuerySet[JobGroup]:

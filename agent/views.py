@@ -88,10 +88,15 @@ def workspace_list_page(request: HttpRequest) -> HttpResponse:
 @_page_scoped
 def workspace_detail_page(request: HttpRequest, workspace_id: str) -> HttpResponse:
     workspace = workspace_get_for_user(user=request.user, workspace_id=workspace_id)
-    return _workspace_detail(request, workspace, PromptAddForm())
+    return workspace_detail_render(request, workspace, PromptAddForm())
 
 
-def _workspace_detail(request: HttpRequest, workspace: Workspace, form: PromptAddForm, status: int = 200) -> HttpResponse:
+def workspace_detail_render(
+    request: HttpRequest, workspace: Workspace, form: PromptAddForm | None = None, status: int = 200, schedule_form=None,
+) -> HttpResponse:
+    from agent.views_schedules import schedules_section
+
+    form = form or PromptAddForm()
     prompts = prompts_of_workspace(workspace=workspace).order_by("-is_active", "created_at", "id")
     runs = job_groups_with_finished_count(job_groups_of_workspace(workspace=workspace))
     runs_page = Paginator(runs, RUNS_PER_PAGE).get_page(request.GET.get("runs_page"))
@@ -107,6 +112,7 @@ def _workspace_detail(request: HttpRequest, workspace: Workspace, form: PromptAd
             "providers": [(p, provider_label(p)) for p in workspace.enabled_providers],
             "form": form,
             "runs_page": runs_page,
+            "schedules": schedules_section(workspace=workspace, user=request.user, form=schedule_form),
         },
         status=status,
     )
@@ -118,7 +124,7 @@ def workspace_run_page(request: HttpRequest, workspace_id: str) -> HttpResponse:
     workspace = workspace_get_for_user(user=request.user, workspace_id=workspace_id)
     wait = submission_wait(request)
     if wait is not None:
-        return _throttled(request, lambda: _workspace_detail(request, workspace, PromptAddForm(), status=429), wait)
+        return _throttled(request, lambda: workspace_detail_render(request, workspace, PromptAddForm(), status=429), wait)
     try:
         submitted = job_group_submit(workspace=workspace, user=request.user)
     except DomainError as exc:
@@ -136,12 +142,12 @@ def prompt_add_page(request: HttpRequest, workspace_id: str) -> HttpResponse:
     workspace = workspace_get_for_user(user=request.user, workspace_id=workspace_id)
     form = PromptAddForm(request.POST)
     if not form.is_valid():
-        return _workspace_detail(request, workspace, form, status=400)
+        return workspace_detail_render(request, workspace, form, status=400)
     try:
         prompt_create(workspace=workspace, text=form.cleaned_data["text"])
     except DomainError as exc:
         form.add_error("text", exc.detail)
-        return _workspace_detail(request, workspace, form, status=exc.status_code)
+        return workspace_detail_render(request, workspace, form, status=exc.status_code)
     messages.success(request, "Prompt added; it is asked on the next run.")
     return redirect(reverse("workspace-detail", kwargs={"workspace_id": workspace.id}) + "#prompts")
 

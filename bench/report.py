@@ -58,6 +58,13 @@ def goal_rows(results: dict) -> list[tuple[str, str, str, str, object]]:
         rows.append(("4 progress", "Redis commands per answer (server; no-op task)",
                      f"{r['redis_commands_per_answer']:.1f} ({r['noop_redis_commands_per_task']:.1f})", "info", None))
         rows.append(("4 progress", "SQL queries per answer", f"{r['sql_queries_per_answer']:.1f}", "info", None))
+    r = results.get("9_schedules")
+    if r:
+        rows.append(("9 schedules", f"{r['schedules']} schedules due at once -> all fired",
+                     f"{r['seconds_until_all_fired']:.1f} s", f"<= {r['goal_seconds']:.0f} s",
+                     r["seconds_until_all_fired"] <= r["goal_seconds"]))
+        rows.append(("9 schedules", "runs / distinct (schedule, slot)", f"{r['runs']} / {r['distinct_slots']}",
+                     f"= {r['schedules']}", r["runs"] == r["distinct_slots"] == r["schedules"]))
     r = results.get("5_status_endpoint")
     if r:
         if "ratio_live" in r:

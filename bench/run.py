@@ -53,6 +53,7 @@ class Scale:
     latency_repeats: int
     status_seconds: int
     status_rounds: int
+    schedules: int = 1000  # scenario 8: schedules due in the same minute
 
 
 FULL = Scale(submit_prompts=1000, submit_repeats=5, seed_prompts=1000, seed_threads=16, workers=4, warmup_prompts=1000,
@@ -60,7 +61,7 @@ FULL = Scale(submit_prompts=1000, submit_repeats=5, seed_prompts=1000, seed_thre
              latency_repeats=3, status_seconds=4, status_rounds=3)
 QUICK = Scale(submit_prompts=100, submit_repeats=3, seed_prompts=200, seed_threads=16, workers=4, warmup_prompts=50,
               overhead_prompts=250, overhead_rounds=1, noop_per_queue=1000, memory_items=1000, latency_items=320,
-              latency_repeats=1, status_seconds=1, status_rounds=1)
+              latency_repeats=1, status_seconds=1, status_rounds=1, schedules=100)
 LATENCY_MS, LATENCY_WORKERS = 200, 16
 
 
@@ -187,7 +188,7 @@ class Bench:
             deadline_wait(lambda: not unfinished.exists(), timeout=60 + n / 10, what=f"group of {n} items", alive=consumers)
         except BenchError as exc:
             states = dict(Counter(JobItem.objects.filter(group_id=group.id).values_list("status", flat=True)))
-            queued = {key: self.redis.llen(key) for key in self.queue_keys()}
+            queued = {key: self.redis.zcard(key) for key in self.queue_keys()}
             raise BenchError(f"{exc}; items by status {states}; queue lengths {queued}") from None
         return meter.round(n), str(group.id)
 
@@ -261,7 +262,7 @@ class Bench:
                     response = client.post(f"/api/workspaces/{workspace.id}/runs/")
                     pipeline = self.redis.pipeline(transaction=False)
                     for key in self.queue_keys():
-                        pipeline.llen(key)
+                        pipeline.zcard(key)
                     queued = sum(pipeline.execute())
                     elapsed = time.perf_counter() - started
             finally:
@@ -273,7 +274,7 @@ class Bench:
             self.parked.append(JobGroup.objects.get(id=response.json()["jobGroupId"]))
             if count_queries:
                 sql_queries[enqueue] = len(capture)
-            round_trips = sum(redis_counter_snapshot().values()) - round_trips - 1  # less our LLEN pipeline
+            round_trips = sum(redis_counter_snapshot().values()) - round_trips - 1  # less our ZCARD pipeline
             return elapsed, enqueue_seconds[-1], round_trips
 
         sql_queries: dict = {}
@@ -446,7 +447,7 @@ class Bench:
         counts = self.commandstats()
         for command, rate in idle_per_second.items():
             counts[command] = max(0, counts[command] - rate * elapsed)
-        for command in ("info", "config", "llen"):  # the benchmark's own
+        for command in ("info", "config", "llen", "zcard"):  # the benchmark's own
             counts.pop(command, None)
         return +counts, outcome
 
@@ -611,6 +612,12 @@ class Bench:
         }
 
     # -- scenario 5 -------------------------------------------------------------------------
+    def scenario_schedules(self) -> None:
+        """Schedules due in the same minute (06:00 UTC) fire within 30 s, each exactly once."""
+        from bench.schedules import scenario_schedules
+
+        self.results["9_schedules"] = scenario_schedules(self, schedules=self.scale.schedules)
+
     def scenario_status(self) -> None:
         """GET /api/runs/{id}/status/ against a trivial authenticated view: same gunicorn, same load generator."""
         import urllib.error
@@ -710,7 +717,7 @@ def main() -> int:
     parser.add_argument("--proposals", action="store_true",
                         help="run the prototyped core changes of bench/proposals.py (writes bench/results-proposals.json)")
     options = parser.parse_args()
-    only = set(options.only.split(",")) if options.only else set("12345678")
+    only = set(options.only.split(",")) if options.only else set("123456789")
 
     def terminate(signum, frame):
         raise KeyboardInterrupt  # run every `finally`: no process outlives the benchmark
@@ -737,7 +744,8 @@ def main() -> int:
                   + "\n  ".join(f"{k}: {v}" for k, v in PROPOSALS.items()))
         print(f"{meta['command']}: {meta['machine']}\nguards: {GUARDS}\nwork directory: {workdir}")
         steps = [("1", bench.scenario_submit), ("7", bench.scenario_seed_design), ("8", bench.scenario_metrics_cost),
-                 ("246", bench.scenario_zero_latency), ("3", bench.scenario_latency), ("5", bench.scenario_status)]
+                 ("246", bench.scenario_zero_latency), ("3", bench.scenario_latency), ("5", bench.scenario_status),
+                 ("9", bench.scenario_schedules)]
         try:
             for numbers, step in steps:
                 if only & set(numbers):

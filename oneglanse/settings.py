@@ -164,7 +164,9 @@ SPECTACULAR_SETTINGS = {
         "JobGroupStatusEnum": "agent.models.JobGroup.Status",
         "JobItemStatusEnum": "agent.models.JobItem.Status",
         "ProviderStatusEnum": "agent.models.JobGroupProvider.Status",
-        "SubmitStatusEnum": ["queued", "empty"],
+        "SubmitStatusEnum": ["queued", "scheduled", "empty"],
+        "RunPriorityEnum": "agent.models.Priority",
+        "RunTriggerEnum": "agent.models.JobGroup.Trigger",
         "ProgressStatusEnum": ["pending", "completed"],
         "MembershipRoleEnum": "workspaces.models.Membership.Role",
     },
@@ -258,6 +260,9 @@ LOGGING = {
 # consumers; items unfinished AGENT_GROUP_DEADLINE_SECONDS after submission fail.
 AGENT_RECOVERY_SECONDS = env.float("AGENT_RECOVERY_SECONDS", default=300.0)
 AGENT_RECOVERY_INTERVAL = env.float("AGENT_RECOVERY_INTERVAL", default=30.0)
+# Every consumer ticks about this often (with jitter) to fire due schedules and start delayed
+# runs whose time has come, so either starts within about this long (well under 30 s).
+AGENT_SCHEDULE_TICK_SECONDS = env.float("AGENT_SCHEDULE_TICK_SECONDS", default=5.0)
 AGENT_GROUP_DEADLINE_SECONDS = env.float("AGENT_GROUP_DEADLINE_SECONDS", default=21600.0)
 
 # Queue operations: a consumer's heartbeat record lives AGENT_CONSUMER_TTL seconds (refreshed three

@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from agent.api import RunAnswersApi, RunCancelApi, RunDetailApi, RunRerunApi, RunStatusApi, WorkspaceRunsApi
 from agent.api_metrics import metrics_view
 from agent.api_queues import QueueListApi, QueuePauseApi, QueueResumeApi
+from agent.api_schedules import ScheduleDetailApi, WorkspaceSchedulesApi
 from oneglanse.api_token import ObtainTokenApi
 from prompts.api import PromptDetailApi, WorkspacePromptsApi
 from visibility.api import BrandDetailApi, RunVisibilityApi, WorkspaceBrandsApi, WorkspaceVisibilityApi
@@ -27,6 +28,8 @@ api = [
     path("api/workspaces/<str:workspace_id>/visibility/", WorkspaceVisibilityApi.as_view(), name="api-workspace-visibility"),
     path("api/brands/<str:brand_id>/", BrandDetailApi.as_view(), name="api-brand"),
     path("api/runs/<str:group_id>/visibility/", RunVisibilityApi.as_view(), name="api-run-visibility"),
+    path("api/workspaces/<str:workspace_id>/schedules/", WorkspaceSchedulesApi.as_view(), name="api-workspace-schedules"),
+    path("api/schedules/<str:schedule_id>/", ScheduleDetailApi.as_view(), name="api-schedule"),
     path("api/prompts/<str:prompt_id>/", PromptDetailApi.as_view(), name="api-prompt"),
     path("api/runs/<str:group_id>/", RunDetailApi.as_view(), name="api-run"),
     path("api/runs/<str:group_id>/status/", RunStatusApi.as_view(), name="api-run-status"),

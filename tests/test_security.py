@@ -93,6 +93,7 @@ class World:
     other_group: JobGroup
     stranger: object  # signed in, member of nothing
     brand: Brand
+    schedule: object = None
 
 
 @pytest.fixture
@@ -105,9 +106,12 @@ def world() -> World:
     other_member = UserFactory(username="other-member")
     other_workspace = workspace_with_prompts(user=other_member, prompts=1, providers=["claude"], name="Other Brand")
     other_group = job_group_submit(workspace=other_workspace, user=other_member).job_group
+    from agent.services.schedules import schedule_create
+
     brand = Brand.objects.create(workspace=workspace, name="Secretbrand", is_own=True)
     return World(owner, workspace, prompt, group, other_member, other_workspace, other_group,
-                 UserFactory(username="stranger"), brand)
+                 UserFactory(username="stranger"), brand,
+                 schedule=schedule_create(workspace=workspace, user=owner, cron="0 6 * * *"))
 
 
 def _path_values(world: World) -> dict[str, str]:
@@ -118,6 +122,8 @@ def _path_values(world: World) -> dict[str, str]:
         "prompt_id": str(world.prompt.id),
         "brand_id": str(world.brand.id),
         "username": world.owner.username,
+        "schedule_id": str(world.schedule.id),
+        "provider_id": "chatgpt",  # queue operations: staff only, so 404 to everyone here
         # Django admin's own parameters: a non-staff caller is turned away before they are read.
         "object_id": str(world.group.id),
         "content_type_id": "1",
@@ -131,7 +137,7 @@ def _path_values(world: World) -> dict[str, str]:
 # Names that anyone may open; they carry no workspace data.
 PUBLIC = {"login", "logout", "api-auth-token", "api-schema", "api-docs", "admin:login", "admin:logout"}
 # Path parameters that name something inside a workspace: strangers get 404 for them.
-SCOPED_PARAMS = {"workspace_id", "group_id", "prompt_id", "brand_id"}
+SCOPED_PARAMS = {"workspace_id", "group_id", "prompt_id", "brand_id", "schedule_id"}
 METHODS = ("get", "post", "patch", "put", "delete")
 
 

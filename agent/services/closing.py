@@ -122,7 +122,7 @@ def job_group_cancel(*, group: JobGroup) -> Cancelled:
     """Stop a group: items not started end cancelled, running items finish, answers are kept."""
     with transaction.atomic():
         locked = JobGroup.objects.select_for_update().get(id=group.id)
-        if locked.status not in JobGroup.UNFINISHED:
+        if locked.status not in (*JobGroup.UNFINISHED, JobGroup.Status.SCHEDULED):
             raise Conflict(f"This run is already {locked.status}; there is nothing left to cancel.")
         # Locked rows (PostgreSQL) or the IMMEDIATE write lock (SQLite) keep workers from
         # starting these items between reading and cancelling them.

@@ -98,7 +98,7 @@ def item_claim(*, item: QueuedItem) -> Claimed | None:
     """Move a queued item to running; None when this message must not run it (logged why)."""
     row = (
         JobItem.objects.filter(id=item.item_id)
-        .values("group_id", "provider", "prompt_text", "status", "group__status")
+        .values("group_id", "provider", "prompt_text", "status", "group__status", "group__priority")
         .first()
     )
     if row is None:
@@ -114,7 +114,11 @@ def item_claim(*, item: QueuedItem) -> Claimed | None:
     if row["status"] != JobItem.Status.QUEUED:
         logger.info("item %s is %s; duplicate delivery dropped", item.item_id, row["status"])
         return None
-    item = QueuedItem(item_id=item.item_id, group_id=group_id, provider_id=item.provider_id)
+    if row["group__status"] == JobGroup.Status.SCHEDULED:
+        logger.info("item %s belongs to a delayed run not yet due; dropped (it is queued when due)", item.item_id)
+        return None
+    item = QueuedItem(item_id=item.item_id, group_id=group_id, provider_id=item.provider_id,
+                      priority=row["group__priority"])
     if row["group__status"] == JobGroup.Status.CANCELLED:
         # Put back on the queue (retry, rate limit) before the group was cancelled: it never starts.
         if JobItem.objects.filter(id=item.item_id, status=JobItem.Status.QUEUED).update(

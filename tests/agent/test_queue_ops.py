@@ -91,7 +91,7 @@ def test_a_paused_item_taken_by_a_stale_consumer_goes_back_on_its_queue_unstarte
     for item in JobItem.objects.filter(group=group):
         item_run(item=QueuedItem.of(item))
     assert set(JobItem.objects.filter(group=group).values_list("status", "attempts")) == {("queued", 0)}
-    assert redis_client().llen(queue) == 2
+    assert redis_client().zcard(queue) == 2
     assert paused_cache.is_paused("chatgpt")  # the claim told the dequeue gate at once
 
 
@@ -100,7 +100,7 @@ def test_the_sweep_does_not_count_items_of_a_paused_queue_as_lost(user) -> None:
     queue_pause(provider_id="claude", user=user)
     far = timezone.now() + timedelta(seconds=60 * (BACKLOG_PATIENCE_WINDOWS + 5))
     report = recovery_sweep(now=far)
-    assert report.requeued == {} and redis_client().llen(huey_for("claude").storage.queue_key) == 3
+    assert report.requeued == {} and redis_client().zcard(huey_for("claude").storage.queue_key) == 3
     queue_resume(provider_id="claude", user=user)
     # Just resumed: the queue gets a full patience period again before anything counts as lost.
     assert recovery_sweep(now=timezone.now() + timedelta(seconds=120)).requeued == {}

@@ -120,3 +120,16 @@ def test_exit_codes_reach_the_shell(user, consumers) -> None:
         cwd=PROJECT_DIR, env={**os.environ, **env, "DATABASE_URL": database_url()}, capture_output=True, text=True, timeout=60,
     )
     assert missing.returncode == 3 and "No workspace has the id or name 'No such brand'" in missing.stderr
+
+
+def test_run_group_takes_a_priority_and_a_start_time(user) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from agent.queues import queue_length
+
+    workspace = workspace_with_prompts(user=user, prompts=2, providers=["chatgpt"], name="Later Inc")
+    at = (datetime.now(UTC) + timedelta(hours=2)).replace(microsecond=0)
+    call_command("run_group", "Later Inc", "--priority", "high", "--at", at.strftime("%Y-%m-%dT%H:%M:%S"))
+    group = JobGroup.objects.get(workspace=workspace)
+    assert (group.priority, group.status, group.run_at) == ("high", "scheduled", at)
+    assert queue_length("chatgpt") == 0

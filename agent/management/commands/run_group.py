@@ -1,4 +1,4 @@
-"""`manage.py run_group <workspace id or name> [--wait]`: start a run from the shell and follow it.
+"""`manage.py run_group <workspace id or name> [--wait] [--priority P] [--at TIME]`: start a run from the shell.
 
 It calls the same submit service as the API and, with --wait, reads the same progress object as
 the status API, once a second. Exit codes: 0 every item answered, 1 an item failed or was
@@ -6,9 +6,11 @@ cancelled, 2 --timeout reached (the run keeps going), 3 nothing could be submitt
 """
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 import uuid
+from datetime import UTC, datetime
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
@@ -16,7 +18,7 @@ from tqdm import tqdm
 
 from agent import outcomes
 from agent.api import run_paused_providers
-from agent.models import JobGroup
+from agent.models import JobGroup, Priority
 from agent.progress import progress_get
 from agent.selectors import job_item_counts_by_provider
 from agent.services.submit import job_group_submit
@@ -67,6 +69,14 @@ def summary_line(group: JobGroup, progress: dict, seconds: float) -> str:
     return f"Run {group.id} {verdict} in {seconds:.1f} s: {counts}{why}."
 
 
+def _run_at(value: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an ISO 8601 time, e.g. 2026-01-05T06:00:00Z") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 class Command(BaseCommand):
     help = (
         "Start a run of a workspace's prompts (workspace by id or name). With --wait, show a progress bar per "
@@ -79,8 +89,14 @@ class Command(BaseCommand):
         parser.add_argument("--wait", action="store_true", help="follow the run until it finishes")
         parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait with --wait (default 600)")
         parser.add_argument("--user", help="username recorded as who started the run")
+        parser.add_argument("--priority", choices=Priority.values, default=Priority.NORMAL,
+                            help="the run's priority on every provider queue (default normal)")
+        parser.add_argument("--at", dest="run_at", type=_run_at,
+                            help="start the run later, at this ISO 8601 time (UTC unless it has an offset); "
+                                 "a time already passed runs now")
 
-    def handle(self, *args, workspace: str, wait: bool, timeout: float, user: str | None, **options) -> None:
+    def handle(self, *args, workspace: str, wait: bool, timeout: float, user: str | None, priority: str = Priority.NORMAL,
+               run_at: datetime | None = None, **options) -> None:
         target = workspace_find(workspace)
         triggered_by = None
         if user:
@@ -88,7 +104,7 @@ class Command(BaseCommand):
             if triggered_by is None:
                 raise CommandError(f"No user named {user!r}.", returncode=EXIT_NOT_SUBMITTED)
         try:
-            submitted = job_group_submit(workspace=target, user=triggered_by)
+            submitted = job_group_submit(workspace=target, user=triggered_by, priority=priority, run_at=run_at)
         except DomainError as exc:
             raise CommandError(exc.detail, returncode=EXIT_NOT_SUBMITTED) from None
         group = submitted.job_group
@@ -97,7 +113,8 @@ class Command(BaseCommand):
             return
         self.stdout.write(
             f"Submitted run {group.id} for {target.name!r}: {group.total_prompts} prompts x "
-            f"{len(group.providers)} providers = {group.expected_responses} items."
+            f"{len(group.providers)} providers = {group.expected_responses} items, {group.priority} priority"
+            + (f", starting at {group.run_at.isoformat()}." if group.run_at else ".")
         )
         if not wait:
             return

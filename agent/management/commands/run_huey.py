@@ -13,6 +13,7 @@ from huey.consumer_options import ConsumerConfig, OptionParserHandler
 from agent.consumer_registry import consumer_beat_start, dequeue_gate
 from agent.queues import queue_name
 from agent.recovery import recovery_sweeper_start
+from agent.scheduler import schedule_ticker_start
 from agent.tasks import consumer_huey
 from oneglanse.provider_ids import PROVIDER_IDS
 
@@ -61,11 +62,15 @@ class Command(BaseCommand):
             config.setup_logger(huey_logger)
             huey_logger.propagate = False
         huey = consumer_huey(queue)
+        moved = huey.storage.queue_upgrade()
+        if moved:
+            self.stdout.write(f"Moved {moved} waiting messages onto the priority queue of {queue}")
         # Seen by GET /api/queues/ and /metrics on every host; the gate holds this queue's items
         # on the queue while an operator has paused it.
         beat = consumer_beat_start(provider_id=queue, workers=config.workers, worker_type=config.worker_type)
         huey.storage.dequeue_gate = dequeue_gate(queue)
         recovery_sweeper_start()
+        schedule_ticker_start()
         self.stdout.write(f"Consuming {queue_name(queue)} with {config.workers} {config.worker_type} worker(s)")
         try:
             huey.create_consumer(**config.values).run()
