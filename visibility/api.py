@@ -7,7 +7,7 @@ from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from agent.providers.registry import PROVIDER_IDS
+from oneglanse.provider_ids import PROVIDER_IDS
 from agent.selectors import job_group_get_for_user
 from visibility.api_csv import VisibilityCsvRenderer, csv_response, visibility_csv_rows
 from visibility.detection import ANALYSIS_VERSION

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 
 from django.db.models import Count, Q, QuerySet, Sum
 
-from agent.exceptions import InvalidInput, NotFound
+from oneglanse.exceptions import InvalidInput, NotFound
 from agent.models import JobGroup, JobItem
-from agent.providers.registry import PROVIDER_IDS
+from oneglanse.provider_ids import PROVIDER_IDS
 from visibility.detection import ANALYSIS_VERSION
 from visibility.metrics import BrandCounts, brand_metrics, top_domains
 from visibility.models import ALL_PROVIDERS, Brand, CitedDomain, Mention, RunStat

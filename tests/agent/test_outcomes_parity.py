@@ -1,4 +1,4 @@
-"""The page script's copy of the outcome rules (agent/static/agent/outcomes.js) against agent/outcomes.py.
+"""The page script's copy of the outcome words and bar split (agent/static/agent/rules.js) against agent/outcomes.py.
 
 Node runs the very file the browser loads; every case below must come out the same in both.
 """
@@ -14,18 +14,18 @@ import pytest
 
 from agent import outcomes
 
-SCRIPT = Path(__file__).resolve().parents[2] / "agent" / "static" / "agent" / "outcomes.js"
+SCRIPT = Path(__file__).resolve().parents[2] / "agent" / "static" / "agent" / "rules.js"
 RUNNER = """
 const o = require(process.argv[1]);
 const cases = JSON.parse(require("fs").readFileSync(0, "utf8"));
 const out = cases.map(function (c) {
-  if (c.kind === "run") return o.runOutcome(c.groupStatus, c.progress);
+  if (c.kind === "run") return o.runOutcome(c.progress, c.groupStatus);
   if (c.kind === "provider") {
     const split = o.providerSplit(c.state, c.expected, c.ok, c.failed);
     return [split, o.providerOutcome(c.state, split)];
   }
   if (c.kind === "bar") return o.barWidths(c.expected, c.ok, c.failed, c.cancelled);
-  return o.LABELS;
+  return o.OUTCOME_LABELS;
 });
 process.stdout.write(JSON.stringify(out));
 """
@@ -63,7 +63,7 @@ def _cases() -> list[dict]:
 
 def _python(case: dict):
     if case["kind"] == "run":
-        return outcomes.run_outcome(group_status=case["groupStatus"], progress=case["progress"])
+        return outcomes.run_outcome(case["progress"], case["groupStatus"])
     if case["kind"] == "provider":
         split = outcomes.provider_split(state=case["state"], expected=case["expected"], ok=case["ok"], failed=case["failed"])
         return [split.as_json(), outcomes.provider_outcome(state=case["state"], split=split)]
@@ -90,7 +90,7 @@ def test_outcome_words_are_the_four_the_users_read() -> None:
 
 def test_a_run_where_some_items_failed_is_completed_with_failures_not_completed() -> None:
     progress = _progress("completed", {"chatgpt": "completed", "gemini": "failed"}, 15, 5, 0, was_cancelled=False)
-    assert outcomes.run_outcome(group_status="completed", progress=progress) == "completed_with_failures"
+    assert outcomes.run_outcome(progress, "completed") == "completed_with_failures"
 
 
 def test_a_cancelled_provider_with_nothing_answered_reads_cancelled_not_completed() -> None:
