@@ -1,5 +1,7 @@
 """URL routes: the JSON API under /api/, Django admin under /admin/, the pages (agent/urls.py) at the root."""
 from django.contrib import admin
+from django.templatetags.static import static
+from django.views.generic import RedirectView
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authtoken.views import obtain_auth_token
@@ -32,5 +34,8 @@ api = [
 urlpatterns = [
     path("admin/", admin.site.urls),
     *api,
+    # Browsers ask for /favicon.ico whatever the page says.
+    path("favicon.ico", RedirectView.as_view(url=static("agent/favicon.svg"), permanent=True)),
+    path("", include("workspaces.urls")),  # before agent.urls: "workspaces/new/" is not a workspace id
     path("", include("agent.urls")),
 ]
