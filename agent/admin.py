@@ -17,9 +17,8 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from agent.display import STATE_MARK, group_bar, group_duration
-from agent.progress import progress_get
-from agent.templatetags.agent_display import split_bar
 from agent.models import JobGroup, JobGroupProvider, JobItem
+from agent.progress import progress_get
 from agent.selectors import (
     job_group_finished_count,
     job_group_reruns,
@@ -29,11 +28,18 @@ from agent.selectors import (
 )
 from agent.services.closing import job_group_cancel
 from agent.services.submit import job_group_rerun
+from agent.templatetags.agent_display import split_bar
 from oneglanse.exceptions import DomainError
 from oneglanse.provider_ids import PROVIDER_IDS, provider_label
 from workspaces.admin import MemberScopedAdmin
 
 ITEMS_PER_PAGE = 50
+
+
+def _provider_counts(final: dict | None, provider: str) -> str:
+    if not final:
+        return ""
+    return f" · {final['results'].get(provider, 0)} ok, {final['failed'].get(provider, 0)} failed"
 
 
 def _to_the_second(moment) -> str:
@@ -153,7 +159,7 @@ class JobGroupAdmin(MemberScopedAdmin):
                 (
                     row.status, row.error or row.status, provider_label(row.provider), STATE_MARK.get(row.status, ""),
                     row.status,
-                    f" · {final['results'].get(row.provider, 0)} ok, {final['failed'].get(row.provider, 0)} failed" if final else "",
+                    _provider_counts(final, row.provider),
                 )
                 for row in rows
             ),

@@ -1,8 +1,8 @@
 """URL routes: the JSON API under /api/, Django admin under /admin/, the pages (agent/urls.py) at the root."""
 from django.contrib import admin
 from django.templatetags.static import static
-from django.views.generic import RedirectView
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authtoken.views import obtain_auth_token
 

@@ -47,7 +47,8 @@ def percent(done: int, total: int) -> int:
 def split_bar(bar, bar_id: str = "") -> dict:
     """A bar split into answered / failed / cancelled (an SVG: no inline style, so the CSP holds)."""
     widths = bar.widths
-    return {"bar": bar, "bar_id": bar_id, "widths": widths, "x_failed": widths["ok"], "x_cancelled": widths["ok"] + widths["failed"]}
+    return {"bar": bar, "bar_id": bar_id, "widths": widths,
+            "x_failed": widths["ok"], "x_cancelled": widths["ok"] + widths["failed"]}
 
 
 @register.filter

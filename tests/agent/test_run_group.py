@@ -89,14 +89,17 @@ def test_wait_times_out_with_exit_2_when_no_consumer_runs(user) -> None:
 @pytest.mark.consumers
 def test_wait_prints_a_line_per_provider_and_exits_0_when_all_answered(user, consumers) -> None:
     workspace = workspace_with_prompts(user=user, prompts=4, providers=["chatgpt", "gemini"])
-    consumers.start("chatgpt", workers=2)
-    consumers.start("gemini", workers=2)
+    consumers.start("chatgpt", workers=2, DJANGO_LOG_LEVEL="INFO")
+    consumers.start("gemini", workers=2, DJANGO_LOG_LEVEL="INFO")
     code, out, err = run_group(str(workspace.id), "--wait", "--timeout", "60")
     group = JobGroup.objects.get(workspace=workspace)
     assert code == 0, out + err + consumers.logs()
     assert f"Run {group.id} completed in" in out and "8 answered, 0 failed, 0 cancelled of 8" in out
     assert "ChatGPT: 4 answered, 0 failed, 0 cancelled of 4 (completed)" in out
     assert "Gemini: 4 answered, 0 failed, 0 cancelled of 4 (completed)" in out
+    logs = consumers.logs()  # the consumers say what happened to each item, not Huey's "5 retries executed"
+    assert re.search(r"item \d+ chatgpt run \w{8}: answered in \d+\.\d\d s \(1 attempt\)", logs), logs
+    assert "retries executed" not in logs and "Executing" not in logs
 
 
 @pytest.mark.consumers

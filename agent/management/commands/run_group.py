@@ -58,7 +58,8 @@ def run_url(group: JobGroup) -> str:
 def provider_line(provider: str, state: str, expected: int, ok: int, failed: int) -> str:
     split = outcomes.provider_split(state=state, expected=expected, ok=ok, failed=failed)
     word = outcomes.outcome_label(outcomes.provider_outcome(state=state, split=split))
-    return f"{provider_label(provider)}: {split.ok} answered, {split.failed} failed, {split.cancelled} cancelled of {expected} ({word})"
+    counts = f"{split.ok} answered, {split.failed} failed, {split.cancelled} cancelled"
+    return f"{provider_label(provider)}: {counts} of {expected} ({word})"
 
 
 def summary_line(group: JobGroup, progress: dict, seconds: float) -> str:
