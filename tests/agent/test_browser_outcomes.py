@@ -12,7 +12,7 @@ import pytest
 
 from agent.models import JobGroup
 from tests.agent.test_browser import chromium, in_thread, sign_in
-from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory, workspace_with_prompts
+from tests.factories import MembershipFactory, PromptFactory, UserFactory, WorkspaceFactory, workspace_with_prompts
 from workspaces.models import Membership
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.consumers]
@@ -119,6 +119,7 @@ def test_a_completed_run_shows_times_in_the_viewers_zone_and_full_green_bars(liv
 def test_workspace_without_providers_offers_a_way_to_enable_them(live_server, user, tmp_path) -> None:
     workspace = WorkspaceFactory(name="Empty", enabled_providers=[])
     MembershipFactory(user=user, workspace=workspace, role="owner")
+    PromptFactory(workspace=workspace)
     with chromium() as page:
         sign_in(page, live_server.url)
         page.get_by_role("link", name="Empty").click()

@@ -214,7 +214,7 @@
     byId("cancel-form").hidden = true;
     var s = progress.stats;
     byId("rerun-failed-form").hidden = !(s.failedResponses + s.cancelledResponses);
-    var failedUrl = root.dataset.answersUrl + "?status=failed&page_size=100";
+    var failedUrl = root.dataset.answersUrl + "?status=failed&page_size=1000";
     var getJson = function (url) {
       return fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" })
         .then(function (response) { return response.ok ? response.json() : null; })
@@ -243,7 +243,32 @@
           lines.push([label(provider), why]);
         });
         showProblems(lines);
+        showErrorGroups((both[1] && both[1].results) || []);
       });
+  }
+
+  /* Identical errors as one line each ("3 × Gemini: quota exhausted"), like the server's first render. */
+  function showErrorGroups(failedItems) {
+    var list = byId("error-groups");
+    if (!list || !failedItems.length) return;
+    var groups = {};
+    var order = [];
+    failedItems.forEach(function (item) {
+      var key = item.provider + "\u0000" + (item.error || "");
+      if (!groups[key]) { groups[key] = { provider: item.provider, error: item.error, n: 0 }; order.push(key); }
+      groups[key].n += 1;
+    });
+    order.sort(function (a, b) { return groups[b].n - groups[a].n || groups[a].provider.localeCompare(groups[b].provider); });
+    list.replaceChildren.apply(list, order.slice(0, 20).map(function (key) {
+      var g = groups[key];
+      var error = g.error || "failed without a message";
+      return node("li", {}, [
+        node("strong", {}, [g.n + " ×"]), " " + label(g.provider) + ": ",
+        node("span", { "class": "error" }, [error.length > 300 ? error.slice(0, 299) + "…" : error]), " ",
+        node("a", { href: "?provider=" + encodeURIComponent(g.provider) + "&status=failed#answers-heading" }, ["show"])
+      ]);
+    }));
+    list.hidden = false;
   }
 
   function note(text) {
