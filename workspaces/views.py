@@ -76,7 +76,8 @@ def _form_save(form: WorkspaceForm, save) -> Workspace | None:
 
 
 def _form_page(request, *, form, workspace=None, read_only=False, status=200) -> HttpResponse:
-    context = {"form": form, "workspace": workspace, "read_only": read_only, "samples_min": SAMPLES_MIN, "samples_max": SAMPLES_MAX}
+    context = {"form": form, "workspace": workspace, "read_only": read_only,
+               "samples_min": SAMPLES_MIN, "samples_max": SAMPLES_MAX}
     return render(request, "workspaces/form.html", context, status=status)
 
 

@@ -31,7 +31,9 @@ def segment_width(page, provider: str, segment: str) -> int:
     return int(page.locator(f"#bar-{provider} .seg-{segment}").get_attribute("width"))
 
 
-def test_a_run_with_a_failing_provider_reads_completed_with_failures_and_its_bar_is_red(live_server, user, consumers, tmp_path) -> None:
+def test_a_run_with_a_failing_provider_reads_completed_with_failures_and_its_bar_is_red(
+    live_server, user, consumers, tmp_path,
+) -> None:
     workspace_with_prompts(user=user, prompts=3, providers=["chatgpt", "gemini"], name="Acme")
     for queue in ("chatgpt", "gemini"):
         consumers.start(queue, workers=2, AGENT_SIMULATED_LATENCY_MS="100", AGENT_SIMULATED_FAILURE_RATE="gemini=1.0")

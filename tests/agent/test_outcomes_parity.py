@@ -53,10 +53,12 @@ def _cases() -> list[dict]:
         cases.append({"kind": "run", "groupStatus": group_status,
                       "progress": _progress(status, providers, ok, failed, cancelled, was_cancelled=was_cancelled)})
     for state, (expected, ok, failed) in itertools.product(
-        ["pending", "processing", "completed", "failed"], [(5, 0, 0), (5, 5, 0), (5, 2, 3), (5, 0, 5), (5, 1, 1), (0, 0, 0), (5, 7, 2)],
+        ["pending", "processing", "completed", "failed"],
+        [(5, 0, 0), (5, 5, 0), (5, 2, 3), (5, 0, 5), (5, 1, 1), (0, 0, 0), (5, 7, 2)],
     ):
         cases.append({"kind": "provider", "state": state, "expected": expected, "ok": ok, "failed": failed})
-    for expected, ok, failed, cancelled in [(0, 0, 0, 0), (1000, 1, 1, 998), (3, 1, 1, 1), (7, 7, 0, 0), (2500, 1, 0, 0), (5, 2, 0, 0)]:
+    bars = [(0, 0, 0, 0), (1000, 1, 1, 998), (3, 1, 1, 1), (7, 7, 0, 0), (2500, 1, 0, 0), (5, 2, 0, 0)]
+    for expected, ok, failed, cancelled in bars:
         cases.append({"kind": "bar", "expected": expected, "ok": ok, "failed": failed, "cancelled": cancelled})
     return cases
 

@@ -159,8 +159,10 @@ def test_group_page_shows_bars_counts_answers_and_buttons(browser, user) -> None
     assert response.status_code == 200
     assert f'data-status-url="/api/runs/{group.id}/status/"' in html
     # The bars split answered (green) from failed (red); the text beside says the same in words.
-    assert re.search(r'id="bar-total".*?<rect class="seg-ok" x="0" y="0" width="250".*?<rect class="seg-failed" x="250" y="0" width="250"', html)
-    assert re.search(r'id="bar-gemini".*?<rect class="seg-ok" x="0" y="0" width="0".*?<rect class="seg-failed" x="0" y="0" width="500"', html)
+    assert re.search(r'id="bar-total".*?<rect class="seg-ok" x="0" y="0" width="250".*?'
+                     r'<rect class="seg-failed" x="250" y="0" width="250"', html)
+    assert re.search(r'id="bar-gemini".*?<rect class="seg-ok" x="0" y="0" width="0".*?'
+                     r'<rect class="seg-failed" x="0" y="0" width="500"', html)
     assert "1 answered · 1 failed · 0 cancelled of 4 (50 % finished)" in page
     assert "0 answered · 1 failed · 0 cancelled of 2" in page
     assert "Answered 1" in page and "Failed 1" in page and "Cancelled 0" in page

@@ -36,7 +36,8 @@ def test_new_workspace_without_providers_says_to_enable_one(user, client_of) -> 
 
 def test_owner_edits_name_and_providers(user, client_of) -> None:
     membership = MembershipFactory(user=user, role="owner")
-    response = client_of(user).post(f"/workspaces/{membership.workspace_id}/settings/", {"name": "Renamed", "enabled_providers": ["claude"]})
+    settings_url = f"/workspaces/{membership.workspace_id}/settings/"
+    response = client_of(user).post(settings_url, {"name": "Renamed", "enabled_providers": ["claude"]})
     assert response.status_code == 302
     membership.workspace.refresh_from_db()
     assert (membership.workspace.name, membership.workspace.enabled_providers) == ("Renamed", ["claude"])
@@ -46,7 +47,8 @@ def test_member_reads_settings_but_cannot_change_them(user, client_of) -> None:
     membership = MembershipFactory(user=user, role="member", workspace__name="Acme")
     page = client_of(user).get(f"/workspaces/{membership.workspace_id}/settings/")
     assert page.status_code == 200 and "Only an owner" in page.content.decode() and "Save settings" not in page.content.decode()
-    response = client_of(user).post(f"/workspaces/{membership.workspace_id}/settings/", {"name": "Mine now", "enabled_providers": ["claude"]})
+    settings_url = f"/workspaces/{membership.workspace_id}/settings/"
+    response = client_of(user).post(settings_url, {"name": "Mine now", "enabled_providers": ["claude"]})
     assert response.status_code == 403
     membership.workspace.refresh_from_db()
     assert membership.workspace.name == "Acme"
@@ -62,7 +64,8 @@ def test_owner_invites_by_username_and_changes_the_role(user, client_of) -> None
     membership = MembershipFactory(user=user, role="owner")
     bob = UserFactory(username="bob")
     client = client_of(user)
-    assert client.post(f"/workspaces/{membership.workspace_id}/members/", {"username": "bob", "role": "member"}).status_code == 302
+    added = client.post(f"/workspaces/{membership.workspace_id}/members/", {"username": "bob", "role": "member"})
+    assert added.status_code == 302
     assert Membership.objects.get(workspace=membership.workspace, user=bob).role == "member"
     client.post(f"/workspaces/{membership.workspace_id}/members/bob/", {"action": "role", "role": "owner"})
     assert Membership.objects.get(workspace=membership.workspace, user=bob).role == "owner"
@@ -76,7 +79,8 @@ def test_inviting_an_unknown_username_says_so(user, client_of) -> None:
 
 def test_the_last_owner_cannot_demote_themselves(user, client_of) -> None:
     membership = MembershipFactory(user=user, role="owner")
-    response = client_of(user).post(f"/workspaces/{membership.workspace_id}/members/alice/", {"action": "role", "role": "member"}, follow=True)
+    member_url = f"/workspaces/{membership.workspace_id}/members/alice/"
+    response = client_of(user).post(member_url, {"action": "role", "role": "member"}, follow=True)
     assert "last owner" in response.content.decode()
     membership.refresh_from_db()
     assert membership.role == "owner"
