@@ -35,7 +35,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     *api,
     # Browsers ask for /favicon.ico whatever the page says.
-    path("favicon.ico", RedirectView.as_view(url=static("agent/favicon.svg"), permanent=True)),
+    path("favicon.ico", RedirectView.as_view(url=static("agent/favicon.svg"), permanent=True), name="favicon"),
     path("", include("workspaces.urls")),  # before agent.urls: "workspaces/new/" is not a workspace id
     path("", include("agent.urls")),
 ]

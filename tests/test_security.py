@@ -113,6 +113,8 @@ def _path_values(world: World) -> dict[str, str]:
         "workspace_id": str(world.workspace.id),
         "group_id": str(world.group.id),
         "prompt_id": str(world.prompt.id),
+        "username": world.owner.get_username(),
+        "brand_id": "1",  # no brand in this world: the walk still checks the route answers 404, never 500
         # Django admin's own parameters: a non-staff caller is turned away before they are read.
         "object_id": str(world.group.id),
         "content_type_id": "1",
@@ -124,7 +126,7 @@ def _path_values(world: World) -> dict[str, str]:
 
 
 # Names that anyone may open; they carry no workspace data.
-PUBLIC = {"login", "logout", "api-auth-token", "api-schema", "api-docs", "admin:login", "admin:logout"}
+PUBLIC = {"login", "logout", "favicon", "api-auth-token", "api-schema", "api-docs", "admin:login", "admin:logout"}
 # Path parameters that name something inside a workspace: strangers get 404 for them.
 SCOPED_PARAMS = {"workspace_id", "group_id", "prompt_id"}
 METHODS = ("get", "post", "patch", "put", "delete")

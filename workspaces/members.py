@@ -44,7 +44,9 @@ def _last_owner_guard(*, workspace: Workspace, membership: Membership) -> None:
         return
     # Lock every owner row, so two owners demoting each other at once cannot both succeed.
     owners = list(
-        Membership.objects.select_for_update().filter(workspace=workspace, role=Membership.Role.OWNER).values_list("id", flat=True)
+        Membership.objects.select_for_update()
+        .filter(workspace=workspace, role=Membership.Role.OWNER)
+        .values_list("id", flat=True)
     )
     if owners == [membership.id]:
         raise Conflict(f"{membership.user.get_username()} is the last owner: make someone else an owner first.")

@@ -300,3 +300,15 @@ def test_prompt_admin_search_filter_and_deactivate(admin_client_, user) -> None:
     assert "Best CRM for dentists?" in filtered and "Best help desk?" not in filtered and "lawyers" not in filtered
     admin_client_.post("/admin/prompts/prompt/", {"action": "deactivate_prompts", "_selected_action": [crm.id], "index": 0})
     assert not Prompt.objects.get(id=crm.id).is_active
+
+
+def test_run_page_in_the_admin_reads_as_text_with_a_link_to_the_site(admin_client_, user) -> None:
+    finished = groups(user=user, count=1)[0]
+    rerun = job_group_submit(workspace=finished.workspace, user=user, rerun_of=finished).job_group
+    html = admin_client_.get(f"{LIST_URL}{finished.id}/change/").content.decode()
+    page = text_of(admin_client_.get(f"{LIST_URL}{finished.id}/change/"))
+    assert f'href="/runs/{finished.id}/"' in html and "View on site" in page
+    assert '"actualResponses"' not in html  # progress as labelled text, not raw JSON
+    assert re.search(r"Answered\s+2\s+Failed\s+2", page) and "ChatGPT, Gemini" in page
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", page)
+    assert str(rerun.id)[:8] in page  # its re-runs, linked

@@ -283,3 +283,36 @@ def test_run_buttons_share_the_api_submission_throttle(browser, user, monkeypatc
     assert browser.post(f"/runs/{group.id}/rerun/").status_code == 429
     assert JobGroup.objects.filter(workspace=workspace).count() == 3
     cache.clear()
+
+
+def test_every_page_has_a_favicon_and_the_browser_default_path_finds_it(browser, user) -> None:
+    assert '<link rel="icon" href="/static/agent/favicon.svg"' in browser.get("/").content.decode()
+    response = Client().get("/favicon.ico")
+    assert response.status_code == 301 and response["Location"] == "/static/agent/favicon.svg"
+
+
+def test_re_run_of_failed_items_links_both_ways_and_counts_what_it_answered(browser, user) -> None:
+    workspace = workspace_with_prompts(user=user, prompts=2, providers=["chatgpt"])
+    original = job_group_submit(workspace=workspace, user=user).job_group
+    answer(original, "chatgpt", error="chatgpt: timeout")
+    answer(original, "chatgpt", error="chatgpt: timeout")
+    rerun = browser.post(f"/runs/{original.id}/rerun/", {"only_failed": "true"})
+    rerun_group = JobGroup.objects.get(rerun_of=original)
+    assert rerun["Location"] == f"/runs/{rerun_group.id}/"
+    answer(rerun_group, "chatgpt")
+    assert f'href="/runs/{original.id}/"' in browser.get(f"/runs/{rerun_group.id}/").content.decode()
+    page = text_of(browser.get(f"/runs/{original.id}/"))
+    assert "Re-runs of this run:" in page
+    assert "1 of this run's 2 unanswered items was answered by its re-runs." in page
+    # identical errors are one line, not two cards' worth
+    assert "2 × ChatGPT: chatgpt: timeout" in page
+
+
+def test_run_page_filters_answers_by_provider_and_status(browser, user) -> None:
+    workspace = workspace_with_prompts(user=user, prompts=2, providers=["chatgpt", "gemini"])
+    group = job_group_submit(workspace=workspace, user=user).job_group
+    answer(group, "chatgpt", text="Only ChatGPT said this.")
+    answer(group, "gemini", error="gemini: quota exhausted")
+    html = browser.get(f"/runs/{group.id}/?provider=gemini&status=failed").content.decode()
+    assert html.count('data-item-id=') == 1 and "Only ChatGPT said this." not in html
+    assert browser.get(f"/runs/{group.id}/?provider=nope&status=weird").status_code == 200  # ignored, never a 500
