@@ -88,6 +88,9 @@ class JobGroupAdmin(MemberScopedAdmin):
     list_select_related = ["workspace", "triggered_by"]
     list_per_page = 50
     show_full_result_count = False  # one COUNT(*) fewer on a table that only grows
+
+    class Media:
+        css = {"all": ["agent/admin.css"]}  # styles live in static files: the CSP allows no inline ones
     ordering = ["-created_at"]
     actions = ["rerun_groups", "rerun_failed_items", "cancel_groups"]
     inlines = [JobGroupProviderInline]
@@ -105,9 +108,6 @@ class JobGroupAdmin(MemberScopedAdmin):
         "total_prompts", "expected_responses", "created_to_the_second", "finished_to_the_second", "duration", "error",
         "progress_text",
     ]
-
-    class Media:
-        css = {"all": ["agent/admin.css"]}
 
     def view_on_site(self, group: JobGroup) -> str:
         return reverse("run-detail", args=[group.id])
@@ -241,7 +241,7 @@ class JobGroupAdmin(MemberScopedAdmin):
             return HttpResponseRedirect(reverse("admin:agent_jobgroup_change", args=[started[0].id]))
         return None
 
-    @admin.action(description="Re-run", permissions=["change"])
+    @admin.action(description="Re-run all", permissions=["change"])
     def rerun_groups(self, request: HttpRequest, queryset: QuerySet[JobGroup]):
         return self._rerun(request, queryset, only_failed=False)
 
@@ -340,3 +340,4 @@ class JobGroupAdmin(MemberScopedAdmin):
             "has_view_permission": True,
         }
         return TemplateResponse(request, "admin/agent/jobgroup/items.html", context)
+from agent import admin_queues  # noqa: E402,F401  (registers the queue admin)

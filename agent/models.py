@@ -116,7 +116,30 @@ class JobItem(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["group", "provider", "prompt"], name="jobitem_unique_group_provider_prompt")
         ]
-        indexes = [models.Index(fields=["group", "provider", "status"]), models.Index(fields=["status", "heartbeat_at"])]
+        indexes = [
+            models.Index(fields=["group", "provider", "status"]),
+            models.Index(fields=["status", "heartbeat_at"]),
+            models.Index(fields=["status", "-finished_at"], name="jobitem_status_finished"),  # latest failures
+        ]
 
     def __str__(self) -> str:
         return f"{self.group_id}/{self.provider}/{self.prompt_id}"
+
+
+class ProviderQueue(models.Model):
+    """A provider queue's operator state; the source of truth for a pause (Redis holds a mirror)."""
+
+    provider = models.CharField(max_length=32, primary_key=True)
+    paused = models.BooleanField(default=False)
+    paused_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    paused_at = models.DateTimeField(null=True, blank=True)
+    resumed_at = models.DateTimeField(null=True, blank=True, help_text="The recovery sweep's patience restarts here.")
+
+    class Meta:
+        ordering = ["provider"]
+        verbose_name = "queue"
+
+    def __str__(self) -> str:
+        return f"{self.provider} ({'paused' if self.paused else 'running'})"

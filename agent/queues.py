@@ -5,6 +5,8 @@ Tasks are registered on these instances by `agent.tasks`, the only module that b
 from __future__ import annotations
 
 import functools
+import time
+from collections.abc import Callable
 
 import redis
 from huey import RedisHuey
@@ -23,7 +25,20 @@ def queue_name(provider_id: str) -> str:
 
 
 class BulkRedisStorage(RedisStorage):
-    """Huey's Redis storage plus a bulk push: a whole group's items in one LPUSH per queue."""
+    """Huey's Redis storage plus a bulk push: a whole group's items in one LPUSH per queue.
+
+    A consumer sets `dequeue_gate` (true while its queue is paused): its workers then leave the
+    messages on the queue, where they wait across restarts, instead of taking them.
+    """
+
+    dequeue_gate: Callable[[], bool] | None = None
+    GATED_WAIT_SECONDS = 0.5
+
+    def dequeue(self):
+        if self.dequeue_gate is not None and self.dequeue_gate():
+            time.sleep(self.GATED_WAIT_SECONDS)  # Huey's worker loops straight back on a blocking storage
+            return None
+        return super().dequeue()
 
     def enqueue_many_on(self, pipeline: redis.client.Pipeline, messages: list[bytes]) -> None:
         # LPUSH + Huey's BRPOP keep FIFO order: the first message pushed is the first popped.

@@ -9,6 +9,8 @@ item's state, so a sweep that runs inside the live consumers (one at a time, by 
   cancelled instead: cancelling means nothing new starts),
 - reconciles each unfinished group's progress object with the rows (idempotent merge), and
 - closes groups whose items are all finished.
+A paused queue's items are waiting, not lost: they are never pushed again while it is paused,
+and its patience restarts when it is resumed; the deadline names the pause when it ends them.
 Pushing an item twice is harmless: only a queued item starts, and recording succeeds once.
 """
 from __future__ import annotations
@@ -28,7 +30,8 @@ from django.utils import timezone
 
 from agent import progress
 from agent.connections import redis_client
-from agent.models import JobGroup, JobItem
+from agent.models import JobGroup, JobItem, ProviderQueue
+from agent.queue_ops import queue_pause_mirror_sync
 from agent.queues import queue_key
 from agent.services.closing import job_group_finalize
 from agent.tasks import QueuedItem, item_messages_push_on
@@ -71,9 +74,18 @@ def recovery_sweep(*, now=None) -> SweepReport:
     if not open_group_ids:
         return report
 
+    queues = list(ProviderQueue.objects.select_related("paused_by"))
+    paused = {q.provider: q for q in queues if q.paused}
+    resumed_at = {q.provider: q.resumed_at for q in queues if not q.paused and q.resumed_at}
     deadline = now - timedelta(seconds=settings.AGENT_GROUP_DEADLINE_SECONDS)
     expired = JobGroup.objects.filter(id__in=open_group_ids, created_at__lt=deadline).values("id")
-    report.deadline_failed = JobItem.objects.filter(group_id__in=expired, status__in=JobItem.UNFINISHED).update(
+    for provider_id, queue in paused.items():
+        by = f" by {queue.paused_by.username}" if queue.paused_by_id else ""
+        report.deadline_failed += JobItem.objects.filter(
+            group_id__in=expired, provider=provider_id, status=JobItem.Status.QUEUED
+        ).update(status=JobItem.Status.FAILED, finished_at=now,
+                 error=f"deadline exceeded: queue paused ({provider_id}, paused{by}) (AGENT_GROUP_DEADLINE_SECONDS)")
+    report.deadline_failed += JobItem.objects.filter(group_id__in=expired, status__in=JobItem.UNFINISHED).update(
         status=JobItem.Status.FAILED, finished_at=now, error="deadline exceeded (AGENT_GROUP_DEADLINE_SECONDS)"
     )
 
@@ -104,11 +116,19 @@ def recovery_sweep(*, now=None) -> SweepReport:
         report.cancelled += JobItem.objects.filter(
             group_id__in=cancelled_group_ids, status=JobItem.Status.QUEUED
         ).update(status=JobItem.Status.CANCELLED, finished_at=now, error="cancelled before it started")
-    overdue = list(
+    overdue = []
+    for item_id, group_id, provider_id, due in (
         JobItem.objects.filter(group_id__in=open_group_ids, status=JobItem.Status.QUEUED)
         .filter(Q(next_attempt_at__lt=now - window) | Q(next_attempt_at__isnull=True))
+        .exclude(provider__in=list(paused))  # waiting out a pause is not being lost
         .values_list("id", "group_id", "provider", "next_attempt_at")
-    )
+    ):
+        resumed = resumed_at.get(provider_id)
+        if resumed is not None:
+            due = max(due, resumed) if due is not None else resumed  # due no earlier than the resume
+            if due >= now - window:
+                continue
+        overdue.append((item_id, group_id, provider_id, due))
     if overdue:
         backlog = _queue_lengths({provider_id for _, _, provider_id, _ in overdue})
         lost = [
@@ -189,6 +209,7 @@ class RecoverySweeper(threading.Thread):
             if not redis_client().set(SWEEP_LOCK_KEY, self.token, nx=True, px=max(100, int(interval * 1000))):
                 return None
             close_old_connections()
+            queue_pause_mirror_sync()  # the database is the pause's truth: a lost or stale mirror heals here
             report = recovery_sweep()
             if report:
                 logger.info("recovery sweep: %s", report)

@@ -33,10 +33,10 @@ def job_group_get_for_user(*, user: User, group_id: str) -> JobGroup:
     try:
         uuid.UUID(str(group_id))
     except ValueError:
-        raise NotFound("Job group not found.") from None
+        raise NotFound("Run not found.") from None
     group = job_groups_of_user(user=user).filter(id=group_id).select_related("workspace").first()
     if group is None:
-        raise NotFound("Job group not found.")
+        raise NotFound("Run not found.")
     return group
 
 

@@ -20,6 +20,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from agent import outcomes
+from agent.api import run_paused_providers
 from agent.display import (
     group_duration,
     past_run_row,
@@ -248,6 +249,7 @@ def _run_detail(request: HttpRequest, group: JobGroup, status: int = 200) -> Htt
             "status_choices": JobItem.Status.values,
             "trigger": getattr(group, "trigger", ""),
             "duration": group_duration(group),
+            "paused_providers": run_paused_providers(group, progress),
         },
         status=status,
     )

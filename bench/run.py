@@ -337,6 +337,60 @@ class Bench:
         self.check(lost_ours == 0, f"agent.progress lost {lost_ours} of {expected} concurrent updates")
         self.check(ours["status"] == "completed", f"agent.progress left the group {ours['status']!r} after every item counted")
 
+    # -- scenario 8 -------------------------------------------------------------------------
+    def scenario_metrics_cost(self) -> None:
+        """What the cluster metrics cost per answer: the counting script with and without metering."""
+        from agent import metrics, progress, progress_lua
+        from agent.models import JobItem
+        from bench.redis_counter import redis_counter_snapshot
+
+        scripts = progress._scripts.bind()
+        metered = scripts.finish
+        # "Before": the same script with an empty meter(), i.e. the progress count alone.
+        unmetered = scripts._client.register_script(
+            progress_lua.SETTLE_LUA + metrics.METER_LUA_DISABLED + progress_lua.FINISH_BODY)
+
+        def one_round(script) -> dict:
+            group = self.submit_parked(self.scale.seed_prompts // 4)
+            items = list(JobItem.objects.filter(group=group).values_list("id", "provider"))
+            scripts.finish = script
+            self.redis.config_resetstat()
+            trips = sum(redis_counter_snapshot().values())
+            started = time.process_time()
+            try:
+                for item_id, provider in items:
+                    progress.progress_item_finished(group_id=group.id, item_id=item_id, provider=provider,
+                                                    status=JobItem.Status.OK, latency_ms=420)
+            finally:
+                scripts.finish = metered
+            cpu = time.process_time() - started
+            stats = self.redis.info("commandstats").get("cmdstat_evalsha", {"usec": 0, "calls": 1})
+            return {"round_trips": (sum(redis_counter_snapshot().values()) - trips) / len(items),
+                    "client_cpu_us": cpu / len(items) * 1e6, "server_us": stats["usec"] / max(1, stats["calls"])}
+
+        rounds = {"before": [], "after": []}
+        for _ in range(3):  # interleaved, so drift on a shared machine hits both alike
+            rounds["before"].append(one_round(unmetered))
+            rounds["after"].append(one_round(metered))
+        figures = {
+            phase: {k: statistics.median(r[k] for r in runs) for k in ("round_trips", "client_cpu_us", "server_us")}
+            for phase, runs in rounds.items()
+        }
+        before, after = figures["before"], figures["after"]
+        self.results["8_metrics_cost"] = {
+            "answers_per_round": self.scale.seed_prompts // 4 * len(QUEUES),
+            "round_trips_per_answer_before": before["round_trips"],
+            "round_trips_per_answer_after": after["round_trips"],
+            "client_cpu_us_per_answer_before": round(before["client_cpu_us"], 1),
+            "client_cpu_us_per_answer_after": round(after["client_cpu_us"], 1),
+            "redis_server_us_per_answer_before": round(before["server_us"], 1),
+            "redis_server_us_per_answer_after": round(after["server_us"], 1),
+            "extra_cpu_us_per_answer": round(after["client_cpu_us"] + after["server_us"]
+                                             - before["client_cpu_us"] - before["server_us"], 1),
+        }
+        self.check(after["round_trips"] == before["round_trips"],
+                   f"metering added round trips per answer: {before['round_trips']} -> {after['round_trips']}")
+
     # -- in-process costs of one answer (part of scenario 4) ---------------------------------
     def answer_costs_in_process(self, prompts: int = 10) -> dict:
         """SQL queries and Redis round trips of item_run, run here with a 0 ms provider (no Huey)."""
@@ -363,7 +417,7 @@ class Bench:
         def cpu_ms(statement, repeats: int = 300) -> float:
             started = time.process_time()
             for index in range(repeats):
-                statement(items[index % len(items)][0])
+                statement(items[index % len(items)].item_id)
             return (time.process_time() - started) / repeats * 1000
 
         now = timezone.now()
@@ -656,7 +710,7 @@ def main() -> int:
     parser.add_argument("--proposals", action="store_true",
                         help="run the prototyped core changes of bench/proposals.py (writes bench/results-proposals.json)")
     options = parser.parse_args()
-    only = set(options.only.split(",")) if options.only else set("1234567")
+    only = set(options.only.split(",")) if options.only else set("12345678")
 
     def terminate(signum, frame):
         raise KeyboardInterrupt  # run every `finally`: no process outlives the benchmark
@@ -682,7 +736,7 @@ def main() -> int:
             print("WITH THE PROTOTYPED CORE CHANGES (bench/proposals.py), NOT THE SHIPPED CODE:\n  "
                   + "\n  ".join(f"{k}: {v}" for k, v in PROPOSALS.items()))
         print(f"{meta['command']}: {meta['machine']}\nguards: {GUARDS}\nwork directory: {workdir}")
-        steps = [("1", bench.scenario_submit), ("7", bench.scenario_seed_design),
+        steps = [("1", bench.scenario_submit), ("7", bench.scenario_seed_design), ("8", bench.scenario_metrics_cost),
                  ("246", bench.scenario_zero_latency), ("3", bench.scenario_latency), ("5", bench.scenario_status)]
         try:
             for numbers, step in steps:

@@ -29,6 +29,7 @@ from prompts.services import MAX_ACTIVE_PROMPTS_PER_WORKSPACE
 from tests.factories import MembershipFactory, PromptFactory, UserFactory, WorkspaceFactory, workspace_with_prompts
 from tests.faults.support import wait_closed
 from tests.redis_server import free_port, redis_server_binary
+from visibility.models import Brand
 from workspaces.models import Workspace
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -91,6 +92,7 @@ class World:
     other_workspace: Workspace
     other_group: JobGroup
     stranger: object  # signed in, member of nothing
+    brand: Brand
 
 
 @pytest.fixture
@@ -103,8 +105,9 @@ def world() -> World:
     other_member = UserFactory(username="other-member")
     other_workspace = workspace_with_prompts(user=other_member, prompts=1, providers=["claude"], name="Other Brand")
     other_group = job_group_submit(workspace=other_workspace, user=other_member).job_group
+    brand = Brand.objects.create(workspace=workspace, name="Secretbrand", is_own=True)
     return World(owner, workspace, prompt, group, other_member, other_workspace, other_group,
-                 UserFactory(username="stranger"))
+                 UserFactory(username="stranger"), brand)
 
 
 def _path_values(world: World) -> dict[str, str]:
@@ -113,8 +116,8 @@ def _path_values(world: World) -> dict[str, str]:
         "workspace_id": str(world.workspace.id),
         "group_id": str(world.group.id),
         "prompt_id": str(world.prompt.id),
-        "username": world.owner.get_username(),
-        "brand_id": "1",  # no brand in this world: the walk still checks the route answers 404, never 500
+        "brand_id": str(world.brand.id),
+        "username": world.owner.username,
         # Django admin's own parameters: a non-staff caller is turned away before they are read.
         "object_id": str(world.group.id),
         "content_type_id": "1",
@@ -128,7 +131,7 @@ def _path_values(world: World) -> dict[str, str]:
 # Names that anyone may open; they carry no workspace data.
 PUBLIC = {"login", "logout", "favicon", "api-auth-token", "api-schema", "api-docs", "admin:login", "admin:logout"}
 # Path parameters that name something inside a workspace: strangers get 404 for them.
-SCOPED_PARAMS = {"workspace_id", "group_id", "prompt_id"}
+SCOPED_PARAMS = {"workspace_id", "group_id", "prompt_id", "brand_id"}
 METHODS = ("get", "post", "patch", "put", "delete")
 
 
@@ -513,7 +516,7 @@ def test_production_refuses_a_missing_secret_key(tmp_path) -> None:
     # A copy of the settings outside the project, so no generated var/secret_key is beside it.
     (tmp_path / "oneglanse").mkdir()
     (tmp_path / "oneglanse" / "__init__.py").write_text("")
-    for module in ("settings.py", "provider_ids.py"):  # the settings and the plain module they import
+    for module in ("settings.py", "provider_ids.py", "files.py"):  # the settings and the plain modules they import
         shutil.copy(PROJECT_DIR / "oneglanse" / module, tmp_path / "oneglanse" / module)
     env = _settings_env(PYTHONPATH=str(tmp_path))
     result = subprocess.run([sys.executable, "-c", "import oneglanse.settings"], cwd=tmp_path, env=env,

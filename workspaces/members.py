@@ -1,85 +1,104 @@
-"""Who belongs to a workspace and in which role: add by username, change a role, remove.
+"""Roles and members of a workspace: owners change the workspace, its schedules and its members.
 
-Only owners change members; a workspace always keeps at least one owner (the last one can be
-neither demoted nor removed: 409). The pages call these; the members API calls the same.
+`membership_require_owner` is the one check every owner-only operation asks (the workspace API,
+the members API, the admin, schedules). A workspace always keeps at least one owner.
 """
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.db.models import QuerySet
 
 from oneglanse.exceptions import Conflict, DomainError, InvalidInput, NotFound
 from workspaces.models import Membership, Workspace
 
+ROLES = tuple(Membership.Role.values)
 
-class OwnerRequired(DomainError):
-    """The caller can see the workspace but is not an owner of it."""
+
+class NotOwner(DomainError):
+    """The caller is a member (they can see the workspace, so 403 rather than 404)."""
 
     status_code = 403
 
 
-def _owner_check(*, workspace: Workspace, by) -> None:
-    if not Membership.objects.filter(workspace=workspace, user=by, role=Membership.Role.OWNER).exists():
-        raise OwnerRequired("Only an owner of this workspace can change its members.")
+def membership_role(*, user, workspace: Workspace) -> str | None:
+    """The user's role in the workspace, or None when they are not a member."""
+    if user is None or not user.is_authenticated:
+        return None
+    return Membership.objects.filter(user=user, workspace=workspace).values_list("role", flat=True).first()
 
 
-def _role_check(role: str) -> str:
-    if role not in Membership.Role.values:
-        raise InvalidInput(f"Unknown role {role!r}; one of: {', '.join(Membership.Role.values)}.", field="role")
+def membership_is_owner(*, user, workspace: Workspace) -> bool:
+    return membership_role(user=user, workspace=workspace) == Membership.Role.OWNER
+
+
+def membership_require_owner(*, user, workspace: Workspace) -> None:
+    """Raise NotOwner (403) unless the user owns the workspace; call after the 404 check of membership."""
+    if not membership_is_owner(user=user, workspace=workspace):
+        raise NotOwner("Only an owner of this workspace can do this.")
+
+
+def memberships_of_workspace(*, workspace: Workspace) -> QuerySet[Membership]:
+    return Membership.objects.filter(workspace=workspace).select_related("user").order_by("user__username")
+
+
+def _role_validate(role: str) -> str:
+    if role not in ROLES:
+        raise InvalidInput(f"Unknown role {role!r}; roles are: {', '.join(ROLES)}.", field="role")
     return role
 
 
-def _membership_locked(*, workspace: Workspace, username: str) -> Membership:
-    membership = (
-        Membership.objects.select_for_update().select_related("user")
-        .filter(workspace=workspace, user__username=username).first()
-    )
+def membership_get(*, workspace: Workspace, username: str) -> Membership:
+    membership = Membership.objects.filter(workspace=workspace, user__username=username).select_related("user").first()
     if membership is None:
-        raise NotFound(f"{username} is not a member of this workspace.")
+        raise NotFound(f"{username!r} is not a member of this workspace.")
     return membership
 
 
-def _last_owner_guard(*, workspace: Workspace, membership: Membership) -> None:
-    if membership.role != Membership.Role.OWNER:
-        return
-    # Lock every owner row, so two owners demoting each other at once cannot both succeed.
-    owners = list(
-        Membership.objects.select_for_update()
-        .filter(workspace=workspace, role=Membership.Role.OWNER)
-        .values_list("id", flat=True)
-    )
-    if owners == [membership.id]:
-        raise Conflict(f"{membership.user.get_username()} is the last owner: make someone else an owner first.")
+def _lock_workspace(workspace: Workspace) -> None:
+    # Serialises concurrent changes to one workspace's members (PostgreSQL row lock; SQLite's
+    # IMMEDIATE transactions already serialise writers), so two owners demoting each other at
+    # once cannot leave the workspace with none.
+    Workspace.objects.select_for_update().filter(pk=workspace.pk).first()
 
 
-def member_add(*, workspace: Workspace, by, username: str, role: str = Membership.Role.MEMBER) -> Membership:
-    _owner_check(workspace=workspace, by=by)
-    role = _role_check(role)
+def _owners_other_than(membership: Membership) -> int:
+    return Membership.objects.filter(workspace_id=membership.workspace_id, role=Membership.Role.OWNER).exclude(
+        pk=membership.pk
+    ).count()
+
+
+def membership_add(*, by, workspace: Workspace, username: str, role: str = Membership.Role.MEMBER) -> Membership:
+    membership_require_owner(user=by, workspace=workspace)
+    role = _role_validate(role)
     user = get_user_model().objects.filter(username=username).first()
     if user is None:
-        raise InvalidInput(f"No user is called {username!r}; they need an account first.", field="username")
+        raise InvalidInput(f"No user named {username!r}.", field="username")
     with transaction.atomic():
-        membership, created = Membership.objects.get_or_create(user=user, workspace=workspace, defaults={"role": role})
-    if not created:
-        raise Conflict(f"{username} is already a {membership.role} of this workspace.")
-    return membership
+        _lock_workspace(workspace)
+        if Membership.objects.filter(workspace=workspace, user=user).exists():
+            raise Conflict(f"{username!r} is already a member of this workspace.")
+        return Membership.objects.create(workspace=workspace, user=user, role=role)
 
 
-def member_role_set(*, workspace: Workspace, by, username: str, role: str) -> Membership:
-    _owner_check(workspace=workspace, by=by)
-    role = _role_check(role)
+def membership_change_role(*, by, workspace: Workspace, username: str, role: str) -> Membership:
+    membership_require_owner(user=by, workspace=workspace)
+    role = _role_validate(role)
     with transaction.atomic():
-        membership = _membership_locked(workspace=workspace, username=username)
-        if role != Membership.Role.OWNER:
-            _last_owner_guard(workspace=workspace, membership=membership)
+        _lock_workspace(workspace)
+        membership = membership_get(workspace=workspace, username=username)
+        if membership.role == Membership.Role.OWNER and role != Membership.Role.OWNER and not _owners_other_than(membership):
+            raise Conflict("This is the workspace's last owner; make someone else an owner first.")
         membership.role = role
         membership.save(update_fields=["role"])
     return membership
 
 
-def member_remove(*, workspace: Workspace, by, username: str) -> None:
-    _owner_check(workspace=workspace, by=by)
+def membership_remove(*, by, workspace: Workspace, username: str) -> None:
+    membership_require_owner(user=by, workspace=workspace)
     with transaction.atomic():
-        membership = _membership_locked(workspace=workspace, username=username)
-        _last_owner_guard(workspace=workspace, membership=membership)
+        _lock_workspace(workspace)
+        membership = membership_get(workspace=workspace, username=username)
+        if membership.role == Membership.Role.OWNER and not _owners_other_than(membership):
+            raise Conflict("This is the workspace's last owner; make someone else an owner first.")
         membership.delete()

@@ -8,18 +8,19 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import F, Value
+from django.db.models import Exists, F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from agent import heartbeat, progress
-from agent.models import JobGroup, JobGroupProvider, JobItem
+from agent.connections import redis_client
+from agent.models import JobGroup, JobGroupProvider, JobItem, ProviderQueue
 from agent.providers.base import Answer, Provider, ProviderError, TransientProviderError
 from agent.providers.registry import provider_for
 from agent.providers.retry import retry_delay
 from agent.ratelimit import rate_limit_wait
 from agent.services.closing import item_count_and_close
-from agent.tasks import QueuedItem, item_schedule
+from agent.tasks import QueuedItem, item_messages_push_on, item_schedule
 
 logger = logging.getLogger(__name__)
 
@@ -142,13 +143,30 @@ def item_claim(*, item: QueuedItem) -> Claimed | None:
                                  status=JobItem.Status.CANCELLED)
         return None
     now = timezone.now()
-    started = JobItem.objects.filter(id=item.item_id, status=JobItem.Status.QUEUED).update(
+    # The pause check rides on the claim that runs anyway: no extra round trip, and exact (the
+    # database is the pause's source of truth) whatever the age of this consumer's paused view.
+    paused = ProviderQueue.objects.filter(provider=item.provider_id, paused=True)
+    started = JobItem.objects.filter(~Exists(paused), id=item.item_id, status=JobItem.Status.QUEUED).update(
         status=JobItem.Status.RUNNING, attempts=F("attempts") + 1, heartbeat_at=now, next_attempt_at=None,
         started_at=Coalesce("started_at", Value(now)),
     )
     if not started:
+        if paused.exists():
+            _item_hold_paused(item=item)
         return None  # another delivery started it, or it was cancelled, a moment ago
     return Claimed(item=item, prompt_text=row["prompt_text"], attempts=row["attempts"] + 1)
+
+
+def _item_hold_paused(*, item: QueuedItem) -> None:
+    """A consumer took an item of a queue paused a moment ago: the item goes back on its queue,
+    unstarted, and this process stops taking that queue's items before its next refresh."""
+    from agent.queue_ops import paused_cache
+
+    paused_cache.mark_paused(item.provider_id)
+    pipeline = redis_client().pipeline(transaction=False)
+    item_messages_push_on(pipeline, provider_id=item.provider_id, items=[item])
+    pipeline.execute()
+    logger.info("item %s: the %s queue is paused; back on the queue unstarted", item.item_id, item.provider_id)
 
 
 def item_try(*, claimed: Claimed, provider: Provider) -> Attempt:
@@ -237,5 +255,6 @@ def answer_record(*, item: QueuedItem, backend: str, answer: Answer | None = Non
     if not changed:
         logger.info("item %s was already recorded; this result is dropped", item.item_id)
         return False
-    item_count_and_close(group_id=item.group_id, item_id=item.item_id, provider_id=item.provider_id, status=status, error=error)
+    item_count_and_close(group_id=item.group_id, item_id=item.item_id, provider_id=item.provider_id, status=status,
+                         error=error, latency_ms=answer.latency_ms if answer is not None else None)
     return True

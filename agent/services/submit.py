@@ -15,7 +15,7 @@ from agent.connections import redis_client
 from agent.models import JobGroup, JobGroupProvider, JobItem
 from agent.services.closing import job_group_fail
 from agent.tasks import QueuedItem, item_messages_push_on
-from oneglanse.exceptions import InvalidInput, QueueUnavailable
+from oneglanse.exceptions import IdempotencyKeyReused, InvalidInput, QueueUnavailable
 from oneglanse.provider_ids import PROVIDER_IDS, unknown_provider_ids
 from prompts.models import Prompt
 from workspaces.models import Workspace
@@ -57,7 +57,7 @@ def job_group_submit(
     if idempotency_key:
         if len(idempotency_key) > IDEMPOTENCY_KEY_MAX_LENGTH:
             raise InvalidInput(f"The Idempotency-Key header is longer than {IDEMPOTENCY_KEY_MAX_LENGTH} characters.")
-        replay = _idempotent_replay(user=user, idempotency_key=idempotency_key)
+        replay = _idempotent_replay(user=user, workspace=workspace, idempotency_key=idempotency_key)
         if replay:
             return replay
     providers: list[str] = []
@@ -75,7 +75,7 @@ def job_group_submit(
                                       rerun_of=rerun_of, idempotency_key=idempotency_key)
     except IntegrityError:
         # The same key was submitted concurrently and the other request won: answer with its group.
-        replay = _idempotent_replay(user=user, idempotency_key=idempotency_key) if idempotency_key else None
+        replay = _idempotent_replay(user=user, workspace=workspace, idempotency_key=idempotency_key) if idempotency_key else None
         if replay is None:
             raise
         return replay
@@ -90,13 +90,18 @@ def job_group_submit(
     return Submitted(status="queued", job_group=group)
 
 
-def _idempotent_replay(*, user: User | None, idempotency_key: str) -> Submitted | None:
+def _idempotent_replay(*, user: User | None, workspace: Workspace, idempotency_key: str) -> Submitted | None:
     if user is None:
         return None
     previous = JobGroup.objects.filter(triggered_by=user, idempotency_key=idempotency_key).first()
     if previous is None:
         return None
     if previous.created_at >= timezone.now() - IDEMPOTENCY_WINDOW:
+        if previous.workspace_id != workspace.id:
+            # Never answer with another workspace's run (nor say which): the key is the caller's mistake.
+            raise IdempotencyKeyReused(
+                "This Idempotency-Key was already used for a run of another workspace; send a new key."
+            )
         return Submitted(status="queued", job_group=previous, replayed=True)
     # Older than the window: the key is free again; the old group keeps its audit trail.
     JobGroup.objects.filter(id=previous.id).update(idempotency_key="")
@@ -202,7 +207,7 @@ def job_group_enqueue(*, group: JobGroup) -> None:
             item_messages_push_on(pipeline, provider_id=provider, items=queued)
         pipeline.execute()
     except redis.RedisError as exc:
-        message = f"Could not enqueue the group: the queue (Redis) is unavailable ({exc.__class__.__name__})."
+        message = f"Could not enqueue the run: the queue (Redis) is unavailable ({exc.__class__.__name__})."
         logger.error("group %s: %s %s", group.id, message, exc)
         job_group_fail(group_id=group.id, error=message)
         raise QueueUnavailable(message + " Nothing was run; try again.") from exc

@@ -177,7 +177,7 @@ def test_group_page_shows_providers_and_links_to_paginated_items(admin_client_, 
     response = admin_client_.get(f"{LIST_URL}{group.id}/change/")
     page = text_of(response)
     assert response.status_code == 200
-    assert "Items (120)" in page and "Re-run group" in page and "Cancel" in page and "Re-run failed only (1)" in page
+    assert "Items (120)" in page and "Re-run all" in page and "Cancel" in page and "Re-run failed only (1)" in page
     assert "Provider queued running ok failed cancelled all ChatGPT 59 0 1 0 0 60 Gemini 59 0 0 1 0 60" in page
     assert 'name="_save"' not in response.content.decode()  # read-only: nothing to save
 
@@ -231,7 +231,7 @@ def test_action_cancel_cancels_and_reports_conflicts(admin_client_, user) -> Non
     page = text_of(response)
     assert JobGroup.objects.get(id=running.id).status == "cancelled"
     assert f"Run {str(running.id)[:8]} cancelled: 3 items cancelled" in page
-    assert "This group is already completed; there is nothing left to cancel." in page
+    assert "This run is already completed; there is nothing left to cancel." in page
 
 
 def test_group_page_buttons_call_the_same_actions(admin_client_, user) -> None:
@@ -255,7 +255,7 @@ def test_staff_without_change_permission_cannot_act(user) -> None:
     Membership.objects.create(user=viewer, workspace=group.workspace)
     client = client_for(viewer)
     assert client.get(f"{LIST_URL}{group.id}/change/").status_code == 200
-    assert "Re-run group" not in text_of(client.get(f"{LIST_URL}{group.id}/change/"))
+    assert "Re-run all" not in text_of(client.get(f"{LIST_URL}{group.id}/change/"))
     assert client.post(f"{LIST_URL}{group.id}/act/rerun/").status_code == 403
     assert not JobGroup.objects.filter(rerun_of=group).exists()
 

@@ -210,7 +210,7 @@ def test_cancel_button_cancels_and_says_how_many(browser, user) -> None:
     assert "This run was cancelled" in text_of(response)
     assert JobGroup.objects.get(id=group.id).status == "cancelled"
     again = browser.post(f"/runs/{group.id}/cancel/", follow=True)
-    assert "This group is already cancelled" in text_of(again)
+    assert "This run is already cancelled" in text_of(again)
 
 
 def test_rerun_buttons_start_linked_groups(browser, user) -> None:

@@ -19,6 +19,7 @@ from django.urls import reverse
 from tqdm import tqdm
 
 from agent import outcomes
+from agent.api import run_paused_providers
 from agent.models import JobGroup
 from agent.progress import progress_get
 from agent.selectors import job_item_counts_by_provider
@@ -134,17 +135,20 @@ class Command(BaseCommand):
             while True:
                 group.refresh_from_db()
                 progress = progress_get(group)
+                paused = run_paused_providers(group, progress)
                 for provider in group.providers:
                     state = progress["providers"].get(provider, "pending")
                     ok, failed = progress["results"].get(provider, 0), progress["failed"].get(provider, 0)
+                    # A paused queue waits for an operator: say so rather than look stuck.
+                    note = ", queue paused" if provider in paused else ""
                     if bars:
                         bar = bars[provider]
                         bar.n = outcomes.provider_bar_fill(state=state, expected=expected[provider], ok=ok, failed=failed)
-                        bar.set_postfix_str(f"{ok} answered, {failed} failed", refresh=False)
+                        bar.set_postfix_str(f"{ok} answered, {failed} failed{note}", refresh=False)
                         bar.refresh()
                         continue
                     # Not a terminal (a pipe, a log file, cron): a plain line whenever a provider moves.
-                    line = provider_line(provider, state, expected[provider], ok, failed)
+                    line = provider_line(provider, state, expected[provider], ok, failed) + note
                     if last_lines.get(provider) != line:
                         last_lines[provider] = line
                         self.stdout.write(line)

@@ -10,6 +10,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 from huey.consumer_options import ConsumerConfig, OptionParserHandler
 
+from agent.consumer_registry import consumer_beat_start, dequeue_gate
 from agent.queues import queue_name
 from agent.recovery import recovery_sweeper_start
 from agent.tasks import TaskLinesFilter, consumer_huey
@@ -61,9 +62,16 @@ class Command(BaseCommand):
             config.setup_logger(huey_logger)
             huey_logger.propagate = False
         huey = consumer_huey(queue)
+        # Seen by GET /api/queues/ and /metrics on every host; the gate holds this queue's items
+        # on the queue while an operator has paused it.
+        beat = consumer_beat_start(provider_id=queue, workers=config.workers, worker_type=config.worker_type)
+        huey.storage.dequeue_gate = dequeue_gate(queue)
         recovery_sweeper_start()
         self.stdout.write(f"Consuming {queue_name(queue)} with {config.workers} {config.worker_type} worker(s)")
-        huey.create_consumer(**config.values).run()
+        try:
+            huey.create_consumer(**config.values).run()
+        finally:
+            beat.stop()
 
     def _run_all(self) -> int:
         """One child consumer per queue, with the same flags; signals are passed on to them."""

@@ -118,7 +118,7 @@
 
   var shownFinished = Number(root.dataset.finished || 0);
 
-  function renderProgress(progress) {
+  function renderProgress(progress, paused) {
     var s = progress.stats;
     var finished = rules.finishedCount(s);
     // The first page came from one database snapshot; the live mirror may trail it by a moment.
@@ -142,9 +142,11 @@
       var text = barText(split.expected, split.ok, split.failed, split.cancelled);
       drawBar(byId("bar-" + provider), split.expected, split.ok, split.failed, split.cancelled, text);
       row.dataset.outcome = outcome;
-      byId("bar-" + provider + "-text").replaceChildren(
-        text + " · ", node("span", { "class": "state outcome-" + outcome }, [rules.OUTCOME_LABELS[outcome]])
-      );
+      var parts = [text + " · ", node("span", { "class": "state outcome-" + outcome }, [rules.OUTCOME_LABELS[outcome]])];
+      // An operator paused this provider's queue: waiting, not stuck.
+      if (paused.indexOf(provider) !== -1) parts.push(" · ", node("span", { "class": "state state-paused" }, ["queue paused"]));
+      var line = byId("bar-" + provider + "-text");
+      line.replaceChildren.apply(line, parts);
     });
     var outcome = outcomeOf(progress, root.dataset.groupStatus);
     showOutcome(outcome, statusText(outcome[0], progress, null));
@@ -299,7 +301,7 @@
           failuresInARow = 0;
           note("");
           var progress = body.response;
-          if (!renderProgress(progress)) { setTimeout(poll, POLL_MS); return; }
+          if (!renderProgress(progress, body.paused_providers || [])) { setTimeout(poll, POLL_MS); return; }
           var changed = progress.updateId !== lastUpdateId;
           lastUpdateId = progress.updateId;
           return (changed ? refreshAnswers() : Promise.resolve()).then(function () {
