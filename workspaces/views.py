@@ -17,7 +17,7 @@ from django.views.decorators.http import require_POST
 
 from oneglanse.exceptions import DomainError, NotFound
 from oneglanse.provider_ids import PROVIDER_IDS, PROVIDER_LABELS
-from workspaces import members as workspace_members
+from workspaces.members import membership_add, membership_change_role, membership_is_owner, membership_remove
 from workspaces.models import Membership, Workspace
 from workspaces.selectors import workspace_get_for_user
 from workspaces.services import WORKSPACE_NAME_MAX_LENGTH, workspace_create, workspace_update
@@ -62,10 +62,6 @@ class WorkspaceForm(forms.Form):
         return [p for p in PROVIDER_IDS if p in chosen]  # a stable order, whatever the ticking order
 
 
-def workspace_is_owner(*, workspace: Workspace, user) -> bool:
-    return Membership.objects.filter(workspace=workspace, user=user, role=Membership.Role.OWNER).exists()
-
-
 def _form_save(form: WorkspaceForm, save) -> Workspace | None:
     """Run a service with the form's data; a domain error lands on its field, not on a 500."""
     try:
@@ -96,7 +92,7 @@ def workspace_create_page(request: HttpRequest) -> HttpResponse:
 @_scoped
 def workspace_edit_page(request: HttpRequest, workspace_id: str) -> HttpResponse:
     workspace = workspace_get_for_user(user=request.user, workspace_id=workspace_id)
-    is_owner = workspace_is_owner(workspace=workspace, user=request.user)
+    is_owner = membership_is_owner(user=request.user, workspace=workspace)
     current = {"name": workspace.name, "enabled_providers": list(workspace.enabled_providers)}
     if HAS_SAMPLES:
         current["samples_per_run"] = workspace.samples_per_run
@@ -126,7 +122,7 @@ def _members_page(request, workspace: Workspace, form: MemberAddForm | None = No
     return render(request, "workspaces/members.html", {
         "workspace": workspace,
         "memberships": sorted(memberships, key=lambda m: (m.role != Membership.Role.OWNER, m.user.get_username().lower())),
-        "is_owner": workspace_is_owner(workspace=workspace, user=request.user),
+        "is_owner": membership_is_owner(user=request.user, workspace=workspace),
         "roles": Membership.Role.choices,
         "form": form or MemberAddForm(),
     }, status=status)
@@ -141,7 +137,7 @@ def workspace_members_page(request: HttpRequest, workspace_id: str) -> HttpRespo
     if not form.is_valid():
         return _members_page(request, workspace, form, status=400)
     try:
-        workspace_members.member_add(workspace=workspace, by=request.user, **form.cleaned_data)
+        membership_add(by=request.user, workspace=workspace, **form.cleaned_data)
     except DomainError as exc:
         if exc.status_code == 403:
             raise PermissionDenied(exc.detail) from None
@@ -157,11 +153,11 @@ def workspace_member_page(request: HttpRequest, workspace_id: str, username: str
     workspace = workspace_get_for_user(user=request.user, workspace_id=workspace_id)
     try:
         if request.POST.get("action") == "remove":
-            workspace_members.member_remove(workspace=workspace, by=request.user, username=username)
+            membership_remove(by=request.user, workspace=workspace, username=username)
             messages.success(request, f"{username} removed from {workspace.name}.")
         else:
             role = request.POST.get("role", "")
-            workspace_members.member_role_set(workspace=workspace, by=request.user, username=username, role=role)
+            membership_change_role(by=request.user, workspace=workspace, username=username, role=role)
             messages.success(request, f"{username} is now {role}.")
     except DomainError as exc:
         if exc.status_code == 403:

@@ -27,6 +27,13 @@ def shot(page, name: str, tmp_path: Path) -> None:
     shutil.copyfile(path, SCREENSHOTS / f"oneglanse-{name}.png")
 
 
+def csp_watch(page) -> list[str]:
+    """Console reports of anything the Content-Security-Policy blocked (inline script, style, handler)."""
+    blocked: list[str] = []
+    page.on("console", lambda message: blocked.append(message.text) if "Content Security Policy" in message.text else None)
+    return blocked
+
+
 def segment_width(page, provider: str, segment: str) -> int:
     return int(page.locator(f"#bar-{provider} .seg-{segment}").get_attribute("width"))
 
@@ -65,6 +72,7 @@ def test_a_cancelled_run_reads_cancelled_everywhere_not_completed(live_server, u
     workspace_with_prompts(user=user, prompts=4, providers=["chatgpt", "claude"], name="Acme")
 
     with chromium() as page:
+        blocked = csp_watch(page)
         sign_in(page, live_server.url)
         page.get_by_role("link", name="Acme").click()
         page.get_by_role("button", name="Run now").click()  # no consumer: it stays queued until cancelled
@@ -81,6 +89,7 @@ def test_a_cancelled_run_reads_cancelled_everywhere_not_completed(live_server, u
             assert "0 answered · 0 failed · 4 cancelled" in page.locator(f"#bar-{provider}-text").inner_text()
         assert "completed" not in page.locator("#progress-heading + div").inner_text()
         shot(page, "run-cancelled", tmp_path)
+        assert not blocked, blocked
 
     group = JobGroup.objects.get()
     assert group.status == "cancelled"
@@ -136,6 +145,7 @@ def test_workspace_without_providers_offers_a_way_to_enable_them(live_server, us
 def test_create_a_workspace_and_invite_a_member_from_the_pages(live_server, user, tmp_path) -> None:
     in_thread(lambda: UserFactory(username="bob"))
     with chromium() as page:
+        blocked = csp_watch(page)
         sign_in(page, live_server.url)
         page.get_by_role("link", name="New workspace").click()
         page.get_by_label("Name").fill("Acme CRM")
@@ -152,6 +162,7 @@ def test_create_a_workspace_and_invite_a_member_from_the_pages(live_server, user
         page.locator("tr[data-username=bob]").get_by_role("button", name="Change role").click()
         assert "bob is now owner" in page.locator(".messages").inner_text()
         shot(page, "workspace-members", tmp_path)
+        assert not blocked, blocked
 
     roles = {}
     in_thread(lambda: roles.update(Membership.objects.filter(workspace__name="Acme CRM").values_list("user__username", "role")))

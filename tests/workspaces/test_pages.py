@@ -74,7 +74,7 @@ def test_owner_invites_by_username_and_changes_the_role(user, client_of) -> None
 def test_inviting_an_unknown_username_says_so(user, client_of) -> None:
     membership = MembershipFactory(user=user, role="owner")
     response = client_of(user).post(f"/workspaces/{membership.workspace_id}/members/", {"username": "nobody", "role": "member"})
-    assert response.status_code == 400 and "No user is called" in response.content.decode()
+    assert response.status_code == 400 and "No user named" in response.content.decode()
 
 
 def test_the_last_owner_cannot_demote_themselves(user, client_of) -> None:
