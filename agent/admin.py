@@ -12,16 +12,18 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from agent.cron import CronInvalid, cron_validate, timezone_validate
-from agent.display import STATE_MARK, duration_text
+from agent.display import STATE_MARK, group_bar, group_duration
 from agent.models import JobGroup, JobGroupProvider, JobItem, Schedule
+from agent.progress import progress_get
 from agent.selectors import (
     job_group_finished_count,
+    job_group_reruns,
     job_groups_with_finished_count,
     job_item_counts_by_provider,
     job_items_of_group,
@@ -29,11 +31,22 @@ from agent.selectors import (
 from agent.services.closing import job_group_cancel
 from agent.services.schedules import schedule_create, schedule_delete, schedule_update
 from agent.services.submit import job_group_rerun
+from agent.templatetags.agent_display import split_bar
 from oneglanse.exceptions import DomainError
 from oneglanse.provider_ids import PROVIDER_IDS, provider_label
 from workspaces.admin import MemberScopedAdmin
 
 ITEMS_PER_PAGE = 50
+
+
+def _provider_counts(final: dict | None, provider: str) -> str:
+    if not final:
+        return ""
+    return f" · {final['results'].get(provider, 0)} ok, {final['failed'].get(provider, 0)} failed"
+
+
+def _to_the_second(moment) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "—"
 
 
 class ProviderListFilter(admin.SimpleListFilter):
@@ -68,8 +81,8 @@ class JobGroupProviderInline(admin.TabularInline):
 @admin.register(JobGroup)
 class JobGroupAdmin(MemberScopedAdmin):
     list_display = [
-        "short_id", "workspace", "status", "progress_bar", "provider_states", "trigger", "priority", "triggered_by",
-        "created_at", "duration",
+        "short_id", "workspace", "outcome", "progress_bar", "provider_states", "trigger", "priority", "triggered_by",
+        "created_to_the_second", "duration",
     ]
     list_display_links = ["short_id"]
     list_filter = ["status", "trigger", "priority", ("workspace", admin.RelatedOnlyFieldListFilter), ProviderListFilter]
@@ -86,18 +99,23 @@ class JobGroupAdmin(MemberScopedAdmin):
     inlines = [JobGroupProviderInline]
     change_form_template = "admin/agent/jobgroup/change_form.html"
     fieldsets = [
-        (None, {"fields": ["id", "workspace", "status", "progress_bar", "triggered_by", "rerun_of_link"]}),
+        (None, {"fields": ["id", "workspace", "outcome", "progress_bar", "triggered_by", "rerun_of_link", "reruns_links"]}),
         ("Trigger", {"fields": ["trigger", "priority", "run_at", "schedule", "scheduled_for", "late"]}),
         ("Size and timing", {
-            "fields": ["providers", "total_prompts", "expected_responses", "created_at", "finished_at", "duration"],
+            "fields": ["providers_text", "total_prompts", "expected_responses", "created_to_the_second",
+                       "finished_to_the_second", "duration"],
         }),
-        ("Outcome", {"fields": ["error", "progress"]}),
+        ("Outcome", {"fields": ["error", "progress_text"]}),
     ]
     readonly_fields = [
-        "id", "workspace", "status", "progress_bar", "triggered_by", "rerun_of_link", "providers", "total_prompts",
-        "expected_responses", "created_at", "finished_at", "duration", "error", "progress",
+        "id", "workspace", "outcome", "progress_bar", "triggered_by", "rerun_of_link", "reruns_links", "providers_text",
+        "total_prompts", "expected_responses", "created_to_the_second", "finished_to_the_second", "duration", "error",
+        "progress_text",
         "trigger", "priority", "run_at", "schedule", "scheduled_for", "late",
     ]
+
+    def view_on_site(self, group: JobGroup) -> str:
+        return reverse("run-detail", args=[group.id])
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[JobGroup]:
         # Provider rows in one prefetch query and the live count as an annotation: the list
@@ -115,36 +133,85 @@ class JobGroupAdmin(MemberScopedAdmin):
     def short_id(self, group: JobGroup) -> str:
         return str(group.id)[:8]
 
+    def _bar(self, group: JobGroup):
+        # An open run's split is not known without counting its items per status; the list shows
+        # "N of M finished" in words for it and splits the bar once the run closed.
+        finished = job_group_finished_count(group)
+        return group_bar(group, {"running": 1} if finished else {})
+
+    @admin.display(description="outcome", ordering="status")
+    def outcome(self, group: JobGroup) -> str:
+        bar = self._bar(group)
+        return format_html('<span class="outcome outcome-{}">{}</span>', bar.outcome, bar.outcome_label)
+
     @admin.display(description="progress")
     def progress_bar(self, group: JobGroup) -> str:
-        finished = job_group_finished_count(group)
-        expected = group.expected_responses
-        return format_html(
-            '<progress max="{}" value="{}" class="run-progress" aria-label="{} of {} finished"></progress> {}/{}',
-            expected, finished, finished, expected, finished, expected,
-        )
+        bar = self._bar(group)
+        if group.status in JobGroup.UNFINISHED:
+            words = f"{job_group_finished_count(group)} of {bar.expected} finished"
+        else:
+            words = f"{bar.ok} answered · {bar.failed} failed · {bar.cancelled} cancelled of {bar.expected}"
+        return format_html('<span class="run-bar">{}</span> <span class="counts-line">{}</span>',
+                           render_to_string("runs/_bar.html", split_bar(bar)), words)
 
     @admin.display(description="providers")
     def provider_states(self, group: JobGroup) -> str:
         rows = group.group_providers.all()  # prefetched
-        return format_html_join(
-            "<br>", '<span class="provider-state provider-state-{}" title="{}">{} {}</span>',
+        final = group.progress if group.status not in JobGroup.UNFINISHED and group.progress else None
+        items = format_html_join(
+            "", '<li class="provider-state provider-state-{}" title="{}">{} {} {}{}</li>',
             (
                 (
-                    row.status, row.error or row.status, provider_label(row.provider),
-                    f"{STATE_MARK.get(row.status, '')} {row.status}",
+                    row.status, row.error or row.status, provider_label(row.provider), STATE_MARK.get(row.status, ""),
+                    row.status,
+                    _provider_counts(final, row.provider),
                 )
                 for row in rows
             ),
         )
+        return format_html('<ul class="provider-states">{}</ul>', items)
+
+    @admin.display(description="created", ordering="created_at")
+    def created_to_the_second(self, group: JobGroup) -> str:
+        return _to_the_second(group.created_at)
+
+    @admin.display(description="finished", ordering="finished_at")
+    def finished_to_the_second(self, group: JobGroup) -> str:
+        return _to_the_second(group.finished_at)
 
     @admin.display(description="duration")
     def duration(self, group: JobGroup) -> str:
-        if group.finished_at:
-            return duration_text((group.finished_at - group.created_at).total_seconds())
-        if group.status in JobGroup.UNFINISHED:
-            return f"{duration_text((timezone.now() - group.created_at).total_seconds())} so far"
-        return "—"
+        return group_duration(group)
+
+    @admin.display(description="providers")
+    def providers_text(self, group: JobGroup) -> str:
+        return ", ".join(provider_label(p) for p in group.providers) or "—"
+
+    @admin.display(description="progress")
+    def progress_text(self, group: JobGroup) -> str:
+        progress = progress_get(group)
+        stats = progress["stats"]
+        rows = [
+            ("Status", progress["status"]), ("Update", progress["updateId"]),
+            ("Answered", stats["actualResponses"]), ("Failed", stats["failedResponses"]),
+            ("Cancelled", stats["cancelledResponses"]), ("Expected", stats["expectedResponses"]),
+            *((provider_label(p), f"{state} · {progress['results'].get(p, 0)} ok, {progress['failed'].get(p, 0)} failed")
+              for p, state in progress["providers"].items()),
+        ]
+        if progress.get("error"):
+            rows.append(("Error", progress["error"]))
+        return format_html('<div class="admin-progress"><dl>{}</dl></div>',
+                           format_html_join("", "<dt>{}</dt><dd>{}</dd>", rows))
+
+    @admin.display(description="re-runs")
+    def reruns_links(self, group: JobGroup) -> str:
+        reruns = job_group_reruns(group=group)
+        if not reruns:
+            return "—"
+        return format_html_join(
+            ", ", '<a href="{}">{}</a> ({})',
+            ((reverse("admin:agent_jobgroup_change", args=[r.id]), str(r.id)[:8], r.status) for r in reruns),
+        )
 
     @admin.display(description="re-run of")
     def rerun_of_link(self, group: JobGroup) -> str:
@@ -161,11 +228,11 @@ class JobGroupAdmin(MemberScopedAdmin):
             try:
                 submitted = job_group_rerun(group=group, user=request.user, only_failed=only_failed)
             except DomainError as exc:
-                self.message_user(request, f"{str(group.id)[:8]}: {exc.detail}", messages.ERROR)
+                self.message_user(request, f"Run {str(group.id)[:8]}: {exc.detail}", messages.ERROR)
                 continue
             if submitted.job_group is None:
                 why = "no failed or cancelled items" if only_failed else "the workspace has no active prompts"
-                self.message_user(request, f"{str(group.id)[:8]}: nothing to re-run ({why}).", messages.WARNING)
+                self.message_user(request, f"Run {str(group.id)[:8]}: nothing to re-run ({why}).", messages.WARNING)
             else:
                 started.append(submitted.job_group)
         if started:
@@ -193,11 +260,13 @@ class JobGroupAdmin(MemberScopedAdmin):
             try:
                 cancelled = job_group_cancel(group=group)
             except DomainError as exc:
-                self.message_user(request, f"{str(group.id)[:8]}: {exc.detail}", messages.ERROR)
+                self.message_user(request, f"Run {str(group.id)[:8]}: {exc.detail}", messages.ERROR)
                 continue
             still = f"; {cancelled.running_items} running will finish" if cancelled.running_items else ""
             self.message_user(
-                request, f"{str(group.id)[:8]}: cancelled, {cancelled.cancelled_items} items cancelled{still}.", messages.SUCCESS
+                # "Run …" first: the admin capitalises a message's first letter, which would change the id.
+                request, f"Run {str(group.id)[:8]} cancelled: {cancelled.cancelled_items} items cancelled{still}.",
+                messages.SUCCESS,
             )
 
     # --- the group page: buttons for the same actions, and the items on pages of their own ---

@@ -43,6 +43,17 @@ class QueuedItem:
 _register_lock = threading.Lock()
 
 
+class TaskLinesFilter(logging.Filter):
+    """Drops Huey's own per-task lines ("Executing …", "… 5 retries executed in 0.5s"), which read
+    as if every item was retried five times: the item service logs what happened instead
+    (answered, failed or retried, attempts, time)."""
+
+    HIDDEN = ("Executing %s", "%s executed in %0.3fs")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg not in self.HIDDEN
+
+
 def item_run_task(provider_id: str) -> TaskWrapper:
     """The item task registered on the provider's Huey (registered on first use, once per instance)."""
     huey = huey_for(provider_id)

@@ -209,6 +209,10 @@ CONTENT_SECURITY_POLICY = {
 AGENT_PROVIDER_BACKEND = env.str("AGENT_PROVIDER_BACKEND", default="simulated")
 if AGENT_PROVIDER_BACKEND not in ("simulated", "live"):
     raise ImproperlyConfigured(f"AGENT_PROVIDER_BACKEND must be 'simulated' or 'live', not {AGENT_PROVIDER_BACKEND!r}.")
+# Pages: in live mode, "Run now" and "Re-run" ask for confirmation above this many provider calls.
+AGENT_CONFIRM_CALLS_ABOVE = env.int("AGENT_CONFIRM_CALLS_ABOVE", default=100)
+# Where people open the pages; the CLI prints run links with it (bin/run sets it to its own address).
+AGENT_SITE_URL = env.str("AGENT_SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 AGENT_SIMULATED_LATENCY_MS = env.int("AGENT_SIMULATED_LATENCY_MS", default=300)
 AGENT_SIMULATED_FAILURE_RATE = env.str("AGENT_SIMULATED_FAILURE_RATE", default="0")
 AGENT_PROGRESS_TTL = env.int("AGENT_PROGRESS_TTL", default=3600)

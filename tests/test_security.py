@@ -135,7 +135,7 @@ def _path_values(world: World) -> dict[str, str]:
 
 
 # Names that anyone may open; they carry no workspace data.
-PUBLIC = {"login", "logout", "api-auth-token", "api-schema", "api-docs", "admin:login", "admin:logout"}
+PUBLIC = {"login", "logout", "favicon", "api-auth-token", "api-schema", "api-docs", "admin:login", "admin:logout"}
 # Path parameters that name something inside a workspace: strangers get 404 for them.
 SCOPED_PARAMS = {"workspace_id", "group_id", "prompt_id", "brand_id", "schedule_id"}
 METHODS = ("get", "post", "patch", "put", "delete")

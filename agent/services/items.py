@@ -35,6 +35,7 @@ class Claimed:
 
     item: QueuedItem
     prompt_text: str
+    attempts: int = 1  # counting this one
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ def item_run(*, item: QueuedItem) -> None:
     if claimed is None:
         return
     item = claimed.item
+    began, attempts = time.monotonic(), claimed.attempts
     _provider_started(group_id=item.group_id, provider_id=item.provider_id)
     provider = provider_for(item.provider_id)
     while True:
@@ -74,31 +76,48 @@ def item_run(*, item: QueuedItem) -> None:
                              reason=f"{item.provider_id}: waiting for the rate limit", attempt_spent=False)
             return
         if attempt.transient is None:
-            answer_record(item=item, backend=provider.backend, answer=attempt.answer, error=attempt.error)
+            if answer_record(item=item, backend=provider.backend, answer=attempt.answer, error=attempt.error):
+                _outcome_log(item, answered=attempt.answer is not None, attempts=attempts, began=began, error=attempt.error)
             return
         attempts = JobItem.objects.filter(id=item.item_id).values_list("attempts", flat=True).first() or 0
         decision = retry_decide(attempts=attempts, max_attempts=settings.AGENT_MAX_ATTEMPTS,
                                 retry_after=attempt.transient.retry_after)
         if decision.give_up:
-            answer_record(item=item, backend=provider.backend, error=f"{attempt.transient} (gave up after {attempts} attempts)")
+            error = f"{attempt.transient} (gave up after {attempts} attempts)"
+            if answer_record(item=item, backend=provider.backend, error=error):
+                _outcome_log(item, answered=False, attempts=attempts, began=began, error=error)
             return
         if not decision.inline:
             item_retry_later(item=item, delay=decision.delay, reason=str(attempt.transient))
             return
-        logger.info("item %s: %s; retrying in %.1f s", item.item_id, attempt.transient, decision.delay)
+        logger.info("item %s %s run %s: attempt %d failed (%s); retrying in %.1f s",
+                    item.item_id, item.provider_id, item.group_id[:8], attempts, attempt.transient, decision.delay)
         with heartbeat.beating(item.item_id):  # a waiting item is not a lost one
             time.sleep(decision.delay)
         if not JobItem.objects.filter(id=item.item_id, status=JobItem.Status.RUNNING).update(
             attempts=F("attempts") + 1, heartbeat_at=timezone.now()
         ):
             return  # recovered or recorded elsewhere meanwhile
+        attempts += 1
+
+
+def _outcome_log(item: QueuedItem, *, answered: bool, attempts: int, began: float, error: str) -> None:
+    """One line per finished item, saying what happened (the consumer's own per-task lines are off)."""
+    seconds = time.monotonic() - began
+    tries = f"{attempts} attempt{'s' if attempts != 1 else ''}"
+    if answered:
+        logger.info("item %s %s run %s: answered in %.2f s (%s)",
+                    item.item_id, item.provider_id, item.group_id[:8], seconds, tries)
+    else:
+        logger.warning("item %s %s run %s: failed in %.2f s after %s: %s",
+                       item.item_id, item.provider_id, item.group_id[:8], seconds, tries, error[:300])
 
 
 def item_claim(*, item: QueuedItem) -> Claimed | None:
     """Move a queued item to running; None when this message must not run it (logged why)."""
     row = (
         JobItem.objects.filter(id=item.item_id)
-        .values("group_id", "provider", "prompt_text", "status", "group__status", "group__priority")
+        .values("group_id", "provider", "prompt_text", "status", "group__status", "group__priority", "attempts")
         .first()
     )
     if row is None:
@@ -139,7 +158,7 @@ def item_claim(*, item: QueuedItem) -> Claimed | None:
         if paused.exists():
             _item_hold_paused(item=item)
         return None  # another delivery started it, or it was cancelled, a moment ago
-    return Claimed(item=item, prompt_text=row["prompt_text"])
+    return Claimed(item=item, prompt_text=row["prompt_text"], attempts=row["attempts"] + 1)
 
 
 def _item_hold_paused(*, item: QueuedItem) -> None:

@@ -14,7 +14,7 @@ from agent.consumer_registry import consumer_beat_start, dequeue_gate
 from agent.queues import queue_name
 from agent.recovery import recovery_sweeper_start
 from agent.scheduler import schedule_ticker_start
-from agent.tasks import consumer_huey
+from agent.tasks import TaskLinesFilter, consumer_huey
 from oneglanse.provider_ids import PROVIDER_IDS
 
 
@@ -58,6 +58,7 @@ class Command(BaseCommand):
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         huey_logger = logging.getLogger("huey")
+        huey_logger.addFilter(TaskLinesFilter())
         if config.logfile or config.verbose is not None or not logging.getLogger().handlers:
             config.setup_logger(huey_logger)
             huey_logger.propagate = False
