@@ -67,7 +67,8 @@ class LoginThrottleMiddleware:
             return self.get_response(request)
         slots = []
         username = _username_of(request)
-        checks = [("address", BaseThrottle().get_ident(request))]
+        # No address at all (a bare WSGI call) still counts, under one shared name.
+        checks = [("address", BaseThrottle().get_ident(request) or "unknown")]
         if username:
             checks.append(("username", username))
         try:

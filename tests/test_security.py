@@ -135,7 +135,11 @@ def _path_values(world: World) -> dict[str, str]:
 
 
 # Names that anyone may open; they carry no workspace data.
-PUBLIC = {"login", "logout", "favicon", "api-auth-token", "api-schema", "api-docs", "admin:login", "admin:logout"}
+PUBLIC = {"login", "logout", "favicon", "api-auth-token", "api-schema", "api-docs", "admin:login", "admin:logout",
+          # Prometheus scrapes without a session; AGENT_METRICS_TOKEN guards it (tested in test_queue_ops).
+          "metrics"}
+# Staff-only API routes answer 404 to everyone else, anonymous callers included (DESIGN "Queue operations").
+STAFF_ONLY_API = {"api-queues", "api-queue-pause", "api-queue-resume"}
 # Path parameters that name something inside a workspace: strangers get 404 for them.
 SCOPED_PARAMS = {"workspace_id", "group_id", "prompt_id", "brand_id", "schedule_id"}
 METHODS = ("get", "post", "patch", "put", "delete")
@@ -186,6 +190,9 @@ def test_walk_every_url_as_anonymous(world: World) -> None:
             elif _is_admin(route):
                 if code not in (302, 404, 405) or (code == 302 and not response["Location"].startswith("/admin/login/")):
                     problems.append(where + " (admin must send anonymous callers to its login)")
+            elif route.name in STAFF_ONLY_API:
+                if code != 404:
+                    problems.append(where + " (staff-only routes are 404 to anyone else)")
             elif route.name.startswith("api-"):
                 if code not in (401, 403):
                     problems.append(where + " (the API must refuse anonymous callers)")
