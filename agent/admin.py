@@ -81,13 +81,13 @@ class JobGroupAdmin(MemberScopedAdmin):
     fieldsets = [
         (None, {"fields": ["id", "workspace", "status", "progress_bar", "triggered_by", "rerun_of_link"]}),
         ("Size and timing", {
-            "fields": ["providers", "total_prompts", "expected_responses", "created_at", "finished_at", "duration"],
+            "fields": ["providers", "total_prompts", "samples", "expected_responses", "created_at", "finished_at", "duration"],
         }),
         ("Outcome", {"fields": ["error", "progress"]}),
     ]
     readonly_fields = [
         "id", "workspace", "status", "progress_bar", "triggered_by", "rerun_of_link", "providers", "total_prompts",
-        "expected_responses", "created_at", "finished_at", "duration", "error", "progress",
+        "samples", "expected_responses", "created_at", "finished_at", "duration", "error", "progress",
     ]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[JobGroup]:

@@ -31,7 +31,7 @@ class JobGroupListSerializer(serializers.ModelSerializer):
     class Meta:
         model = JobGroup
         fields = [
-            "id", "workspace", "status", "providers", "total_prompts", "expected_responses", "error",
+            "id", "workspace", "status", "providers", "total_prompts", "samples", "expected_responses", "error",
             "rerun_of", "triggered_by", "created_at", "finished_at",
         ]
 
@@ -42,7 +42,7 @@ class AnswerSerializer(serializers.ModelSerializer):
     class Meta:
         model = JobItem
         fields = [
-            "id", "provider", "prompt", "prompt_text", "status", "text", "sources", "usage", "latency_ms",
+            "id", "provider", "prompt", "prompt_text", "sample", "status", "text", "sources", "usage", "latency_ms",
             "attempts", "error", "backend", "model",
         ]
 

@@ -14,7 +14,7 @@ from agent.providers.registry import PROVIDER_IDS
 from oneglanse.exceptions import InvalidInput, NotFound
 from visibility.detection import ANALYSIS_VERSION
 from visibility.metrics import BrandCounts, brand_metrics, top_domains
-from visibility.models import ALL_PROVIDERS, Brand, CitedDomain, Mention, RunStat
+from visibility.models import ALL_PROVIDERS, AnalysisState, Brand, CitedDomain, Mention, RunStat
 from workspaces.models import Workspace
 
 FINISHED_RUN_STATUSES = (JobGroup.Status.COMPLETED, JobGroup.Status.CANCELLED)
@@ -31,6 +31,14 @@ def brand_get_for_user(*, user, brand_id: str) -> Brand:
     if brand is None:
         raise NotFound("Brand not found.")
     return brand
+
+
+def workspace_reanalysis_pending(*, workspace_id) -> bool:
+    """True while a brand change (or a new ANALYSIS_VERSION) waits for the visibility sweep."""
+    state = AnalysisState.objects.filter(workspace_id=workspace_id).first()
+    return state is not None and (
+        state.reanalysed_revision < state.revision or state.reanalysed_version < ANALYSIS_VERSION
+    )
 
 
 @dataclass
@@ -248,6 +256,7 @@ def workspace_visibility_trend(*, workspace: Workspace, trend: TrendFilter) -> d
         "to": trend.date_to.isoformat() if trend.date_to else None,
         "provider": trend.provider,
         "brands_tracked": [{"id": b.id, "name": b.name, "is_own": b.is_own} for b in shown],
+        "reanalysis_pending": workspace_reanalysis_pending(workspace_id=workspace.id),
         "series": series,
         "total": {
             "provider": trend.provider or ALL_PROVIDERS,

@@ -17,8 +17,10 @@ from agent.models import JobGroup, JobGroupProvider, JobItem
 from agent.providers.base import Answer, Provider, ProviderError, TransientProviderError
 from agent.providers.registry import provider_for
 from agent.providers.retry import retry_delay
+from agent.providers.simulated import SimulatedProvider
 from agent.ratelimit import rate_limit_wait
 from agent.services.closing import item_count_and_close
+from agent.signals import announce, answer_recorded
 from agent.tasks import QueuedItem, item_schedule
 
 logger = logging.getLogger(__name__)
@@ -34,6 +36,8 @@ class Claimed:
 
     item: QueuedItem
     prompt_text: str
+    sample: int = 1
+    workspace_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -97,7 +101,7 @@ def item_claim(*, item: QueuedItem) -> Claimed | None:
     """Move a queued item to running; None when this message must not run it (logged why)."""
     row = (
         JobItem.objects.filter(id=item.item_id)
-        .values("group_id", "provider", "prompt_text", "status", "group__status")
+        .values("group_id", "provider", "prompt_text", "sample", "status", "group__status", "group__workspace_id")
         .first()
     )
     if row is None:
@@ -129,7 +133,9 @@ def item_claim(*, item: QueuedItem) -> Claimed | None:
     )
     if not started:
         return None  # another delivery started it, or it was cancelled, a moment ago
-    return Claimed(item=item, prompt_text=row["prompt_text"])
+    return Claimed(
+        item=item, prompt_text=row["prompt_text"], sample=row["sample"], workspace_id=str(row["group__workspace_id"])
+    )
 
 
 def item_try(*, claimed: Claimed, provider: Provider) -> Attempt:
@@ -142,6 +148,11 @@ def item_try(*, claimed: Claimed, provider: Provider) -> Attempt:
         return Attempt(rate_limited_for=wait)
     try:
         with heartbeat.beating(item.item_id):
+            if isinstance(provider, SimulatedProvider):
+                # Offline answers name the workspace's brands and differ per item and sample.
+                return Attempt(answer=provider.ask(
+                    claimed.prompt_text, item_id=item.item_id, sample=claimed.sample, workspace_id=claimed.workspace_id
+                ))
             return Attempt(answer=provider.ask(claimed.prompt_text))
     except TransientProviderError as exc:
         return Attempt(transient=exc)
@@ -218,5 +229,8 @@ def answer_record(*, item: QueuedItem, backend: str, answer: Answer | None = Non
     if not changed:
         logger.info("item %s was already recorded; this result is dropped", item.item_id)
         return False
+    if status == JobItem.Status.OK:
+        # The answer is stored; what other apps derive from it (visibility) can fail without touching it.
+        announce(answer_recorded, item_id=item.item_id)
     item_count_and_close(group_id=item.group_id, item_id=item.item_id, provider_id=item.provider_id, status=status, error=error)
     return True

@@ -220,25 +220,19 @@ def workspace_reanalyse(*, workspace_id, batch_size: int = REANALYSE_BATCH_SIZE)
             _rows_write(rows, workspace_id=workspace_id, matcher=matcher, revision=revision)
         total += len(rows)
     AnalysisState.objects.filter(workspace_id=workspace_id, revision=revision).update(
-        reanalysed_revision=revision, reanalysed_at=timezone.now()
+        reanalysed_revision=revision, reanalysed_at=timezone.now(), reanalysed_version=ANALYSIS_VERSION
     )
     workspace_aggregates_rebuild(workspace_id=workspace_id)
     return Reanalysed(answers=total, seconds=time.monotonic() - started, finished=True, revision=revision)
 
 
-def workspace_reanalyse_request(*, workspace_id) -> None:
-    """Called after a brand change commits. For now it re-analyses at once, in the caller's process;
-    the pending state stays in the database (`reanalysed_revision` < `revision`), so a sweep or
-    `manage.py visibility_reanalyse` finishes whatever this call could not."""
-    try:
-        workspace_reanalyse(workspace_id=workspace_id)
-    except Exception:  # the brand change itself is saved; a later sweep or the command re-analyses
-        logger.exception("re-analysis of workspace %s failed; it stays pending", workspace_id)
-
-
 def workspaces_reanalyse_pending() -> list[Reanalysed]:
-    """Re-analyse every workspace whose brands changed since its last full re-analysis."""
-    from django.db.models import F
+    """Re-analyse every workspace whose brands changed since its last full re-analysis, or whose last
+    one used an older ANALYSIS_VERSION. Called by the visibility sweep in the consumers; a brand edit
+    only moves the revision, so the request that made it stays fast."""
+    from django.db.models import F, Q
 
-    pending = AnalysisState.objects.filter(reanalysed_revision__lt=F("revision")).values_list("workspace_id", flat=True)
+    pending = AnalysisState.objects.filter(
+        Q(reanalysed_revision__lt=F("revision")) | Q(reanalysed_version__lt=ANALYSIS_VERSION)
+    ).values_list("workspace_id", flat=True)
     return [workspace_reanalyse(workspace_id=workspace_id) for workspace_id in list(pending)]

@@ -12,6 +12,7 @@ from huey.consumer_options import ConsumerConfig, OptionParserHandler
 
 from agent.queues import queue_name
 from agent.recovery import recovery_sweeper_start
+from agent.signals import announce, consumer_started
 from agent.tasks import consumer_huey
 from oneglanse.provider_ids import PROVIDER_IDS
 
@@ -61,6 +62,7 @@ class Command(BaseCommand):
             huey_logger.propagate = False
         huey = consumer_huey(queue)
         recovery_sweeper_start()
+        announce(consumer_started, queue=queue)
         self.stdout.write(f"Consuming {queue_name(queue)} with {config.workers} {config.worker_type} worker(s)")
         huey.create_consumer(**config.values).run()
 
