@@ -173,13 +173,19 @@ def _run_detail(request: HttpRequest, group: JobGroup, status: int = 200) -> Htt
     finished = outcomes.finished_count(progress["stats"])
     outcome, outcome_label = run_outcome(progress, group.status)
 
-    page_size = max(1, len(group.providers)) * ANSWER_PROMPTS_PER_PAGE
+    page_size = max(1, len(group.providers)) * max(1, group.samples) * ANSWER_PROMPTS_PER_PAGE
     answers_page = Paginator(job_items_of_group(group=group), page_size).get_page(request.GET.get("page"))
     prompts = [
         {
             "prompt_id": prompt_id,
             "text": items[0].prompt_text,
-            "cells": [(p, next((i for i in items if i.provider == p), None)) for p in group.providers],
+            "columns": len(group.providers),
+            # One row of providers per sample (the grid has one column per provider).
+            "cells": [
+                (p, next((i for i in items if i.provider == p and i.sample == n), None))
+                for n in range(1, max(1, group.samples) + 1)
+                for p in group.providers
+            ],
         }
         for prompt_id, items in ((key, list(rows)) for key, rows in groupby(answers_page, key=lambda item: item.prompt_id))
     ]

@@ -33,4 +33,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     *api,
     path("", include("agent.urls")),
+    path("", include("visibility.urls")),
 ]
