@@ -40,6 +40,14 @@ def percent(value) -> str:
     return "" if value is None else f"{round(value * 100)} %"
 
 
+@register.simple_tag
+def interval(low, high) -> str:
+    """A 95 % range as "42–52 %"."""
+    if low is None or high is None:
+        return ""
+    return f"{round(low * 100)}–{round(high * 100)} %"
+
+
 @register.filter
 def join_terms(values) -> str:
     return ", ".join(values or [])

@@ -30,7 +30,7 @@
   }
   function widthOf(el) { return Math.max(260, Math.floor(el.getBoundingClientRect().width)); }
   function percentAxis() {
-    return { values: function (u, vals) { return vals.map(function (v) { return Math.round(v * 100) + "%"; }); }, size: 44 };
+    return { values: function (u, vals) { return vals.map(function (v) { return Math.round(v * 100) + "%"; }); }, size: 52 };
   }
   var dateAxis = { space: 60 };
 
@@ -78,7 +78,10 @@
       });
       columns.push(all.brands[brand.id].sov);
     });
-    var opts = { width: widthOf(container), height: 220, scales: { y: { range: [0, 1] } },
+    // Shares of several brands sit well below 100 %: the scale ends a little above the highest.
+    var top = 0;
+    columns.slice(1).forEach(function (col) { col.forEach(function (v) { if (v !== null && v > top) top = v; }); });
+    var opts = { width: widthOf(container), height: 220, scales: { y: { range: [0, Math.min(1, Math.ceil(top * 10 + 0.5) / 10)] } },
                  axes: [dateAxis, percentAxis()], series: series };
     charts.push({ plot: new uPlot(opts, columns, container), box: container });
   }
