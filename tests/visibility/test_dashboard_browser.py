@@ -3,7 +3,6 @@ desktop and a phone-sized screen: charts drawn by uPlot with the Wilson band, th
 and a prompt × provider cell that opens its answers with every brand marked."""
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
