@@ -35,7 +35,7 @@ def visibility_run_summary(group) -> dict:
 
 
 @register.filter
-def percent(value) -> str:
+def as_percent(value) -> str:
     """0.3456 → "35 %" (blank for None)."""
     return "" if value is None else f"{round(value * 100)} %"
 
