@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from a fresh clone
 
-from bench.visibility_reanalyse import BRANDS, answer_text, sources  # noqa: E402
+from bench.visibility_reanalyse import BRANDS, answer_text, sources
 
 
 def _median_ms(call, repeats: int) -> float:
