@@ -11,9 +11,9 @@ from django.utils import timezone
 
 from agent.models import JobGroup, JobItem
 from oneglanse.provider_ids import PROVIDER_IDS, provider_label
-from visibility.metrics import BrandCounts, brand_metrics, rounded, top_domains, wilson_interval
-from visibility.models import ALL_PROVIDERS, Brand, RunBrandStat, RunDomainStat, RunStat
-from visibility.selectors import FINISHED_RUN_STATUSES, brands_of_workspace, visibility_counts
+from visibility.metrics import BrandCounts, brand_metrics, top_domains
+from visibility.models import ALL_PROVIDERS, Brand, Mention, RunBrandStat, RunDomainStat, RunStat
+from visibility.selectors import FINISHED_RUN_STATUSES, brands_of_workspace
 from visibility.services.analysis import _matcher, _state_get
 from workspaces.models import Workspace
 
@@ -124,32 +124,55 @@ def latest_finished_run(*, workspace: Workspace) -> JobGroup | None:
     return JobGroup.objects.filter(id=group_id).first() if group_id else None
 
 
-def prompt_provider_table(*, group: JobGroup, brand: Brand | None) -> dict:
-    """One run's "mentioned in k of n samples" per prompt (rows) and provider (columns) for one brand."""
-    counts = visibility_counts(group_ids=[group.id], by=("prompt_id", "provider"))
-    texts = dict(JobItem.objects.filter(group=group).order_by().values_list("prompt_id", "prompt_text").distinct())
+PROMPT_TABLE_ROWS = 100
+
+
+def prompt_provider_table(*, group: JobGroup, brand: Brand | None, limit: int = PROMPT_TABLE_ROWS) -> dict:
+    """One run's "mentioned in k of n samples" per prompt (rows, the first `limit`) and provider
+    (columns) for one brand: two grouped counts over the run, whatever its size."""
+    from django.db.models import Count
+
+    prompt_ids = sorted(
+        JobItem.objects.filter(group=group).order_by().values_list("prompt_id", flat=True).distinct()
+    )
+    shown = prompt_ids[:limit]
+    answered = {
+        (prompt_id, provider): n
+        for prompt_id, provider, n in JobItem.objects.filter(
+            group=group, status=JobItem.Status.OK, prompt_id__in=shown
+        )
+        .order_by()
+        .values_list("prompt_id", "provider")
+        .annotate(n=Count("id"))
+    }
+    mentioned = {}
+    if brand is not None:
+        mentioned = {
+            (prompt_id, provider): n
+            for prompt_id, provider, n in Mention.objects.filter(
+                group=group, brand=brand, mentioned=True, prompt_id__in=shown
+            )
+            .order_by()
+            .values_list("prompt_id", "provider")
+            .annotate(n=Count("id"))
+        }
+    texts = dict(
+        JobItem.objects.filter(group=group, prompt_id__in=shown)
+        .order_by()
+        .values_list("prompt_id", "prompt_text")
+        .distinct()
+    )
     providers = [p for p in PROVIDER_IDS if p in group.providers]
     rows = []
-    for prompt_id in sorted(texts):
+    for prompt_id in shown:
         cells = []
         for provider in providers:
-            found = counts.get((prompt_id, provider))
-            n = found.answers if found else 0
-            k = found.brands.get(brand.id, (0, 0, 0))[0] if (found and brand) else 0
-            low, high = wilson_interval(k, n)
-            cells.append(
-                {
-                    "provider": provider,
-                    "k": k,
-                    "n": n,
-                    "share": rounded(k / n) if n else None,
-                    "low": rounded(low),
-                    "high": rounded(high),
-                    "level": _level(k, n),
-                }
-            )
-        rows.append({"prompt_id": prompt_id, "text": texts[prompt_id], "cells": cells})
-    return {"providers": [(p, provider_label(p)) for p in providers], "rows": rows}
+            n = answered.get((prompt_id, provider), 0)
+            k = mentioned.get((prompt_id, provider), 0)
+            cells.append({"provider": provider, "k": k, "n": n, "level": _level(k, n)})
+        rows.append({"prompt_id": prompt_id, "text": texts.get(prompt_id, ""), "cells": cells})
+    return {"providers": [(p, provider_label(p)) for p in providers], "rows": rows,
+            "prompts": len(prompt_ids), "shown": len(shown)}
 
 
 def _level(k: int, n: int) -> str:

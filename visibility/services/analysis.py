@@ -177,14 +177,23 @@ def answer_analyse(*, item_id: int) -> bool:
             revision = found[0]
             matcher = _matcher(workspace_id=workspace_id, revision=revision)
             result = matcher.analyse(text, sources if isinstance(sources, list) else [])
-            for model in (Mention, CitedDomain, AnalysedAnswer):
-                cursor.execute(
-                    f"DELETE FROM {quote(model._meta.db_table)} WHERE {quote('item_id')} = %s", [item_id]
-                )
-        keys = (item_id, workspace_key, group_key, provider, prompt_id)
-        stamp = connection.ops.adapt_datetimefield_value(timezone.now())
-        _insert(AnalysedAnswer, (*_KEY_COLUMNS, "version", "revision", "analysed_at"),
-                [(*keys, ANALYSIS_VERSION, revision, stamp)])
+            keys = (item_id, workspace_key, group_key, provider, prompt_id)
+            stamp = connection.ops.adapt_datetimefield_value(timezone.now())
+            marker = (*keys, ANALYSIS_VERSION, revision, stamp)
+            columns = (*_KEY_COLUMNS, "version", "revision", "analysed_at")
+            # A fresh answer has no analysis yet: one INSERT, no DELETEs. Analysed before (a repeat
+            # call): its rows are replaced.
+            insert_marker = (
+                f"INSERT INTO {quote(AnalysedAnswer._meta.db_table)} ({', '.join(quote(c) for c in columns)}) "
+                f"VALUES ({', '.join(['%s'] * len(columns))}) ON CONFLICT ({quote('item_id')}) DO NOTHING"
+            )
+            cursor.execute(insert_marker, marker)
+            if cursor.rowcount != 1:
+                for model in (Mention, CitedDomain, AnalysedAnswer):
+                    cursor.execute(
+                        f"DELETE FROM {quote(model._meta.db_table)} WHERE {quote('item_id')} = %s", [item_id]
+                    )
+                cursor.execute(insert_marker, marker)
         _insert(Mention, _MENTION_COLUMNS, [
             (*keys, f.brand_id, f.mentioned, f.mentions, f.first_offset, f.rank, f.cited, f.citations, ANALYSIS_VERSION)
             for f in result.findings
