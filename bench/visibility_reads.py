@@ -94,12 +94,15 @@ def _run(args) -> int:
         group = JobGroup.objects.create(workspace=workspace, status=JobGroup.Status.COMPLETED, providers=providers)
         JobGroup.objects.filter(id=group.id).update(created_at=today - dt.timedelta(days=len(plan) - day))
         group.refresh_from_db()
+        # The big run is what a full workspace asks: 1,000 prompts x 4 providers x 3 samples.
+        samples = 3 if size == args.big_run else 1
+        per_sample = size // samples
         JobItem.objects.bulk_create(
             (
-                JobItem(group=group, provider=providers[n % 4], prompt=prompts[n // 4], prompt_text="p",
-                        status=JobItem.Status.OK, backend="simulated", text=texts[(day * 7 + n) % len(texts)],
-                        sources=sources(rng))
-                for n in range(size)
+                JobItem(group=group, provider=providers[n % 4], prompt=prompts[(n % per_sample) // 4],
+                        sample=n // per_sample + 1, prompt_text="p", status=JobItem.Status.OK, backend="simulated",
+                        text=texts[(day * 7 + n) % len(texts)], sources=sources(rng))
+                for n in range(per_sample * samples)
             ),
             batch_size=4000,
         )
