@@ -91,6 +91,7 @@ class World:
     other_workspace: Workspace
     other_group: JobGroup
     stranger: object  # signed in, member of nothing
+    brand: object = None  # a tracked brand of the owner's workspace
 
 
 @pytest.fixture
@@ -103,8 +104,11 @@ def world() -> World:
     other_member = UserFactory(username="other-member")
     other_workspace = workspace_with_prompts(user=other_member, prompts=1, providers=["claude"], name="Other Brand")
     other_group = job_group_submit(workspace=other_workspace, user=other_member).job_group
+    from visibility.models import Brand
+
+    brand = Brand.objects.create(workspace=workspace, name="Owner Brand", is_own=True)
     return World(owner, workspace, prompt, group, other_member, other_workspace, other_group,
-                 UserFactory(username="stranger"))
+                 UserFactory(username="stranger"), brand)
 
 
 def _path_values(world: World) -> dict[str, str]:
@@ -113,6 +117,7 @@ def _path_values(world: World) -> dict[str, str]:
         "workspace_id": str(world.workspace.id),
         "group_id": str(world.group.id),
         "prompt_id": str(world.prompt.id),
+        "brand_id": str(world.brand.id),
         # Django admin's own parameters: a non-staff caller is turned away before they are read.
         "object_id": str(world.group.id),
         "content_type_id": "1",
@@ -126,7 +131,7 @@ def _path_values(world: World) -> dict[str, str]:
 # Names that anyone may open; they carry no workspace data.
 PUBLIC = {"login", "logout", "api-auth-token", "api-schema", "api-docs", "admin:login", "admin:logout"}
 # Path parameters that name something inside a workspace: strangers get 404 for them.
-SCOPED_PARAMS = {"workspace_id", "group_id", "prompt_id"}
+SCOPED_PARAMS = {"workspace_id", "group_id", "prompt_id", "brand_id"}
 METHODS = ("get", "post", "patch", "put", "delete")
 
 
