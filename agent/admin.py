@@ -102,14 +102,14 @@ class JobGroupAdmin(MemberScopedAdmin):
         (None, {"fields": ["id", "workspace", "outcome", "progress_bar", "triggered_by", "rerun_of_link", "reruns_links"]}),
         ("Trigger", {"fields": ["trigger", "priority", "run_at", "schedule", "scheduled_for", "late"]}),
         ("Size and timing", {
-            "fields": ["providers_text", "total_prompts", "expected_responses", "created_to_the_second",
+            "fields": ["providers_text", "total_prompts", "samples", "expected_responses", "created_to_the_second",
                        "finished_to_the_second", "duration"],
         }),
         ("Outcome", {"fields": ["error", "progress_text"]}),
     ]
     readonly_fields = [
         "id", "workspace", "outcome", "progress_bar", "triggered_by", "rerun_of_link", "reruns_links", "providers_text",
-        "total_prompts", "expected_responses", "created_to_the_second", "finished_to_the_second", "duration", "error",
+        "total_prompts", "samples", "expected_responses", "created_to_the_second", "finished_to_the_second", "duration", "error",
         "progress_text",
         "trigger", "priority", "run_at", "schedule", "scheduled_for", "late",
     ]

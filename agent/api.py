@@ -32,7 +32,7 @@ class JobGroupListSerializer(serializers.ModelSerializer):
     class Meta:
         model = JobGroup
         fields = [
-            "id", "workspace", "status", "providers", "total_prompts", "expected_responses", "error",
+            "id", "workspace", "status", "providers", "total_prompts", "samples", "expected_responses", "error",
             "rerun_of", "triggered_by", "trigger", "priority", "run_at", "schedule", "scheduled_for", "late",
             "created_at", "finished_at",
         ]
@@ -53,7 +53,7 @@ class AnswerSerializer(serializers.ModelSerializer):
     class Meta:
         model = JobItem
         fields = [
-            "id", "provider", "prompt", "prompt_text", "status", "text", "sources", "usage", "latency_ms",
+            "id", "provider", "prompt", "prompt_text", "sample", "status", "text", "sources", "usage", "latency_ms",
             "attempts", "error", "backend", "model",
         ]
 

@@ -10,7 +10,7 @@ from rest_framework.renderers import BaseRenderer
 from oneglanse.spreadsheet import spreadsheet_safe_row
 
 CSV_COLUMNS = [
-    "item_id", "provider", "prompt_id", "prompt_text", "status", "text", "sources", "source_urls", "cited_urls",
+    "item_id", "provider", "prompt_id", "prompt_text", "sample", "status", "text", "sources", "source_urls", "cited_urls",
     "prompt_tokens", "completion_tokens", "total_tokens", "latency_ms", "attempts", "backend", "model", "error",
 ]
 
@@ -39,7 +39,7 @@ class AnswersCsvRenderer(BaseRenderer):
             for item in items.iterator(chunk_size=500):
                 usage = item.usage or {}
                 yield writer.writerow(spreadsheet_safe_row([
-                    item.id, item.provider, item.prompt_id, item.prompt_text, item.status, item.text,
+                    item.id, item.provider, item.prompt_id, item.prompt_text, item.sample, item.status, item.text,
                     json.dumps(item.sources, ensure_ascii=False), " ".join(s.get("url", "") for s in item.sources or []),
                     " ".join(s.get("url", "") for s in item.sources or [] if s.get("cited")),
                     usage.get("prompt_tokens", ""), usage.get("completion_tokens", ""), usage.get("total_tokens", ""),

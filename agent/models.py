@@ -47,6 +47,7 @@ class JobGroup(models.Model):
     progress = models.JSONField(null=True, blank=True, help_text="Final mirror of the progress object.")
     error = models.TextField(blank=True)
     rerun_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns")
+    samples = models.PositiveSmallIntegerField(default=1, help_text="How many times each (prompt, provider) is asked.")
     idempotency_key = models.CharField(
         max_length=255, blank=True, default="", help_text="The submitter's Idempotency-Key header, if any."
     )
@@ -135,7 +136,7 @@ class JobGroupProvider(models.Model):
 
 
 class JobItem(models.Model):
-    """One (group, provider, prompt): asked once, answered at most once."""
+    """One (group, provider, prompt, sample): asked once, answered at most once."""
 
     class Status(models.TextChoices):
         QUEUED = "queued"
@@ -155,6 +156,7 @@ class JobItem(models.Model):
     provider = models.CharField(max_length=32)
     prompt = models.ForeignKey("prompts.Prompt", on_delete=models.PROTECT, related_name="items")
     prompt_text = models.TextField()
+    sample = models.PositiveSmallIntegerField(default=1, help_text="Which of the run's N asks of this prompt (1..N).")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
@@ -171,9 +173,11 @@ class JobItem(models.Model):
 
     class Meta:
         verbose_name = "run item"
-        ordering = ["group", "prompt_id", "provider"]
+        ordering = ["group", "prompt_id", "provider", "sample"]
         constraints = [
-            models.UniqueConstraint(fields=["group", "provider", "prompt"], name="jobitem_unique_group_provider_prompt")
+            models.UniqueConstraint(
+                fields=["group", "provider", "prompt", "sample"], name="jobitem_unique_group_provider_prompt_sample"
+            )
         ]
         indexes = [
             models.Index(fields=["group", "provider", "status"]),
@@ -182,7 +186,7 @@ class JobItem(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.group_id}/{self.provider}/{self.prompt_id}"
+        return f"{self.group_id}/{self.provider}/{self.prompt_id}/{self.sample}"
 
 
 class ProviderQueue(models.Model):

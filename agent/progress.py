@@ -111,6 +111,7 @@ def _snapshot(group: JobGroup) -> dict:
         "expected": group.expected_responses,
         "expectedByProvider": expected_by_provider,
         "totalPrompts": group.total_prompts,
+        "samples": group.samples,
         "finished": finished,
         "started": sorted(started),
         "errors": errors or {},
@@ -131,6 +132,7 @@ def progress_create_on(pipeline: redis.client.Pipeline, group: JobGroup, expecte
         "expected": group.expected_responses,
         "expectedByProvider": expected_by_provider,
         "totalPrompts": group.total_prompts,
+        "samples": group.samples,
         "finished": [],
         "started": [],
         "errors": {},
@@ -202,6 +204,7 @@ def _decode(raw: dict[bytes, bytes]) -> dict:
         "stats": {
             "totalPrompts": int(fields["tp"]),
             "expectedResponses": int(fields["exp"]),
+            "samples": int(fields.get("sm", 1)),
             "actualResponses": sum(results.values()),
             "failedResponses": sum(failed.values()),
             "cancelledResponses": cancelled,
@@ -269,6 +272,7 @@ def progress_from_database(group: JobGroup) -> dict:
         "stats": {
             "totalPrompts": group.total_prompts,
             "expectedResponses": group.expected_responses,
+            "samples": group.samples,
             "actualResponses": sum(counts[p]["ok"] for p in providers),
             "failedResponses": sum(counts[p]["failed"] for p in providers),
             "cancelledResponses": sum(counts[p]["cancelled"] for p in providers),

@@ -87,7 +87,7 @@ local key = KEYS[1]
 local fresh = redis.call('EXISTS', key) == 0
 if fresh then
   redis.call('HSET', key, 'status', 'pending', 'u', 0, 'n', 0, 'exp', snap.expected,
-             'tp', snap.totalPrompts, 'providers', cjson.encode(snap.providers))
+             'tp', snap.totalPrompts, 'sm', snap.samples or 1, 'providers', cjson.encode(snap.providers))
   for _, p in ipairs(snap.providers) do
     redis.call('HSET', key, 's:'..p, 'pending', 'e:'..p, snap.expectedByProvider[p], 'ok:'..p, 0, 'f:'..p, 0, 'c:'..p, 0)
   end

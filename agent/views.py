@@ -199,7 +199,7 @@ def _answer_filters(request: HttpRequest, group: JobGroup) -> dict[str, str]:
 
 def _run_detail(request: HttpRequest, group: JobGroup, status: int = 200) -> HttpResponse:
     filters = _answer_filters(request, group)
-    page_size = max(1, len(group.providers)) * ANSWER_PROMPTS_PER_PAGE
+    page_size = max(1, len(group.providers)) * max(1, group.samples) * ANSWER_PROMPTS_PER_PAGE
     # Counters, bars and answer cards of the first render come from one database snapshot, so they
     # agree; the page script then follows the live progress object.
     with read_snapshot():
@@ -220,7 +220,13 @@ def _run_detail(request: HttpRequest, group: JobGroup, status: int = 200) -> Htt
         {
             "prompt_id": prompt_id,
             "text": rows[0].prompt_text,
-            "cells": [(p, next((i for i in rows if i.provider == p), None)) for p in shown],
+            "columns": len(shown),
+            # One row of providers per sample (the grid has one column per provider).
+            "cells": [
+                (p, next((i for i in rows if i.provider == p and i.sample == n), None))
+                for n in range(1, max(1, group.samples) + 1)
+                for p in shown
+            ],
         }
         for prompt_id, rows in ((key, list(rows)) for key, rows in groupby(answers, key=lambda item: item.prompt_id))
     ]

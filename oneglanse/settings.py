@@ -274,3 +274,10 @@ AGENT_GROUP_DEADLINE_SECONDS = env.float("AGENT_GROUP_DEADLINE_SECONDS", default
 # AGENT_METRICS_TOKEN, when set, is the bearer token GET /metrics requires.
 AGENT_CONSUMER_TTL = env.float("AGENT_CONSUMER_TTL", default=60.0)
 AGENT_METRICS_TOKEN = env.str("AGENT_METRICS_TOKEN", default="")
+# Visibility: the consumers re-analyse workspaces whose brands changed, and retry failed answer
+# analyses, about every VISIBILITY_SWEEP_INTERVAL seconds (one pass at a time across every host;
+# a pass's lock expires after VISIBILITY_SWEEP_LOCK_SECONDS if its consumer dies). Each pass
+# retries at most VISIBILITY_RETRY_BATCH answers.
+VISIBILITY_SWEEP_INTERVAL = env.float("VISIBILITY_SWEEP_INTERVAL", default=5.0)
+VISIBILITY_SWEEP_LOCK_SECONDS = env.float("VISIBILITY_SWEEP_LOCK_SECONDS", default=120.0)
+VISIBILITY_RETRY_BATCH = env.int("VISIBILITY_RETRY_BATCH", default=2000)

@@ -51,4 +51,5 @@ urlpatterns = [
     path("favicon.ico", RedirectView.as_view(url=static("agent/favicon.svg"), permanent=True), name="favicon"),
     path("", include("workspaces.urls")),  # before agent.urls: "workspaces/new/" is not a workspace id
     path("", include("agent.urls")),
+    path("", include("visibility.urls")),
 ]

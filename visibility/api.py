@@ -51,6 +51,11 @@ class BrandInputSerializer(serializers.Serializer):
     match_case = serializers.BooleanField(required=False)
 
 
+def _with_reanalysis(body: dict) -> dict:
+    """A brand write's answer says that stored answers are re-analysed shortly (by the consumers)."""
+    return {**body, "reanalysis": "pending"}
+
+
 class WorkspaceBrandsApi(ListAPIView):
     serializer_class = BrandOutputSerializer
 
@@ -64,7 +69,7 @@ class WorkspaceBrandsApi(ListAPIView):
         data = BrandInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         brand = brand_create(workspace=workspace, **data.validated_data)
-        return Response(BrandOutputSerializer(brand).data, status=status.HTTP_201_CREATED)
+        return Response(_with_reanalysis(BrandOutputSerializer(brand).data), status=status.HTTP_201_CREATED)
 
 
 class BrandDetailApi(APIView):
@@ -78,7 +83,7 @@ class BrandDetailApi(APIView):
         data = BrandInputSerializer(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
         brand = brand_update(brand=brand, **data.validated_data)
-        return Response(BrandOutputSerializer(brand).data)
+        return Response(_with_reanalysis(BrandOutputSerializer(brand).data))
 
     @extend_schema(responses={204: None})
     def delete(self, request, brand_id):

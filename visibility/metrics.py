@@ -6,6 +6,7 @@ one provider, one prompt or a year of runs added together.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -47,25 +48,42 @@ class BrandCounts:
     cited: int = 0  # answers citing it
 
 
+@functools.lru_cache(maxsize=8192)
+def _rates(mentioned: int, rank_sum: int, cited: int, answers: int, voices: int) -> tuple:
+    """The rounded rates of one brand's counts. Cached: a run's thousands of prompt × provider cells
+    (a few samples each) repeat the same few count combinations over and over."""
+    low, high = wilson_interval(mentioned, answers)
+    return (
+        rounded(ratio(mentioned, answers)),
+        rounded(low),
+        rounded(high),
+        rounded(ratio(mentioned, voices)),
+        rounded(rank_sum / mentioned) if mentioned else None,
+        rounded(ratio(cited, answers)),
+    )
+
+
 def brand_metrics(*, answers: int, brands: Sequence[BrandCounts]) -> list[dict]:
     """The contract's per-brand objects for one set of `answers` ok answers, in the given brand order."""
     voices = sum(brand.mentioned for brand in brands)
     rows = []
     for brand in brands:
-        low, high = wilson_interval(brand.mentioned, answers)
+        visibility, low, high, share, rank, citation_rate = _rates(
+            brand.mentioned, brand.rank_sum, brand.cited, answers, voices
+        )
         rows.append(
             {
                 "id": brand.brand_id,
                 "name": brand.name,
                 "is_own": brand.is_own,
                 "mentioned": brand.mentioned,
-                "visibility": rounded(ratio(brand.mentioned, answers)),
-                "visibility_low": rounded(low),
-                "visibility_high": rounded(high),
-                "share_of_voice": rounded(ratio(brand.mentioned, voices)),
-                "avg_rank": rounded(brand.rank_sum / brand.mentioned) if brand.mentioned else None,
+                "visibility": visibility,
+                "visibility_low": low,
+                "visibility_high": high,
+                "share_of_voice": share,
+                "avg_rank": rank,
                 "cited": brand.cited,
-                "citation_rate": rounded(ratio(brand.cited, answers)),
+                "citation_rate": citation_rate,
             }
         )
     return rows

@@ -47,6 +47,9 @@ class AnalysisState(models.Model):
         default=0, help_text="The revision the last full re-analysis finished at."
     )
     reanalysed_at = models.DateTimeField(null=True, blank=True)
+    reanalysed_version = models.PositiveIntegerField(
+        default=1, help_text="The ANALYSIS_VERSION the last full re-analysis used; an older one is re-analysed."
+    )
 
 
 class AnalysedAnswer(models.Model):

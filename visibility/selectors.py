@@ -14,7 +14,7 @@ from oneglanse.exceptions import InvalidInput, NotFound
 from oneglanse.provider_ids import PROVIDER_IDS
 from visibility.detection import ANALYSIS_VERSION
 from visibility.metrics import BrandCounts, brand_metrics, top_domains
-from visibility.models import ALL_PROVIDERS, Brand, CitedDomain, Mention, RunStat
+from visibility.models import ALL_PROVIDERS, AnalysisState, Brand, CitedDomain, Mention, RunStat
 from workspaces.models import Workspace
 
 FINISHED_RUN_STATUSES = (JobGroup.Status.COMPLETED, JobGroup.Status.CANCELLED)
@@ -31,6 +31,14 @@ def brand_get_for_user(*, user, brand_id: str) -> Brand:
     if brand is None:
         raise NotFound("Brand not found.")
     return brand
+
+
+def workspace_reanalysis_pending(*, workspace_id) -> bool:
+    """True while a brand change (or a new ANALYSIS_VERSION) waits for the visibility sweep."""
+    state = AnalysisState.objects.filter(workspace_id=workspace_id).first()
+    return state is not None and (
+        state.reanalysed_revision < state.revision or state.reanalysed_version < ANALYSIS_VERSION
+    )
 
 
 @dataclass
@@ -203,7 +211,9 @@ def workspace_visibility_points(
 ) -> tuple[list[Brand], list[tuple[RunStat, SetCounts]]]:
     """The finished runs' stored figures in the range, oldest first ("all" before the providers)."""
     brands = list(brands_of_workspace(workspace=workspace))
-    stats = list(_run_stats(workspace=workspace, trend=trend).prefetch_related("brand_stats", "domain_stats"))
+    # Cited domains are summed in the database (see `_range_domains`): a year of runs has tens of
+    # thousands of per-run domain rows, and no point of the series lists them.
+    stats = list(_run_stats(workspace=workspace, trend=trend).prefetch_related("brand_stats"))
     order = {p: i for i, p in enumerate((ALL_PROVIDERS, *PROVIDER_IDS))}
     stats.sort(key=lambda s: (s.at, str(s.group_id), order.get(s.provider, len(order)), s.provider))
     points = []
@@ -211,9 +221,23 @@ def workspace_visibility_points(
         counts = SetCounts(answers=stat.answers, failed=stat.failed)
         for row in stat.brand_stats.all():
             counts.brands[row.brand_id] = [row.mentioned, row.rank_sum, row.cited]
-        counts.domains.update({row.domain: row.answers for row in stat.domain_stats.all()})
         points.append((stat, counts))
     return brands, points
+
+
+def _range_domains(*, workspace: Workspace, trend: TrendFilter) -> dict[str, int]:
+    """Answers citing each domain over the range's runs (for the trend's provider, or all), top 20."""
+    from visibility.metrics import TOP_DOMAINS_LIMIT
+    from visibility.models import RunDomainStat
+
+    stats = _run_stats(workspace=workspace, trend=trend).filter(provider=trend.provider or ALL_PROVIDERS)
+    rows = (
+        RunDomainStat.objects.filter(run_stat__in=stats.values("id"))
+        .values("domain")
+        .annotate(n=Sum("answers"))
+        .order_by("-n", "domain")[:TOP_DOMAINS_LIMIT]
+    )
+    return {row["domain"]: row["n"] for row in rows}
 
 
 def workspace_visibility_trend(*, workspace: Workspace, trend: TrendFilter) -> dict:
@@ -237,6 +261,7 @@ def workspace_visibility_trend(*, workspace: Workspace, trend: TrendFilter) -> d
         )
         totals[stat.provider].add(counts)
     overall = totals.get(trend.provider or ALL_PROVIDERS, SetCounts())
+    overall.domains.update(_range_domains(workspace=workspace, trend=trend))
     total_figures = _set_figures(brands, overall)
     total_figures["brands"] = [
         f for f in total_figures["brands"] if trend.brand_id is None or f["id"] == trend.brand_id
@@ -248,6 +273,7 @@ def workspace_visibility_trend(*, workspace: Workspace, trend: TrendFilter) -> d
         "to": trend.date_to.isoformat() if trend.date_to else None,
         "provider": trend.provider,
         "brands_tracked": [{"id": b.id, "name": b.name, "is_own": b.is_own} for b in shown],
+        "reanalysis_pending": workspace_reanalysis_pending(workspace_id=workspace.id),
         "series": series,
         "total": {
             "provider": trend.provider or ALL_PROVIDERS,

@@ -52,7 +52,7 @@ class WorkspaceAdminForm(forms.ModelForm):
 
     class Meta:
         model = Workspace
-        fields = ["name", "enabled_providers"]
+        fields = ["name", "enabled_providers", "samples_per_run"]
 
     def clean_enabled_providers(self) -> list[str]:
         chosen = set(self.cleaned_data["enabled_providers"])

@@ -6,7 +6,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from workspaces.members import membership_require_owner
-from workspaces.models import Workspace
+from workspaces.models import MAX_SAMPLES_PER_RUN, MIN_SAMPLES_PER_RUN, Workspace
 from workspaces.selectors import workspace_get_for_user, workspaces_of_user
 from workspaces.services import WORKSPACE_NAME_MAX_LENGTH, workspace_create, workspace_update
 
@@ -14,12 +14,16 @@ from workspaces.services import WORKSPACE_NAME_MAX_LENGTH, workspace_create, wor
 class WorkspaceOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = Workspace
-        fields = ["id", "name", "enabled_providers", "created_at"]
+        fields = ["id", "name", "enabled_providers", "samples_per_run", "created_at"]
 
 
 class WorkspaceInputSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=WORKSPACE_NAME_MAX_LENGTH, allow_blank=False, trim_whitespace=True)
     enabled_providers = serializers.ListField(child=serializers.CharField(max_length=32), allow_empty=True, max_length=20)
+    samples_per_run = serializers.IntegerField(
+        min_value=MIN_SAMPLES_PER_RUN, max_value=MAX_SAMPLES_PER_RUN, required=False,
+        help_text="How many times each run asks every (prompt, provider).",
+    )
 
 
 class WorkspaceListCreateApi(ListAPIView):

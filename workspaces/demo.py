@@ -1,4 +1,5 @@
-"""The demo user and workspace that a local run starts with (simulated providers)."""
+"""The demo user and workspace that a local run starts with (simulated providers): prompts, an own brand,
+three competitors, three samples per run and two weeks of simulated daily history."""
 from __future__ import annotations
 
 import secrets
@@ -11,6 +12,8 @@ from rest_framework.authtoken.models import Token
 
 from oneglanse.provider_ids import PROVIDER_IDS
 from prompts.models import Prompt
+from visibility.models import Brand
+from visibility.services.demo_history import simulated_history_create
 from workspaces.models import Membership, Workspace
 
 DEMO_USERNAME = "demo"
@@ -21,6 +24,15 @@ DEMO_PROMPTS = (
     "What is the best email marketing platform for e-commerce?",
     "Which customer support help desk is easiest to set up?",
     "What are good alternatives to Salesforce for small businesses?",
+)
+
+DEMO_SAMPLES_PER_RUN = 3
+DEMO_HISTORY_DAYS = 14
+DEMO_BRANDS = (
+    {"name": "Northwind", "aliases": ["Northwind CRM"], "domains": ["northwind.io"], "is_own": True},
+    {"name": "HubSpot", "aliases": [], "domains": ["hubspot.com"]},
+    {"name": "Pipedrive", "aliases": [], "domains": ["pipedrive.com"]},
+    {"name": "Zoho", "aliases": ["Zoho CRM"], "domains": ["zoho.com"]},
 )
 
 
@@ -48,9 +60,16 @@ def demo_ensure() -> DemoLogin:
             user.save()
         password = password_file.read_text().strip()
         workspace = Workspace.objects.filter(name=DEMO_WORKSPACE_NAME, memberships__user=user).first()
-        if workspace is None:
-            workspace = Workspace.objects.create(name=DEMO_WORKSPACE_NAME, enabled_providers=list(PROVIDER_IDS))
+        created_workspace = workspace is None
+        if created_workspace:
+            workspace = Workspace.objects.create(
+                name=DEMO_WORKSPACE_NAME, enabled_providers=list(PROVIDER_IDS), samples_per_run=DEMO_SAMPLES_PER_RUN
+            )
             Membership.objects.create(user=user, workspace=workspace, role=Membership.Role.OWNER)
             Prompt.objects.bulk_create([Prompt(workspace=workspace, text=text) for text in DEMO_PROMPTS])
+            Brand.objects.bulk_create(Brand(workspace=workspace, **fields) for fields in DEMO_BRANDS)
         token, _ = Token.objects.get_or_create(user=user)
+    if created_workspace:
+        # Two weeks of simulated daily runs: the visibility dashboard shows a trend from the first start.
+        simulated_history_create(workspace=workspace, days=DEMO_HISTORY_DAYS, user=user)
     return DemoLogin(username=user.username, password=password, token=token.key, workspace=workspace)

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from agent import outcomes, progress
 from agent.models import JobGroup, JobGroupProvider, JobItem
+from agent.signals import announce, job_group_closed
 from oneglanse.exceptions import Conflict
 
 logger = logging.getLogger(__name__)
@@ -89,6 +90,7 @@ def job_group_finalize(*, group_id: UUID | str) -> bool:
     )
     if closed:
         logger.info("group %s finished: %s", group_id, final["stats"])
+        transaction.on_commit(lambda: announce(job_group_closed, group_id=group_id))
     return bool(closed)
 
 

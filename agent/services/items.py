@@ -18,8 +18,10 @@ from agent.models import JobGroup, JobGroupProvider, JobItem, ProviderQueue
 from agent.providers.base import Answer, Provider, ProviderError, TransientProviderError
 from agent.providers.registry import provider_for
 from agent.providers.retry import retry_delay
+from agent.providers.simulated import SimulatedProvider
 from agent.ratelimit import rate_limit_wait
 from agent.services.closing import item_count_and_close
+from agent.signals import announce, answer_recorded
 from agent.tasks import QueuedItem, item_messages_push_on, item_schedule
 
 logger = logging.getLogger(__name__)
@@ -36,6 +38,8 @@ class Claimed:
     item: QueuedItem
     prompt_text: str
     attempts: int = 1  # counting this one
+    sample: int = 1
+    workspace_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -117,7 +121,10 @@ def item_claim(*, item: QueuedItem) -> Claimed | None:
     """Move a queued item to running; None when this message must not run it (logged why)."""
     row = (
         JobItem.objects.filter(id=item.item_id)
-        .values("group_id", "provider", "prompt_text", "status", "group__status", "group__priority", "attempts")
+        .values(
+            "group_id", "provider", "prompt_text", "sample", "status", "group__status", "group__priority", "attempts",
+            "group__workspace_id",
+        )
         .first()
     )
     if row is None:
@@ -158,7 +165,10 @@ def item_claim(*, item: QueuedItem) -> Claimed | None:
         if paused.exists():
             _item_hold_paused(item=item)
         return None  # another delivery started it, or it was cancelled, a moment ago
-    return Claimed(item=item, prompt_text=row["prompt_text"], attempts=row["attempts"] + 1)
+    return Claimed(
+        item=item, prompt_text=row["prompt_text"], attempts=row["attempts"] + 1, sample=row["sample"],
+        workspace_id=str(row["group__workspace_id"]),
+    )
 
 
 def _item_hold_paused(*, item: QueuedItem) -> None:
@@ -183,6 +193,11 @@ def item_try(*, claimed: Claimed, provider: Provider) -> Attempt:
         return Attempt(rate_limited_for=wait)
     try:
         with heartbeat.beating(item.item_id):
+            if isinstance(provider, SimulatedProvider):
+                # Offline answers name the workspace's brands and differ per item and sample.
+                return Attempt(answer=provider.ask(
+                    claimed.prompt_text, item_id=item.item_id, sample=claimed.sample, workspace_id=claimed.workspace_id
+                ))
             return Attempt(answer=provider.ask(claimed.prompt_text))
     except TransientProviderError as exc:
         return Attempt(transient=exc)
@@ -259,6 +274,9 @@ def answer_record(*, item: QueuedItem, backend: str, answer: Answer | None = Non
     if not changed:
         logger.info("item %s was already recorded; this result is dropped", item.item_id)
         return False
+    if status == JobItem.Status.OK:
+        # The answer is stored; what other apps derive from it (visibility) can fail without touching it.
+        announce(answer_recorded, item_id=item.item_id)
     item_count_and_close(group_id=item.group_id, item_id=item.item_id, provider_id=item.provider_id, status=status,
                          error=error, latency_ms=answer.latency_ms if answer is not None else None)
     return True

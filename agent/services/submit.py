@@ -50,7 +50,7 @@ def job_group_submit(
     *,
     workspace: Workspace,
     user: User | None = None,
-    pairs: list[tuple[str, int]] | None = None,
+    pairs: list[tuple] | None = None,
     rerun_of: JobGroup | None = None,
     idempotency_key: str = "",
     priority: str = Priority.NORMAL,
@@ -61,9 +61,10 @@ def job_group_submit(
     late: bool = False,
     enqueue: bool = True,
 ) -> Submitted:
-    """Create a group of every active prompt x every enabled provider and put it on the queues.
+    """Create a group of every active prompt x every enabled provider x the workspace's samples per run
+    (a re-run: the original's) and put it on the queues.
 
-    `pairs` limits the group to given (provider, prompt id) items (a re-run of failed items).
+    `pairs` limits the group to given (provider, prompt id[, sample]) items (a re-run of failed items).
     An `idempotency_key` already used by the same user within 24 h returns that group instead.
     `enqueue=False` leaves the queues to the caller (`job_groups_enqueue` after its commit).
     `priority` orders its items on every provider queue. A `run_at` in the future makes a
@@ -144,21 +145,26 @@ def _idempotent_replay(*, user: User | None, workspace: Workspace, idempotency_k
 
 
 def _job_group_create(
-    *, workspace: Workspace, user: User | None, providers: list[str], pairs: list[tuple[str, int]] | None,
+    *, workspace: Workspace, user: User | None, providers: list[str], pairs: list[tuple] | None,
     rerun_of: JobGroup | None, idempotency_key: str, run: dict,
 ) -> JobGroup | None:
     """The group, its provider rows and its items, inside the caller's transaction; None if empty."""
+    # A re-run asks as many samples as the run it repeats, so the two compare like for like.
+    samples = rerun_of.samples if rerun_of is not None else workspace.samples_per_run
+    samples = max(1, samples or 1)
     if pairs is None:
         prompt_count = Prompt.objects.filter(workspace=workspace, is_active=True).count()
         wanted = []
-        expected = prompt_count * len(providers)
+        expected = prompt_count * len(providers) * samples
     else:
         texts = dict(
-            Prompt.objects.filter(workspace=workspace, id__in={prompt_id for _, prompt_id in pairs}).values_list("id", "text")
+            Prompt.objects.filter(workspace=workspace, id__in={pair[1] for pair in pairs}).values_list("id", "text")
         )
-        wanted = [(provider, prompt_id, texts[prompt_id]) for provider, prompt_id in pairs if prompt_id in texts]
+        wanted = [
+            (pair[0], pair[1], pair[2] if len(pair) > 2 else 1, texts[pair[1]]) for pair in pairs if pair[1] in texts
+        ]
         providers = [p for p in PROVIDER_IDS if any(w[0] == p for w in wanted)]
-        prompt_count = len({prompt_id for _, prompt_id, _ in wanted})
+        prompt_count = len({w[1] for w in wanted})
         expected = len(wanted)
     if not expected:
         return None
@@ -168,6 +174,7 @@ def _job_group_create(
         providers=providers,
         total_prompts=prompt_count,
         expected_responses=expected,
+        samples=samples,
         rerun_of=rerun_of,
         idempotency_key=idempotency_key if user is not None else "",
         status=JobGroup.Status.SCHEDULED if run["run_at"] else JobGroup.Status.QUEUED,
@@ -176,9 +183,12 @@ def _job_group_create(
     # An item is due when its run starts: the recovery sweep measures "overdue" from it.
     due = group.run_at or group.created_at
     JobGroupProvider.objects.bulk_create([JobGroupProvider(group=group, provider=p) for p in providers])
-    # next_attempt_at is when the item is due: the recovery sweep measures "overdue" from it.
     if pairs is None:
-        inserted = sum(_items_insert_active_prompts(group=group, provider_id=p) for p in providers)
+        inserted = sum(
+            _items_insert_active_prompts(group=group, provider_id=p, sample=n)
+            for p in providers
+            for n in range(1, samples + 1)
+        )
         if inserted != expected:
             # A prompt was switched on or off between the count and the insert (PostgreSQL's
             # READ COMMITTED allows it): the group records what was really inserted.
@@ -188,16 +198,19 @@ def _job_group_create(
     else:
         JobItem.objects.bulk_create(
             [
-                JobItem(group=group, provider=p, prompt_id=prompt_id, prompt_text=text, next_attempt_at=due)
-                for p, prompt_id, text in wanted
+                JobItem(
+                    group=group, provider=p, prompt_id=prompt_id, sample=sample, prompt_text=text,
+                    next_attempt_at=due,
+                )
+                for p, prompt_id, sample, text in wanted
             ],
             batch_size=1000,
         )
     return group
 
 
-def _items_insert_active_prompts(*, group: JobGroup, provider_id: str) -> int:
-    """One item per active prompt of the group's workspace, in one INSERT ... SELECT.
+def _items_insert_active_prompts(*, group: JobGroup, provider_id: str, sample: int = 1) -> int:
+    """One item per active prompt of the group's workspace for one provider and sample, in one INSERT ... SELECT.
 
     The ORM has no INSERT ... SELECT; building thousands of model instances to bulk_create them
     cost ten times as much (BENCHMARKS.md, submit). Column values go through the fields' own
@@ -208,6 +221,7 @@ def _items_insert_active_prompts(*, group: JobGroup, provider_id: str) -> int:
     prepared = {
         "group_id": item.get_field("group").get_db_prep_save(group.id, connection),
         "provider": provider_id,
+        "sample": sample,
         "status": JobItem.Status.QUEUED.value,
         "attempts": 0,
         "next_attempt_at": item.get_field("next_attempt_at").get_db_prep_save(group.run_at or group.created_at, connection),
@@ -268,14 +282,15 @@ def job_group_rerun(*, group: JobGroup, user: User | None = None, only_failed: b
     """A new group for the same workspace, linked to `group`.
 
     A full re-run asks the workspace's active prompts and enabled providers as they are now;
-    `only_failed` asks again exactly the original's items that have no answer (failed or cancelled).
+    `only_failed` asks again exactly the original's items that have no answer (failed or cancelled),
+    each with its sample number. Either way the re-run asks as many samples as the original.
     """
     if not only_failed:
         return job_group_submit(workspace=group.workspace, user=user, rerun_of=group, priority=group.priority)
     pairs = list(
         JobItem.objects.filter(group=group, status__in=[JobItem.Status.FAILED, JobItem.Status.CANCELLED])
-        .order_by("prompt_id", "provider")
-        .values_list("provider", "prompt_id")
+        .order_by("prompt_id", "provider", "sample")
+        .values_list("provider", "prompt_id", "sample")
     )
     if not pairs:
         return Submitted(status="empty")

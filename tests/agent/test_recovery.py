@@ -182,7 +182,8 @@ def test_deadline_fails_unfinished_items_and_closes_the_group(user, api, setting
     body = api.get(f"/api/runs/{group.id}/status/").json()
     assert body["status"] == "completed"
     assert body["response"]["stats"] == {
-        "totalPrompts": 3, "expectedResponses": 6, "actualResponses": 1, "failedResponses": 5, "cancelledResponses": 0,
+        "totalPrompts": 3, "expectedResponses": 6, "samples": 1, "actualResponses": 1,
+        "failedResponses": 5, "cancelledResponses": 0,
     }
     assert "deadline exceeded" in body["response"]["error"]
     # The worker that was still running the item finishes late: its answer is dropped, not counted.
@@ -301,7 +302,8 @@ def test_lost_items_of_a_cancelled_group_are_cancelled_not_run_again(user) -> No
     closed = wait_for_group_closed(group.id, timeout=1)
     assert closed.status == JobGroup.Status.CANCELLED
     assert closed.progress["stats"] == {
-        "totalPrompts": 3, "expectedResponses": 3, "actualResponses": 1, "failedResponses": 0, "cancelledResponses": 2,
+        "totalPrompts": 3, "expectedResponses": 3, "samples": 1, "actualResponses": 1,
+        "failedResponses": 0, "cancelledResponses": 2,
     }
 
 

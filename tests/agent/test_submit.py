@@ -40,6 +40,7 @@ def test_group_runs_to_completion_and_progress_matches_rows(api, user, consumers
     assert progress["stats"] == {
         "totalPrompts": 25,
         "expectedResponses": 100,
+        "samples": 1,
         "actualResponses": 100,
         "failedResponses": 0,
         "cancelledResponses": 0,

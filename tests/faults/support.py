@@ -100,6 +100,7 @@ def assert_exactly_one_result_per_item(api, group_id, *, expected_items: int, gr
     stats = {
         "totalPrompts": group.total_prompts,
         "expectedResponses": expected_items,
+        "samples": group.samples,
         "actualResponses": statuses[JobItem.Status.OK],
         "failedResponses": statuses[JobItem.Status.FAILED],
         "cancelledResponses": statuses[JobItem.Status.CANCELLED],

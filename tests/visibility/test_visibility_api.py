@@ -15,6 +15,7 @@ from tests.factories import JobGroupFactory, JobItemFactory, MembershipFactory, 
 from visibility.models import MAX_BRANDS_PER_WORKSPACE, Brand, Mention
 from visibility.services.aggregates import job_group_visibility_aggregate
 from visibility.services.analysis import answer_analyse
+from visibility.services.sweep import visibility_sweep
 
 pytestmark = pytest.mark.django_db
 
@@ -221,7 +222,7 @@ def test_bad_trend_filters_are_400_naming_the_field(api, workspace, query: str, 
     assert response.status_code == 400 and field in response.json()
 
 
-def test_brand_edit_reanalyses_stored_answers_and_run_figures(
+def test_brand_edit_is_pending_until_the_sweep_reanalyses_stored_answers_and_run_figures(
     api, run, brands, django_capture_on_commit_callbacks
 ) -> None:
     job_group_visibility_aggregate(group=run)
@@ -229,6 +230,13 @@ def test_brand_edit_reanalyses_stored_answers_and_run_figures(
     with django_capture_on_commit_callbacks(execute=True):
         response = api.patch(f"/api/brands/{globex.id}/", {"aliases": ["Nothing about"]}, format="json")
     assert response.status_code == 200 and response.json()["aliases"] == ["Nothing about"]
+    assert response.json()["reanalysis"] == "pending"
+    # The request only marked the workspace: the figures change when the sweep has run.
+    assert by_name(api.get(f"/api/runs/{run.id}/visibility/").json()["brands"])["Globex"]["mentioned"] == 2
+    assert api.get(f"/api/workspaces/{run.workspace_id}/visibility/").json()["reanalysis_pending"] is True
+    report = visibility_sweep()
+    assert [r.answers for r in report.reanalysed] == [4]
+    assert api.get(f"/api/workspaces/{run.workspace_id}/visibility/").json()["reanalysis_pending"] is False
     body = api.get(f"/api/runs/{run.id}/visibility/").json()
     assert by_name(body["brands"])["Globex"]["mentioned"] == 3  # answer 3 now mentions it
     trend = api.get(f"/api/workspaces/{run.workspace_id}/visibility/?provider=all").json()
@@ -236,6 +244,7 @@ def test_brand_edit_reanalyses_stored_answers_and_run_figures(
 
     with django_capture_on_commit_callbacks(execute=True):
         assert api.delete(f"/api/brands/{brands['acme'].id}/").status_code == 204
+    visibility_sweep()
     body = api.get(f"/api/runs/{run.id}/visibility/").json()
     assert [b["name"] for b in body["brands"]] == ["Globex", "Monday"]
     assert by_name(body["brands"])["Monday"]["avg_rank"] == 1.0  # Acme no longer counts as earlier

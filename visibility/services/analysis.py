@@ -140,27 +140,65 @@ def _rows_write(rows: list[tuple], *, workspace_id, matcher: Matcher, revision: 
 def answer_analyse(*, item_id: int) -> bool:
     """Analyse one recorded answer; False when the item is gone or not an ok answer.
 
-    Idempotent: running it again replaces the item's analysis with an identical one.
+    Idempotent: running it again replaces the item's analysis with an identical one. This runs in
+    the consumers for every answer, so it speaks plain SQL (a handful of statements, no ORM query
+    building, which cost more than the analysis itself) and its one transaction only writes.
     """
-    row = (
-        JobItem.objects.filter(id=item_id, status=JobItem.Status.OK)
-        .values_list(*_ITEM_FIELDS, "group__workspace_id")
-        .first()
-    )
+    quote = connection.ops.quote_name
+    item_table, group_table = JobItem._meta.db_table, JobGroup._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT i.{quote('group_id')}, i.{quote('provider')}, i.{quote('prompt_id')}, i.{quote('text')}, "
+            f"i.{quote('sources')}, g.{quote('workspace_id')} FROM {quote(item_table)} i "
+            f"JOIN {quote(group_table)} g ON g.{quote('id')} = i.{quote('group_id')} "
+            f"WHERE i.{quote('id')} = %s AND i.{quote('status')} = %s",
+            [item_id, JobItem.Status.OK.value],
+        )
+        row = cursor.fetchone()
     if row is None:
         return False
-    workspace_id = row[-1]
-    _state_get(workspace_id)
+    group_key, provider, prompt_id, text, raw_sources, workspace_key = row
+    sources = JobItem._meta.get_field("sources").from_db_value(raw_sources, None, connection)
+    uuid_field = AnalysedAnswer._meta.get_field("group").target_field
+    workspace_id = uuid_field.to_python(workspace_key)
+    state_table = quote(AnalysisState._meta.db_table)
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
     with transaction.atomic():
-        revision = (
-            AnalysisState.objects.select_for_update().values_list("revision", flat=True).get(workspace_id=workspace_id)
-        )
-        _rows_write(
-            [row[:-1]],
-            workspace_id=workspace_id,
-            matcher=_matcher(workspace_id=workspace_id, revision=revision),
-            revision=revision,
-        )
+        with connection.cursor() as cursor:
+            # The state row's lock orders this write after any brand change that committed first,
+            # so the revision stamped below is the one the matcher was built for.
+            revision_sql = f"SELECT {quote('revision')} FROM {state_table} WHERE {quote('workspace_id')} = %s{lock}"
+            cursor.execute(revision_sql, [workspace_key])
+            found = cursor.fetchone()
+            if found is None:
+                _state_get(workspace_id)
+                cursor.execute(revision_sql, [workspace_key])
+                found = cursor.fetchone()
+            revision = found[0]
+            matcher = _matcher(workspace_id=workspace_id, revision=revision)
+            result = matcher.analyse(text, sources if isinstance(sources, list) else [])
+            keys = (item_id, workspace_key, group_key, provider, prompt_id)
+            stamp = connection.ops.adapt_datetimefield_value(timezone.now())
+            marker = (*keys, ANALYSIS_VERSION, revision, stamp)
+            columns = (*_KEY_COLUMNS, "version", "revision", "analysed_at")
+            # A fresh answer has no analysis yet: one INSERT, no DELETEs. Analysed before (a repeat
+            # call): its rows are replaced.
+            insert_marker = (
+                f"INSERT INTO {quote(AnalysedAnswer._meta.db_table)} ({', '.join(quote(c) for c in columns)}) "
+                f"VALUES ({', '.join(['%s'] * len(columns))}) ON CONFLICT ({quote('item_id')}) DO NOTHING"
+            )
+            cursor.execute(insert_marker, marker)
+            if cursor.rowcount != 1:
+                for model in (Mention, CitedDomain, AnalysedAnswer):
+                    cursor.execute(
+                        f"DELETE FROM {quote(model._meta.db_table)} WHERE {quote('item_id')} = %s", [item_id]
+                    )
+                cursor.execute(insert_marker, marker)
+        _insert(Mention, _MENTION_COLUMNS, [
+            (*keys, f.brand_id, f.mentioned, f.mentions, f.first_offset, f.rank, f.cited, f.citations, ANALYSIS_VERSION)
+            for f in result.findings
+        ])
+        _insert(CitedDomain, (*_KEY_COLUMNS, "domain"), [(*keys, domain[:255]) for domain in result.cited_domains])
     return True
 
 
@@ -220,25 +258,19 @@ def workspace_reanalyse(*, workspace_id, batch_size: int = REANALYSE_BATCH_SIZE)
             _rows_write(rows, workspace_id=workspace_id, matcher=matcher, revision=revision)
         total += len(rows)
     AnalysisState.objects.filter(workspace_id=workspace_id, revision=revision).update(
-        reanalysed_revision=revision, reanalysed_at=timezone.now()
+        reanalysed_revision=revision, reanalysed_at=timezone.now(), reanalysed_version=ANALYSIS_VERSION
     )
     workspace_aggregates_rebuild(workspace_id=workspace_id)
     return Reanalysed(answers=total, seconds=time.monotonic() - started, finished=True, revision=revision)
 
 
-def workspace_reanalyse_request(*, workspace_id) -> None:
-    """Called after a brand change commits. For now it re-analyses at once, in the caller's process;
-    the pending state stays in the database (`reanalysed_revision` < `revision`), so a sweep or
-    `manage.py visibility_reanalyse` finishes whatever this call could not."""
-    try:
-        workspace_reanalyse(workspace_id=workspace_id)
-    except Exception:  # the brand change itself is saved; a later sweep or the command re-analyses
-        logger.exception("re-analysis of workspace %s failed; it stays pending", workspace_id)
-
-
 def workspaces_reanalyse_pending() -> list[Reanalysed]:
-    """Re-analyse every workspace whose brands changed since its last full re-analysis."""
-    from django.db.models import F
+    """Re-analyse every workspace whose brands changed since its last full re-analysis, or whose last
+    one used an older ANALYSIS_VERSION. Called by the visibility sweep in the consumers; a brand edit
+    only moves the revision, so the request that made it stays fast."""
+    from django.db.models import F, Q
 
-    pending = AnalysisState.objects.filter(reanalysed_revision__lt=F("revision")).values_list("workspace_id", flat=True)
+    pending = AnalysisState.objects.filter(
+        Q(reanalysed_revision__lt=F("revision")) | Q(reanalysed_version__lt=ANALYSIS_VERSION)
+    ).values_list("workspace_id", flat=True)
     return [workspace_reanalyse(workspace_id=workspace_id) for workspace_id in list(pending)]

@@ -1,4 +1,4 @@
-"""Services that write brands; every change moves the workspace's analysis revision and re-analyses it."""
+"""Services that write brands; every change moves the workspace's analysis revision (re-analysis pending)."""
 
 from __future__ import annotations
 
@@ -71,12 +71,10 @@ def _state_lock(workspace_id) -> AnalysisState:
 
 
 def _revision_bump(state: AnalysisState) -> None:
-    from visibility.services.analysis import workspace_reanalyse_request
-
+    """Mark the workspace's stored analyses stale: the visibility sweep in the consumers re-analyses
+    them within seconds (re-analysing 100,000 answers inside the request would take half a minute)."""
     state.revision += 1
     state.save(update_fields=["revision"])
-    workspace_id = state.workspace_id
-    transaction.on_commit(lambda: workspace_reanalyse_request(workspace_id=workspace_id))
 
 
 def _own_check(*, workspace_id, is_own: bool, exclude_id: int | None = None) -> None:

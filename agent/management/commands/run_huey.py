@@ -14,6 +14,7 @@ from agent.consumer_registry import consumer_beat_start, dequeue_gate
 from agent.queues import queue_name
 from agent.recovery import recovery_sweeper_start
 from agent.scheduler import schedule_ticker_start
+from agent.signals import announce, consumer_started
 from agent.tasks import TaskLinesFilter, consumer_huey
 from oneglanse.provider_ids import PROVIDER_IDS
 
@@ -72,6 +73,7 @@ class Command(BaseCommand):
         huey.storage.dequeue_gate = dequeue_gate(queue)
         recovery_sweeper_start()
         schedule_ticker_start()
+        announce(consumer_started, queue=queue)
         self.stdout.write(f"Consuming {queue_name(queue)} with {config.workers} {config.worker_type} worker(s)")
         try:
             huey.create_consumer(**config.values).run()

@@ -155,6 +155,10 @@
 
   function renderAnswer(item, provider) {
     var heading = node("h4", {}, [label(provider), " ", node("span", { "class": "badge status-" + item.status }, [item.status])]);
+    if (root.dataset.samples && root.dataset.samples !== "1") {
+      heading.insertBefore(node("span", { "class": "muted" }, ["· sample " + item.sample]), heading.childNodes[1]);
+      heading.insertBefore(document.createTextNode(" "), heading.childNodes[1]);
+    }
     if (item.backend === "simulated") {
       heading.appendChild(document.createTextNode(" "));
       heading.appendChild(node("span", {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from agent.management.commands.run_group import workspace_find
 from visibility.services.analysis import workspace_reanalyse
@@ -15,9 +15,24 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("workspace", help="workspace id or exact name")
+        parser.add_argument("workspace", nargs="?", help="workspace id or exact name")
+        parser.add_argument(
+            "--pending", action="store_true",
+            help="run one visibility sweep now: every workspace whose brands changed, and failed analyses",
+        )
 
-    def handle(self, *args, workspace: str, **options) -> None:
+    def handle(self, *args, workspace: str | None, pending: bool, **options) -> None:
+        if pending:
+            from visibility.services.sweep import visibility_sweep
+
+            report = visibility_sweep()
+            self.stdout.write(
+                f"{len(report.reanalysed)} workspace(s) re-analysed "
+                f"({sum(r.answers for r in report.reanalysed)} answers); {report.retried} failed analyses retried."
+            )
+            return
+        if not workspace:
+            raise CommandError("Name a workspace (id or exact name), or pass --pending.")
         target = workspace_find(workspace)
         result = workspace_reanalyse(workspace_id=target.id)
         verdict = (

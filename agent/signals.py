@@ -1,0 +1,29 @@
+"""What the agent announces to other apps, so they can react without the agent importing them.
+
+- `answer_recorded(item_id)`: an ok answer's row was just written (autocommit: already durable).
+  Sent before the item is counted, so a run that closes on this item sees what receivers derived.
+- `job_group_closed(group_id)`: a run was closed (completed or cancelled) and its row committed.
+- `consumer_started(queue)`: a queue consumer process is up; apps start their periodic work here.
+
+Every receiver runs through `send_robust`-style guards: a receiver's failure is logged and never
+reaches the answer or the run it was told about.
+"""
+from __future__ import annotations
+
+import logging
+
+from django.dispatch import Signal
+
+logger = logging.getLogger(__name__)
+
+answer_recorded = Signal()
+job_group_closed = Signal()
+consumer_started = Signal()
+
+
+def announce(signal: Signal, **kwargs) -> None:
+    """Send `signal` to every receiver; a failing receiver is logged, never raised to the sender."""
+    for receiver, result in signal.send_robust(sender=None, **kwargs):
+        if isinstance(result, Exception):
+            logger.error("receiver %s of %s failed: %r", getattr(receiver, "__qualname__", receiver), kwargs, result,
+                         exc_info=(type(result), result, result.__traceback__))
