@@ -53,7 +53,7 @@ class WorkspaceForm(forms.Form):
     )
     if HAS_SAMPLES:
         samples_per_run = forms.IntegerField(
-            label="Samples per run", min_value=SAMPLES_MIN, max_value=SAMPLES_MAX, initial=1,
+            label="Samples per run", min_value=SAMPLES_MIN, max_value=SAMPLES_MAX, initial=1, required=False,
             help_text="Assistants answer differently each time: ask each prompt this many times per provider (1–10).",
         )
 
@@ -64,8 +64,10 @@ class WorkspaceForm(forms.Form):
 
 def _form_save(form: WorkspaceForm, save) -> Workspace | None:
     """Run a service with the form's data; a domain error lands on its field, not on a 500."""
+    # A field left out of the form (samples per run) keeps its current value, or the default.
+    data = {field: value for field, value in form.cleaned_data.items() if value is not None}
     try:
-        return save(**form.cleaned_data)
+        return save(**data)
     except DomainError as exc:
         form.add_error(exc.field if exc.field in form.fields else None, exc.detail)
         return None

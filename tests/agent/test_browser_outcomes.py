@@ -58,6 +58,8 @@ def test_a_run_with_a_failing_provider_reads_completed_with_failures_and_its_bar
         assert segment_width(page, "chatgpt", "ok") == 1000
         assert page.locator("#bar-gemini-text").inner_text().startswith("0 answered · 3 failed")
         assert page.locator("#bar-total-text").inner_text().startswith("3 answered · 3 failed · 0 cancelled of 6")
+        # The grouped errors are filled in by the run's closing fetch, just after the badge changes.
+        page.wait_for_function("() => document.querySelectorAll('#error-groups li').length > 0")
         groups = page.locator("#error-groups li")
         assert groups.count() == 1 and "3 ×" in groups.first.inner_text()  # one line, not three copies
         page.wait_for_function("() => !document.getElementById('group-problem').hidden")

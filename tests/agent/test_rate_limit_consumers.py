@@ -76,7 +76,7 @@ def test_two_consumers_together_never_exceed_the_providers_rate_limit(
     assert waiting_seen >= prompts - 2 * limit
 
     logs = [path.read_text(errors="replace") for path in sorted(consumers.tmp_path.glob("consumer-chatgpt-*.log"))]
-    assert len(logs) == 2 and all("agent.item_run: " in log for log in logs)  # both consumers served items
+    assert len(logs) == 2 and all(" chatgpt run " in log and "answered in" in log for log in logs)  # both served items
 
     arrivals = sorted(r["at"] for r in requests)
     most = most_in_any_window(arrivals, window)
