@@ -1,4 +1,4 @@
-"""URL routes: the JSON API under /api/, Django admin under /admin/."""
+"""URL routes: the JSON API under /api/, Django admin under /admin/, the pages (agent/urls.py) at the root."""
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -6,6 +6,7 @@ from rest_framework.authtoken.views import obtain_auth_token
 
 from agent.api import RunAnswersApi, RunCancelApi, RunDetailApi, RunRerunApi, RunStatusApi, WorkspaceRunsApi
 from prompts.api import PromptDetailApi, WorkspacePromptsApi
+from visibility.api import BrandDetailApi, RunVisibilityApi, WorkspaceBrandsApi, WorkspaceVisibilityApi
 from workspaces.api import WorkspaceDetailApi, WorkspaceListCreateApi
 
 api = [
@@ -16,6 +17,10 @@ api = [
     path("api/workspaces/<str:workspace_id>/", WorkspaceDetailApi.as_view(), name="api-workspace"),
     path("api/workspaces/<str:workspace_id>/prompts/", WorkspacePromptsApi.as_view(), name="api-workspace-prompts"),
     path("api/workspaces/<str:workspace_id>/runs/", WorkspaceRunsApi.as_view(), name="api-workspace-runs"),
+    path("api/workspaces/<str:workspace_id>/brands/", WorkspaceBrandsApi.as_view(), name="api-workspace-brands"),
+    path("api/workspaces/<str:workspace_id>/visibility/", WorkspaceVisibilityApi.as_view(), name="api-workspace-visibility"),
+    path("api/brands/<str:brand_id>/", BrandDetailApi.as_view(), name="api-brand"),
+    path("api/runs/<str:group_id>/visibility/", RunVisibilityApi.as_view(), name="api-run-visibility"),
     path("api/prompts/<str:prompt_id>/", PromptDetailApi.as_view(), name="api-prompt"),
     path("api/runs/<str:group_id>/", RunDetailApi.as_view(), name="api-run"),
     path("api/runs/<str:group_id>/status/", RunStatusApi.as_view(), name="api-run-status"),
@@ -27,5 +32,5 @@ api = [
 urlpatterns = [
     path("admin/", admin.site.urls),
     *api,
-    path("", include("agent.web_urls")),
+    path("", include("agent.urls")),
 ]
