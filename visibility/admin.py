@@ -5,7 +5,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.http import HttpRequest
 
-from agent.exceptions import DomainError
+from oneglanse.exceptions import DomainError
 from visibility.models import Brand
 from visibility.services.brands import brand_create, brand_delete, brand_update
 from workspaces.admin import MemberScopedAdmin

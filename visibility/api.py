@@ -7,14 +7,19 @@ from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from agent.providers.registry import PROVIDER_IDS
 from agent.selectors import job_group_get_for_user
+from oneglanse.provider_ids import PROVIDER_IDS
 from visibility.api_csv import VisibilityCsvRenderer, csv_response, visibility_csv_rows
 from visibility.detection import ANALYSIS_VERSION
 from visibility.models import ALL_PROVIDERS, BRAND_NAME_MAX_LENGTH, Brand
 from visibility.selectors import (
-    brand_get_for_user, brands_of_workspace, job_group_provider_sets, job_group_visibility,
-    trend_filter_parse, workspace_visibility_points, workspace_visibility_trend,
+    brand_get_for_user,
+    brands_of_workspace,
+    job_group_provider_sets,
+    job_group_visibility,
+    trend_filter_parse,
+    workspace_visibility_points,
+    workspace_visibility_trend,
 )
 from visibility.services.brands import MAX_ALIASES, MAX_DOMAINS, brand_create, brand_delete, brand_update
 from workspaces.selectors import workspace_get_for_user

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 
 from django.db.models import Count, Q, QuerySet, Sum
 
-from agent.exceptions import InvalidInput, NotFound
 from agent.models import JobGroup, JobItem
-from agent.providers.registry import PROVIDER_IDS
+from oneglanse.exceptions import InvalidInput, NotFound
+from oneglanse.provider_ids import PROVIDER_IDS
 from visibility.detection import ANALYSIS_VERSION
 from visibility.metrics import BrandCounts, brand_metrics, top_domains
 from visibility.models import ALL_PROVIDERS, Brand, CitedDomain, Mention, RunStat
@@ -164,9 +164,9 @@ def trend_filter_parse(*, workspace: Workspace, params) -> TrendFilter:
 def _run_stats(*, workspace: Workspace, trend: TrendFilter) -> QuerySet[RunStat]:
     stats = RunStat.objects.filter(workspace=workspace)
     if trend.date_from:
-        stats = stats.filter(at__gte=dt.datetime.combine(trend.date_from, dt.time.min, tzinfo=dt.timezone.utc))
+        stats = stats.filter(at__gte=dt.datetime.combine(trend.date_from, dt.time.min, tzinfo=dt.UTC))
     if trend.date_to:
-        stats = stats.filter(at__lt=dt.datetime.combine(trend.date_to + dt.timedelta(days=1), dt.time.min, tzinfo=dt.timezone.utc))
+        stats = stats.filter(at__lt=dt.datetime.combine(trend.date_to + dt.timedelta(days=1), dt.time.min, tzinfo=dt.UTC))
     if trend.provider:
         stats = stats.filter(provider=trend.provider)
     return stats

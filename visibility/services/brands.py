@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import DomainNameValidator
 from django.db import transaction
 
-from agent.exceptions import InvalidInput
+from oneglanse.exceptions import InvalidInput
 from visibility.detection import domain_normalise
 from visibility.models import BRAND_NAME_MAX_LENGTH, MAX_BRANDS_PER_WORKSPACE, AnalysisState, Brand
 from workspaces.models import Workspace
