@@ -1,11 +1,13 @@
 """Pages of a run's answers that cost the same at the first page and the five-thousandth.
 
 A run can hold 100,000 answers and more. `OFFSET` pagination reads and throws away every row
-before the page, so page 5,000 costs 5,000 pages. These pages are keyset pages instead (DRF's
-`CursorPagination`): the `next` link carries the position of the page's last answer, and the
-next page is `WHERE prompt > position ORDER BY prompt, provider, id LIMIT n`, read straight from
-the index that has that order. The body keeps the list shape every endpoint has:
-`{"count", "next", "previous", "results"}`.
+before the page, so page 5,000 costs 5,000 pages. These pages are keyset pages instead, built on
+DRF's `CursorPagination` (its opaque `cursor=` links and browsable controls): the cursor holds
+the page edge's full sort key (prompt, provider, id), which is unique, and the next page is
+`WHERE (prompt, provider, id) > edge ORDER BY prompt, provider, id LIMIT n`, read straight off
+the index in that order. (DRF's own version keys on the first ordering field alone plus an
+offset, which skips or repeats answers when paging backwards across a prompt's answers.)
+The body keeps the list shape of every endpoint: `{"count", "next", "previous", "results"}`.
 
 - No `page` parameter (or `?cursor=...`): keyset pages; `next`/`previous` carry `cursor=`.
 - `?page=N`: the numbered pages of before, still served for small runs and old clients; they
@@ -18,20 +20,19 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+from django.db.models import Q
 from rest_framework import pagination
+from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
-from agent.api_pagination import PageNumberPagination
+from oneglanse.api import PageNumberPagination
 
 
 class AnswersPagination(pagination.CursorPagination):
-    ordering = ("prompt_id", "provider", "id")  # the answer order of the run page; prompt first, for the index
+    ordering = ("prompt_id", "provider", "id")  # the run page's answer order; unique thanks to the id
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 1000
-    # Answers of one prompt share a position (one per provider and sample: at most 4 x 10), so a
-    # cursor's offset within one position is small; DRF refuses larger ones.
-    offset_cutoff = 1000
 
     def paginate_queryset(self, queryset, request, view=None):
         self.numbered = None
@@ -42,7 +43,39 @@ class AnswersPagination(pagination.CursorPagination):
             return page
         counter = getattr(view, "answers_count", None)
         self.count = counter(queryset) if counter else queryset.count()
-        return super().paginate_queryset(queryset, request, view)
+        self.request = request
+        self.page_size = self.get_page_size(request)
+        self.base_url = request.build_absolute_uri()
+        self.cursor = self.decode_cursor(request)
+        edge = _edge_parse(self.cursor.position) if self.cursor and self.cursor.position else None
+        backwards = bool(self.cursor and self.cursor.reverse)
+        order = [f"-{f}" for f in self.ordering] if backwards else list(self.ordering)
+        queryset = queryset.order_by(*order)
+        if edge is not None:
+            queryset = queryset.filter(_beyond(edge, backwards=backwards))
+        rows = list(queryset[: self.page_size + 1])
+        self.page = rows[: self.page_size]
+        more = len(rows) > self.page_size
+        if backwards:
+            self.page.reverse()
+            self.has_next, self.has_previous = edge is not None, more
+        else:
+            self.has_next, self.has_previous = more, edge is not None
+        self.edge = edge
+        self.display_page_controls = self.has_next or self.has_previous
+        return self.page
+
+    def get_next_link(self) -> str | None:
+        if not self.has_next:
+            return None
+        edge = _edge_of(self.page[-1]) if self.page else self.edge
+        return self.encode_cursor(pagination.Cursor(offset=0, reverse=False, position=edge))
+
+    def get_previous_link(self) -> str | None:
+        if not self.has_previous:
+            return None
+        edge = _edge_of(self.page[0]) if self.page else self.edge
+        return self.encode_cursor(pagination.Cursor(offset=0, reverse=True, position=edge))
 
     def get_paginated_response(self, data) -> Response:
         if self.numbered is not None:
@@ -65,3 +98,26 @@ class AnswersPagination(pagination.CursorPagination):
 
     def to_html(self) -> str:
         return self.numbered.to_html() if self.numbered is not None else super().to_html()
+
+
+def _edge_of(item) -> str:
+    return f"{item.prompt_id}:{item.provider}:{item.id}"
+
+
+def _edge_parse(position: str) -> tuple[int, str, int]:
+    try:
+        prompt_id, provider, item_id = position.split(":")
+        return int(prompt_id), provider, int(item_id)
+    except ValueError:
+        raise NotFound(AnswersPagination.invalid_cursor_message) from None
+
+
+def _beyond(edge: tuple[int, str, int], *, backwards: bool) -> Q:
+    """(prompt, provider, id) after the edge (before it, backwards), with the prompt bound alone
+    up front so the database can start its index range there."""
+    prompt_id, provider, item_id = edge
+    if backwards:
+        within = Q(prompt_id__lt=prompt_id) | Q(provider__lt=provider) | Q(provider=provider, id__lt=item_id)
+        return Q(prompt_id__lte=prompt_id) & within
+    within = Q(prompt_id__gt=prompt_id) | Q(provider__gt=provider) | Q(provider=provider, id__gt=item_id)
+    return Q(prompt_id__gte=prompt_id) & within

@@ -116,7 +116,13 @@ class JobItem(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["group", "provider", "prompt"], name="jobitem_unique_group_provider_prompt")
         ]
-        indexes = [models.Index(fields=["group", "provider", "status"]), models.Index(fields=["status", "heartbeat_at"])]
+        indexes = [
+            models.Index(fields=["group", "provider", "status"]),
+            models.Index(fields=["status", "heartbeat_at"]),
+            # A run's answers in page order (prompt, provider, id): keyset and numbered pages, the run
+            # page and the exports read a page straight off it instead of sorting the whole run.
+            models.Index(fields=["group", "prompt", "provider", "id"], name="jobitem_group_answer_order"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.group_id}/{self.provider}/{self.prompt_id}"

@@ -23,7 +23,8 @@ BARE_PROGRESS_KEY = "bench:bare:{group_id}"
 
 @functools.cache
 def bare_huey(provider_id: str) -> RedisHuey:
-    from oneglanse.queues import BulkRedisStorage, redis_pool
+    from agent.connections import redis_pool
+    from agent.queues import BulkRedisStorage
 
     huey = RedisHuey(
         name=f"bench-bare-{provider_id}", storage_class=BulkRedisStorage, connection_pool=redis_pool(),
@@ -35,9 +36,9 @@ def bare_huey(provider_id: str) -> RedisHuey:
         from django.db.models import F
         from django.utils import timezone
 
+        from agent.connections import redis_client
         from agent.models import JobItem
         from agent.providers.registry import provider_for
-        from oneglanse.queues import redis_client
 
         close_old_connections()
         row = JobItem.objects.filter(id=item_id).values("group_id", "prompt_text").first()

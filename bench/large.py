@@ -25,8 +25,8 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.environment import PROJECT_DIR, bench_environment  # noqa: E402
-from bench.harness import QUEUES, BenchError, Harness, deadline_wait, rss_bytes  # noqa: E402
+from bench.environment import PROJECT_DIR, bench_environment
+from bench.harness import QUEUES, BenchError, Harness, deadline_wait, rss_bytes
 
 PLANS_PATH = PROJECT_DIR / "bench" / "plans-large.txt"
 SLOW_LATENCY_MS, SLOW_WORKERS = 10_000, 250
@@ -73,9 +73,10 @@ class DataWorld:
 
     def answers_pages(self) -> None:
         """Answers API, page 1 against page 5,000 (20 a page) of the 100,000-answer run: keyset and numbered."""
+        from rest_framework.pagination import Cursor
+
         from agent.answers_pagination import AnswersPagination
         from agent.models import JobItem
-        from rest_framework.pagination import Cursor
 
         run, size = self.big_run, 20
         url = f"/api/runs/{run.id}/answers/"
@@ -221,7 +222,7 @@ class RunsWorld:
         from django.contrib.auth import get_user_model
         from rest_framework.authtoken.models import Token
 
-        from oneglanse.queues import redis_client
+        from agent.connections import redis_client
 
         self.harness, self.redis_server, self.samples = harness, redis_server, samples
         self.user = get_user_model().objects.create_user(username="bench", password="bench-password-not-secret")
@@ -241,7 +242,7 @@ class RunsWorld:
         return workspace
 
     def queue_keys(self) -> list[str]:
-        from oneglanse.queues import huey_for
+        from agent.queues import huey_for
 
         return [huey_for(p).storage.queue_key for p in QUEUES]
 
@@ -250,7 +251,7 @@ class RunsWorld:
         from django.test import Client
 
         from agent.models import JobGroup
-        from agent.services import job_group_cancel
+        from agent.services.closing import job_group_cancel
 
         workspace = self.workspace(prompts, "Big submit")
         api = Client(HTTP_AUTHORIZATION=f"Token {self.token}")
@@ -285,7 +286,7 @@ class RunsWorld:
     def slow_providers(self, items_per_queue: int = 1500, window: tuple[float, float] = (15.0, 0.3)) -> None:
         """4 queues x 250 worker threads, provider latency 10 s: answers/s in steady state against 1,000/10 s."""
         from agent.models import JobItem
-        from agent.services import job_group_submit
+        from agent.services.submit import job_group_submit
 
         workspace = self.workspace(items_per_queue, "Slow providers")
         in_flight = len(QUEUES) * SLOW_WORKERS

@@ -24,6 +24,7 @@ def pytest_configure(config) -> None:
     _redis.start()
     os.environ["REDIS_URL"] = _redis.url
     settings.REDIS_URL = _redis.url
+    settings.CACHES["default"]["LOCATION"] = _redis.url
     queues_reset()
 
 

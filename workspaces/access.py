@@ -12,16 +12,20 @@ committed therefore cannot put them back: while the mark stands, readers go to t
 """
 from __future__ import annotations
 
+import logging
 import uuid
 
+import redis
 from django.core.cache import cache
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 
 from workspaces.models import Membership
 
+logger = logging.getLogger(__name__)
+
 MEMBER_OF_TTL_SECONDS = 600  # only bounds memory; correctness comes from the invalidation
-CHANGED_MARK_SECONDS = 10
+CHANGED_MARK_SECONDS = 5
 _CHANGED = "changed"
 
 
@@ -36,16 +40,27 @@ def workspace_ids_of_user(*, user_id: int, cached: object = None) -> frozenset[u
         return cached
     ids = frozenset(Membership.objects.filter(user_id=user_id).values_list("workspace_id", flat=True))
     if cached is None:  # absent (not "changed"): fill it, unless someone filled or marked it meanwhile
-        cache.add(member_of_cache_key(user_id), ids, MEMBER_OF_TTL_SECONDS)
+        try:
+            cache.add(member_of_cache_key(user_id), ids, MEMBER_OF_TTL_SECONDS)
+        except redis.RedisError as exc:
+            logger.warning("memberships of user %s not cached (%s)", user_id, exc)
     return ids
 
 
 def workspace_ids_of_user_cached(*, user_id: int) -> frozenset[uuid.UUID]:
-    return workspace_ids_of_user(user_id=user_id, cached=cache.get(member_of_cache_key(user_id)))
+    try:
+        cached = cache.get(member_of_cache_key(user_id))
+    except redis.RedisError:
+        cached = _CHANGED  # without the cache, ask the database and do not try to fill it
+    return workspace_ids_of_user(user_id=user_id, cached=cached)
 
 
 def _mark_changed(user_id: int) -> None:
-    cache.set(member_of_cache_key(user_id), _CHANGED, CHANGED_MARK_SECONDS)
+    # If the cache is unreachable the change is not lost: entries expire, and this is retried at commit.
+    try:
+        cache.set(member_of_cache_key(user_id), _CHANGED, CHANGED_MARK_SECONDS)
+    except redis.RedisError as exc:
+        logger.error("membership change of user %s not marked in the cache (%s)", user_id, exc)
 
 
 def _membership_changed(sender, instance: Membership, **kwargs) -> None:

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from agent import outcomes, progress
 from agent.models import JobGroup, JobGroupProvider, JobItem
+from agent.run_status import job_group_status_changed
 from oneglanse.exceptions import Conflict
 
 logger = logging.getLogger(__name__)
@@ -85,6 +86,7 @@ def job_group_finalize(*, group_id: str) -> bool:
         finished_at=timezone.now(),
     )
     if closed:
+        job_group_status_changed(group_id)
         logger.info("group %s finished: %s", group_id, final["stats"])
     return bool(closed)
 
@@ -106,6 +108,7 @@ def job_group_fail(*, group_id: str, error: str) -> None:
             group.finished_at = now
             group.progress = progress.progress_from_database(group)
             group.save(update_fields=["status", "error", "finished_at", "progress"])
+            job_group_status_changed(group_id)
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,7 @@ def job_group_cancel(*, group: JobGroup) -> Cancelled:
         )
         locked.status = JobGroup.Status.CANCELLED
         locked.save(update_fields=["status"])
+        job_group_status_changed(locked.id)
     running = JobItem.objects.filter(group=locked, status=JobItem.Status.RUNNING).count()
     try:
         # The rebuild merges every finished row (the cancelled ones included) idempotently.

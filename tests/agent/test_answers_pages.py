@@ -8,7 +8,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from agent.models import JobItem
-from agent.services import job_group_submit
+from agent.services.submit import job_group_submit
 from tests.factories import workspace_with_prompts
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -40,8 +40,8 @@ def test_cursor_pages_return_every_answer_once_in_run_order(api, user) -> None:
 
 def test_cursor_pages_keep_filters_and_count_within_them(api, user) -> None:
     group = job_group_submit(workspace=workspace_with_prompts(user=user, prompts=9), user=user).job_group
-    JobItem.objects.filter(group=group, provider="gemini", prompt_id__in=JobItem.objects.filter(group=group).values("prompt_id")[:4]).update(
-        status=JobItem.Status.FAILED)
+    four_prompts = sorted({item.prompt_id for item in JobItem.objects.filter(group=group)})[:4]
+    JobItem.objects.filter(group=group, provider="gemini", prompt_id__in=four_prompts).update(status=JobItem.Status.FAILED)
     pages = _all_pages(api, f"/api/runs/{group.id}/answers/?provider=gemini&page_size=2")
     assert [page["count"] for page in pages] == [9] * 5
     assert {a["provider"] for page in pages for a in page["results"]} == {"gemini"}
