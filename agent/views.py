@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from agent import outcomes
+from agent.answers_pagination import RunItemsPaginator
 from agent.display import provider_progress, run_outcome, run_problems
 from agent.models import JobGroup
 from agent.progress import progress_get
@@ -174,7 +175,9 @@ def _run_detail(request: HttpRequest, group: JobGroup, status: int = 200) -> Htt
     outcome, outcome_label = run_outcome(progress, group.status)
 
     page_size = max(1, len(group.providers)) * ANSWER_PROMPTS_PER_PAGE
-    answers_page = Paginator(job_items_of_group(group=group), page_size).get_page(request.GET.get("page"))
+    answers_page = RunItemsPaginator(
+        job_items_of_group(group=group), page_size, count=sum(c["all"] for c in counts.values())
+    ).get_page(request.GET.get("page"))
     prompts = [
         {
             "prompt_id": prompt_id,

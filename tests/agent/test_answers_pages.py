@@ -70,3 +70,14 @@ def test_bad_cursor_is_404_json(api, user) -> None:
     group = job_group_submit(workspace=workspace_with_prompts(user=user, prompts=2), user=user).job_group
     response = api.get(f"/api/runs/{group.id}/answers/?cursor=not-a-cursor")
     assert response.status_code == 404 and "detail" in response.json()
+
+
+def test_numbered_pages_read_the_rows_of_their_page_only_and_count_nothing(api, user) -> None:
+    group = job_group_submit(workspace=workspace_with_prompts(user=user, prompts=10), user=user).job_group
+    expected = list(JobItem.objects.filter(group=group).order_by("prompt_id", "provider", "id").values_list("id", flat=True))
+    with CaptureQueriesContext(connection) as queries:
+        third = api.get(f"/api/runs/{group.id}/answers/?page=3&page_size=7").json()
+    assert [a["id"] for a in third["results"]] == expected[14:21] and third["count"] == 40
+    assert not [q for q in queries.captured_queries if "COUNT(" in q["sql"].upper()]
+    last = api.get(f"/api/runs/{group.id}/answers/?page=last&page_size=7").json()
+    assert [a["id"] for a in last["results"]] == expected[35:] and last["next"] is None

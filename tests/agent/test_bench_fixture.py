@@ -21,7 +21,7 @@ def test_fixture_builds_daily_runs_of_every_prompt_on_every_provider(django_user
     runs = list(JobGroup.objects.filter(workspace=year).order_by("created_at"))
     assert len(runs) == 3
     # One run a day, the newest today, each finished with every answer ok and its final progress mirrored.
-    assert [(b.created_at - a.created_at).days for a, b in zip(runs, runs[1:])] == [1, 1]
+    assert [(b.created_at - a.created_at).days for a, b in zip(runs, runs[1:], strict=False)] == [1, 1]
     for run in runs:
         assert run.status == JobGroup.Status.COMPLETED and run.expected_responses == 20
         assert run.progress["stats"]["actualResponses"] == 20 and run.progress["status"] == "completed"

@@ -34,8 +34,8 @@ _VARIANTS = 16
 
 def _sources(variant: int) -> list[dict]:
     picks = [_SITES[(variant + k * 3) % len(_SITES)] for k in range(1 + variant % 3)]
-    return [{"url": f"https://{site}/crm-{variant}", "title": f"{site} on CRM tools ({variant})", "domain": site.removeprefix("www."),
-             "cited": True} for site in picks]
+    return [{"url": f"https://{site}/crm-{variant}", "title": f"{site} on CRM tools ({variant})",
+             "domain": site.removeprefix("www."), "cited": True} for site in picks]
 
 
 def _text(variant: int) -> str:
@@ -90,8 +90,8 @@ class Command(BaseCommand):
             filler = self._workspace(user=user, name=f"Filler {index + 1}", prompts=options["filler_prompts"])
             self._runs(workspace=filler, user=user, days=options["filler_runs"], now=now)
         if options["filler_workspaces"]:
-            self.stdout.write(f"{options['filler_workspaces']} filler workspaces, "
-                              f"{options['filler_workspaces'] * options['filler_runs'] * options['filler_prompts'] * len(PROVIDERS)} answers")
+            filler = options["filler_workspaces"] * options["filler_runs"] * options["filler_prompts"] * len(PROVIDERS)
+            self.stdout.write(f"{options['filler_workspaces']} filler workspaces, {filler} answers")
         if options["analyze"] and connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("ANALYZE")
