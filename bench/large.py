@@ -81,17 +81,15 @@ class DataWorld:
         run, size = self.big_run, 20
         url = f"/api/runs/{run.id}/answers/"
         deep = 5000
-        # The cursor a client holds after following `next` 4,999 times (DRF's position + offset):
-        # the answers after prompt `position`, skipping `offset` of them.
+        # The cursor a client holds after following `next` 4,999 times: the edge (sort key) of the
+        # last answer of page 4,999.
         order = JobItem.objects.filter(group=run).order_by("prompt_id", "provider", "id")
         row = (deep - 1) * size
-        expected_first, prompt = order.values_list("id", "prompt_id")[row]
-        first_of_prompt = order.filter(prompt_id__lt=prompt).count()
-        position = order.filter(prompt_id__lt=prompt).values_list("prompt_id", flat=True).last() if first_of_prompt else None
+        before, first = order.values_list("prompt_id", "provider", "id")[row - 1:row + 1]
+        expected_first = first[2]
         paginator = AnswersPagination()
         paginator.base_url = f"http://testserver{url}?page_size={size}"
-        cursor_url = paginator.encode_cursor(Cursor(offset=row - first_of_prompt, reverse=False,
-                                                    position=None if position is None else str(position)))
+        cursor_url = paginator.encode_cursor(Cursor(offset=0, reverse=False, position=":".join(map(str, before))))
         got = _ok(self.api.get(cursor_url), "cursor page").json()
         if got["results"][0]["id"] != expected_first:
             raise BenchError(f"keyset page {deep} starts at {got['results'][0]['id']}, not {expected_first}")
@@ -340,8 +338,10 @@ def main() -> int:
     only = set(filter(None, options.only.split(",")))
     output: dict = {}
     started = time.monotonic()
-    with bench_environment(keep=options.keep, database_url=options.database_url if options.world == "data" else None,
-                           reuse_database=options.keep) as (workdir, redis_server):
+    database_url = options.database_url if options.world == "data" else None
+    if options.world == "data" and not (database_url or "").startswith("postgres"):
+        parser.error("--world data needs --database-url postgres://...")
+    with bench_environment(keep=options.keep, database_url=database_url) as (workdir, redis_server):
         os.environ["BENCH_WORKDIR"] = str(workdir)
         harness = Harness(workdir=workdir, redis_url=redis_server.url, database_url=os.environ["DATABASE_URL"])
         try:
