@@ -21,7 +21,9 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from django.core.paginator import Paginator
-from django.db.models import Q
+from django.db import connection
+from django.db.models import BooleanField
+from django.db.models.expressions import RawSQL
 from rest_framework import pagination
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
@@ -147,12 +149,11 @@ def _edge_parse(position: str) -> tuple[int, str, int]:
         raise NotFound(AnswersPagination.invalid_cursor_message) from None
 
 
-def _beyond(edge: tuple[int, str, int], *, backwards: bool) -> Q:
-    """(prompt, provider, id) after the edge (before it, backwards), with the prompt bound alone
-    up front so the database can start its index range there."""
-    prompt_id, provider, item_id = edge
-    if backwards:
-        within = Q(prompt_id__lt=prompt_id) | Q(provider__lt=provider) | Q(provider=provider, id__lt=item_id)
-        return Q(prompt_id__lte=prompt_id) & within
-    within = Q(prompt_id__gt=prompt_id) | Q(provider__gt=provider) | Q(provider=provider, id__gt=item_id)
-    return Q(prompt_id__gte=prompt_id) & within
+def _beyond(edge: tuple[int, str, int], *, backwards: bool) -> RawSQL:
+    """(prompt, provider, id) after the edge (before it, backwards), as one row-value comparison:
+    PostgreSQL (and SQLite) read it as a single range of the answer-order index. The same test
+    spelled with OR lets PostgreSQL split it into bitmap scans that read a whole provider's
+    answers when the edge is early in the order."""
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(c) for c in ("prompt_id", "provider", "id"))
+    return RawSQL(f"({columns}) {'<' if backwards else '>'} (%s, %s, %s)", edge, output_field=BooleanField())
