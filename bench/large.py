@@ -66,7 +66,8 @@ class DataWorld:
         self.browser = Client()
         self.browser.force_login(user)
         self.big_run = JobGroup.objects.filter(expected_responses__gte=50_000).order_by("-expected_responses").first()
-        self.year = JobGroup.objects.filter(workspace__name__startswith="Year of runs").values_list("workspace_id", flat=True).first()
+        year_runs = JobGroup.objects.filter(workspace__name__startswith="Year of runs")
+        self.year = year_runs.values_list("workspace_id", flat=True).first()
         self.daily_run = JobGroup.objects.filter(workspace_id=self.year).order_by("-created_at").first()
         self.results: dict = {}
         self.plans: list[str] = []
@@ -174,7 +175,8 @@ class DataWorld:
         figures = {}
         for name, url in calls.items():
             _ok(self.browser.get(url), name)
-            figures[f"{name}_ms"] = round(_median_ms(lambda url=url: _ok(self.browser.get(url), name), self.repeats), 1)
+            call = lambda url=url, name=name: _ok(self.browser.get(url), name)  # noqa: E731
+            figures[f"{name}_ms"] = round(_median_ms(call, self.repeats), 1)
         self.results["L3_admin"] = figures
         self.explain("admin run list", lambda: self.browser.get(base))
         self.explain("admin item list, page 2,000", lambda: self.browser.get(f"{items}?page=2000"))
@@ -320,7 +322,8 @@ class RunsWorld:
             "items": group.expected_responses, "ok": ok, "ideal_answers_per_second": ideal,
             "steady_answers_per_second": round(rate, 1), "efficiency": rate / ideal,
             "whole_run_efficiency": group.expected_responses / all_seconds / ideal,
-            "peak_running_items": peak_running, "rss_mb_idle": round(rss_idle / 2**20, 1), "rss_mb_peak": round(peak_rss / 2**20, 1),
+            "peak_running_items": peak_running, "rss_mb_idle": round(rss_idle / 2**20, 1),
+            "rss_mb_peak": round(peak_rss / 2**20, 1),
             "rss_kb_per_in_flight_call": round((peak_rss - rss_idle) / max(1, peak_running) / 1024, 1),
             "rss_mb_per_process_peak": round(peak_rss / len(QUEUES) / 2**20, 1),
         }

@@ -191,6 +191,33 @@ class Bench:
             raise BenchError(f"{exc}; items by status {states}; queue lengths {queued}") from None
         return meter.round(n), str(group.id)
 
+    def bare_round(self, prompts: int, consumers) -> Round:
+        """The same group's items answered by the bare Huey task (bench/bare_consumer.py); timed like agent_round."""
+        from django.db import transaction
+
+        from agent.models import JobItem
+        from agent.services.submit import _job_group_create
+        from bench.bare_consumer import bare_huey
+
+        with transaction.atomic():  # the rows exactly as a submit writes them, without the agent's enqueue
+            group = _job_group_create(workspace=self.workspace(prompts), user=self.user, providers=list(QUEUES), pairs=None,
+                                      rerun_of=None, idempotency_key="")
+        by_queue: dict[str, list[int]] = {queue: [] for queue in QUEUES}
+        for item_id, provider in JobItem.objects.filter(group=group).order_by("id").values_list("id", "provider"):
+            by_queue[provider].append(item_id)
+        pipeline = self.redis.pipeline(transaction=False)
+        for queue, item_ids in by_queue.items():
+            huey = bare_huey(queue)
+            huey.storage.enqueue_many_on(pipeline, [huey.serialize_task(huey.answer_task.s(i)) for i in item_ids])
+        pipeline.execute()
+        meter = Meter([p.pid for p in consumers] + [self.redis_server.process.pid])
+        unfinished = JobItem.objects.filter(group_id=group.id, status__in=JobItem.UNFINISHED)
+        n = group.expected_responses
+        deadline_wait(lambda: not unfinished.exists(), timeout=60 + n / 10, what=f"bare group of {n} items", alive=consumers)
+        measured = meter.round(n)
+        self.parked.append(group)  # never closed by a consumer: park_all closes it
+        return measured
+
     def noop_round(self, per_queue: int, consumers) -> Round:
         """Push `per_queue` no-op tasks (+ a marker) on each no-op queue; time until every marker ran."""
         from bench.noop_consumer import NOOP_DONE_KEY, noop_huey
@@ -363,7 +390,7 @@ class Bench:
         def cpu_ms(statement, repeats: int = 300) -> float:
             started = time.process_time()
             for index in range(repeats):
-                statement(items[index % len(items)][0])
+                statement(items[index % len(items)].item_id)
             return (time.process_time() - started) / repeats * 1000
 
         now = timezone.now()
@@ -414,11 +441,13 @@ class Bench:
         counted = "bench.instrumented_settings"
         agents = harness.consumers(workers=scale.workers, latency_ms=0, settings=self.agent_settings or counted)
         noops = harness.consumers(workers=scale.workers, latency_ms=0, noop=True, settings=counted)
-        everyone = agents + noops
+        bares = harness.consumers(workers=scale.workers, latency_ms=0, bare=True, settings=counted)
+        everyone = agents + noops + bares
         try:
             # Warm-up: every worker thread opens its connections and every module is imported.
             warm, warm_group = self.agent_round(scale.warmup_prompts, everyone)
             self.noop_round(scale.noop_per_queue // 4, everyone)
+            self.bare_round(scale.warmup_prompts, everyone)
             group_ids = [warm_group]
             time.sleep(1.2)  # two counter dumps: the snapshots below are current
             rss_warm = rss_bytes(agents)
@@ -427,7 +456,7 @@ class Bench:
             noop_counts0 = redis_counter_read(harness.counter_dir, noop_pids)
 
             idle = self.idle_commands_per_second()
-            agent_rounds, noop_rounds = [], []
+            agent_rounds, noop_rounds, bare_rounds = [], [], []
             agent_commands, noop_commands = Counter(), Counter()
             for _round in range(scale.overhead_rounds):
                 commands, (agent_round, group_id) = self.commands_during(
@@ -438,6 +467,7 @@ class Bench:
                 commands, noop_round = self.commands_during(lambda: self.noop_round(scale.noop_per_queue, everyone), idle)
                 noop_rounds.append(noop_round)
                 noop_commands += commands
+                bare_rounds.append(self.bare_round(scale.overhead_prompts, everyone))
             time.sleep(1.2)
             agent_counts = redis_counter_read(harness.counter_dir, agent_pids) - agent_counts0
             noop_counts = redis_counter_read(harness.counter_dir, noop_pids) - noop_counts0
@@ -456,6 +486,8 @@ class Bench:
         noop_rate = statistics.median(r.rate for r in noop_rounds)
         agent_cpu = statistics.median(r.cpu_seconds / r.items for r in agent_rounds)
         noop_cpu = statistics.median(r.cpu_seconds / r.items for r in noop_rounds)
+        bare_rate = statistics.median(r.rate for r in bare_rounds)
+        bare_cpu = statistics.median(r.cpu_seconds / r.items for r in bare_rounds)
         cores = os.cpu_count() or 1
         self.results["2_overhead"] = {
             "workers_per_queue": scale.workers,
@@ -470,9 +502,15 @@ class Bench:
             "cpu_ratio": noop_cpu / agent_cpu,
             # Even an answer that cost only its 3 unavoidable ORM statements could not go faster than this.
             "ratio_bound_from_db_floor": noop_cpu * 1000 / (noop_cpu * 1000 + costs["db_floor_cpu_ms_per_answer"]),
+            # The goal: an answer costs little more CPU than a bare Huey task doing the same statements.
+            "bare_cpu_ms_per_answer": bare_cpu * 1000,
+            "bare_answers_per_second": bare_rate,
+            "bare_vs_ours_cpu": bare_cpu / agent_cpu,
+            "ours_vs_bare_rate": agent_rate / bare_rate,
+            "bare_cpu_utilisation": statistics.median(r.cpu_seconds / r.seconds for r in bare_rounds) / cores,
             "agent_cpu_utilisation": statistics.median(r.cpu_seconds / r.seconds for r in agent_rounds) / cores,
             "noop_cpu_utilisation": statistics.median(r.cpu_seconds / r.seconds for r in noop_rounds) / cores,
-            "foreign_cpu_cores": statistics.median(r.foreign_cores for r in agent_rounds + noop_rounds),
+            "foreign_cpu_cores": statistics.median(r.foreign_cores for r in agent_rounds + noop_rounds + bare_rounds),
         }
 
         names = redis_script_names()
