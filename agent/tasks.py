@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from dataclasses import dataclass
 
 import redis
@@ -59,8 +60,17 @@ def consumer_huey(provider_id: str) -> RedisHuey:
 
 def item_messages_push_on(pipeline: redis.client.Pipeline, *, provider_id: str, items: list[QueuedItem]) -> None:
     """Queue one item-run message per item on the caller's pipeline: a single LPUSH for the queue."""
+    if not items:
+        return
     huey, task = huey_for(provider_id), item_run_task(provider_id)
-    huey.storage.enqueue_many_on(pipeline, [huey.serialize_task(task.s(item)) for item in items])
+    # Huey builds each message from a Task object with a fresh uuid4; for a run of 100,000 items
+    # that was most of the submit. One message is built Huey's way and the others copy it with
+    # their own item and id (unique: one random prefix per push, numbered).
+    template = huey._registry.create_message(task.s(items[0]))
+    prefix = uuid.uuid4().hex
+    huey.storage.enqueue_many_on(pipeline, [
+        huey.serializer.serialize(template._replace(id=f"{prefix}-{n}", args=(item,))) for n, item in enumerate(items)
+    ])
 
 
 def item_schedule(item: QueuedItem, *, delay: float) -> None:

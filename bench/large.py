@@ -289,8 +289,8 @@ class RunsWorld:
         from agent.services.submit import job_group_submit
 
         workspace = self.workspace(items_per_queue, "Slow providers")
-        in_flight = len(QUEUES) * SLOW_WORKERS
-        ideal = in_flight / (SLOW_LATENCY_MS / 1000)
+        in_flight_max = len(QUEUES) * SLOW_WORKERS
+        ideal = in_flight_max / (SLOW_LATENCY_MS / 1000)
         consumers = self.harness.consumers(workers=SLOW_WORKERS, latency_ms=SLOW_LATENCY_MS)
         try:
             time.sleep(3)  # every worker thread started and waiting on its queue
@@ -303,10 +303,11 @@ class RunsWorld:
             # Steady state: from after the first wave has started and finished to before the last one.
             time.sleep(window[0])
             first_count, first_time = finished.count(), time.perf_counter()
-            peak_running, peak_rss = 0, 0
+            peak_running, peak_rss, in_flight = 0, 0, []
             end_at = started + total_seconds * (1 - window[1])
             while time.perf_counter() < end_at:
-                peak_running = max(peak_running, running.count())
+                in_flight.append(running.count())
+                peak_running = max(peak_running, in_flight[-1])
                 peak_rss = max(peak_rss, sum(rss_bytes(consumers)))
                 time.sleep(1)
             second_count, second_time = finished.count(), time.perf_counter()
@@ -322,6 +323,9 @@ class RunsWorld:
             "items": group.expected_responses, "ok": ok, "ideal_answers_per_second": ideal,
             "steady_answers_per_second": round(rate, 1), "efficiency": rate / ideal,
             "whole_run_efficiency": group.expected_responses / all_seconds / ideal,
+            # Little's law: with 10 s calls, rate = calls in flight / 10 s; the window's rate above can
+            # exceed 1 because the first waves finish in step (latency varies +-20 %).
+            "mean_in_flight": round(statistics.mean(in_flight), 1), "in_flight_ratio": statistics.mean(in_flight) / in_flight_max,
             "peak_running_items": peak_running, "rss_mb_idle": round(rss_idle / 2**20, 1),
             "rss_mb_peak": round(peak_rss / 2**20, 1),
             "rss_kb_per_in_flight_call": round((peak_rss - rss_idle) / max(1, peak_running) / 1024, 1),

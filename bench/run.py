@@ -686,6 +686,44 @@ def job_group_enqueue_naive(*, group) -> None:
         item_run_task(provider)(QueuedItem(item_id, str(group.id), provider))
 
 
+LARGE_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/oneglanse_bench_large"
+
+
+def large_main(options) -> int:
+    """`--large`: bench/large.py's two worlds, each in its own process; figures merged into bench/results-large.json."""
+    import subprocess
+
+    from bench.report import large_table
+
+    started = time.monotonic()
+    results: dict = {}
+    failures: list[str] = []
+    worlds = [("runs", []), ("data", ["--database-url", options.database_url])]
+    for world, extra in worlds:
+        argv = [sys.executable, str(PROJECT_DIR / "bench" / "large.py"), "--world", world, *extra]
+        if options.keep:
+            argv.append("--keep")
+        if options.only:
+            argv += ["--only", options.only]
+        print(f"== {world}: {' '.join(argv[1:])}", flush=True)
+        world_started = time.monotonic()
+        process = subprocess.run(argv, cwd=PROJECT_DIR, stdout=subprocess.PIPE, text=True)
+        lines = process.stdout.strip().splitlines()
+        print("\n".join(lines[:-1]))
+        if process.returncode != 0 or not lines or not lines[-1].startswith("{"):
+            failures.append(f"large world {world!r} exited with {process.returncode}")
+            continue
+        results[world] = {**json.loads(lines[-1]), "world_seconds": round(time.monotonic() - world_started, 1)}
+    meta = {"command": "python bench/run.py --large", "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+            "seconds": round(time.monotonic() - started, 1)}
+    path = RESULTS_PATH.with_name("results-large.json")
+    path.write_text(json.dumps({"meta": meta, **results, "failures": failures}, indent=2, default=str) + "\n")
+    print(f"\n{large_table(results)}\n\n{meta['seconds']} s; figures in {path.relative_to(PROJECT_DIR)}")
+    if failures:
+        print("FAILED:\n  " + "\n  ".join(failures))
+    return 1 if failures else 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="every scenario scaled down, under a minute (CI)")
@@ -693,7 +731,14 @@ def main() -> int:
     parser.add_argument("--only", help="comma-separated scenario numbers to run, e.g. 1,7 (default: all)")
     parser.add_argument("--proposals", action="store_true",
                         help="run the prototyped core changes of bench/proposals.py (writes bench/results-proposals.json)")
+    parser.add_argument("--large", action="store_true",
+                        help="the large scenarios instead (bench/large.py: a year of data on PostgreSQL, big runs, "
+                             "slow providers; not in CI), into bench/results-large.json")
+    parser.add_argument("--database-url", default=os.environ.get("BENCH_LARGE_DATABASE_URL", LARGE_DATABASE_URL),
+                        help=f"PostgreSQL database the large data scenarios create and drop (default {LARGE_DATABASE_URL})")
     options = parser.parse_args()
+    if options.large:
+        return large_main(options)
     only = set(options.only.split(",")) if options.only else set("1234567")
 
     def terminate(signum, frame):
