@@ -49,3 +49,13 @@ def test_fixture_runs_read_through_the_api_as_their_owner(django_user_model) -> 
     assert status["status"] == "completed" and status["response"]["stats"]["actualResponses"] == 12
     answers = api.get(f"/api/runs/{run.id}/answers/").json()
     assert answers["count"] == 12 and all(a["status"] == "ok" for a in answers["results"])
+
+
+def test_fixture_mentions_are_the_real_analysis_of_its_answers(django_user_model) -> None:
+    from visibility.models import Brand, Mention
+
+    call_command("bench_fixture", "--days", "1", "--prompts", "4", "--big-run-answers", "0", "--mentions", stdout=io.StringIO())
+    assert Brand.objects.count() == 8 and Brand.objects.filter(is_own=True).count() == 1
+    item = JobItem.objects.filter(text__contains="HubSpot").first()
+    hubspot = Mention.objects.get(item=item, brand__name="HubSpot")
+    assert hubspot.mentioned and hubspot.first_offset == item.text.index("HubSpot")

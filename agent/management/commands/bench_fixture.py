@@ -68,6 +68,9 @@ class Command(BaseCommand):
         parser.add_argument("--filler-workspaces", type=int, default=0, help="extra workspaces, each with its own runs")
         parser.add_argument("--filler-runs", type=int, default=50, help="runs per filler workspace")
         parser.add_argument("--filler-prompts", type=int, default=250, help="prompts per filler workspace")
+        parser.add_argument("--mentions", action="store_true",
+                            help="add 8 brands to the main workspace and analyse its answers with the real analysis "
+                                 "(visibility): exact but slow, about 3 ms of wall time per answer here")
         parser.add_argument("--analyze", action="store_true", help="run ANALYZE afterwards (PostgreSQL planner statistics)")
 
     def handle(self, *args, **options) -> None:
@@ -79,6 +82,8 @@ class Command(BaseCommand):
         main = self._workspace(user=user, name=f"Year of runs ({options['days']} days)", prompts=options["prompts"])
         answers = self._runs(workspace=main, user=user, days=options["days"], now=now)
         self.stdout.write(f"workspace {main.id}: {options['days']} runs, {answers} answers")
+        if options["mentions"]:
+            self._mentions(workspace=main)
         if options["big_run_answers"]:
             prompts = -(-options["big_run_answers"] // len(PROVIDERS))
             big = self._workspace(user=user, name=f"One big run ({prompts * len(PROVIDERS)} answers)", prompts=prompts,
@@ -96,6 +101,19 @@ class Command(BaseCommand):
             with connection.cursor() as cursor:
                 cursor.execute("ANALYZE")
         self.stdout.write(self.style.SUCCESS(f"done in {time.monotonic() - started:.1f} s"))
+
+    def _mentions(self, *, workspace: Workspace) -> None:
+        """The answer texts name these brands; the real analysis (visibility) records every mention and citation."""
+        from visibility.services.analysis import workspace_reanalyse
+        from visibility.services.brands import brand_create
+
+        started = time.monotonic()
+        for index, name in enumerate(_BRANDS):
+            slug = name.split()[0].lower()
+            brand_create(workspace=workspace, name=name, domains=[f"{slug}.com"], is_own=index == 0,
+                         match_case=name == "Monday")
+        done = workspace_reanalyse(workspace_id=workspace.id)
+        self.stdout.write(f"{len(_BRANDS)} brands; {done.answers} answers analysed in {time.monotonic() - started:.1f} s")
 
     def _workspace(self, *, user, name: str, prompts: int, active: bool = True) -> Workspace:
         with transaction.atomic():
@@ -124,7 +142,8 @@ class Command(BaseCommand):
                 at = now - timedelta(days=days - 1 - day)
                 JobGroup.objects.filter(id=group.id).update(created_at=at, finished_at=at + timedelta(minutes=12))
             JobGroupProvider.objects.bulk_create(
-                [JobGroupProvider(group=group, provider=p, status=JobGroupProvider.Status.COMPLETED) for group in groups for p in PROVIDERS],
+                [JobGroupProvider(group=group, provider=p, status=JobGroupProvider.Status.COMPLETED)
+                 for group in groups for p in PROVIDERS],
                 batch_size=2000,
             )
             return self._items_insert(workspace=workspace, group_ids=[g.id for g in groups])
