@@ -13,6 +13,7 @@ Each prints its figures as JSON on the last line of its output; bench/run.py mer
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -340,6 +341,8 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--fixture-args", default="", help="extra arguments for manage.py bench_fixture")
+    parser.add_argument("--submit-prompts", type=int, default=10_000,
+                        help="prompts of the big submit (x 4 providers; 30,000 gives the items of 10,000 x 4 x 3 samples)")
     parser.add_argument("--only", default="", help="comma-separated scenario names (e.g. answers_pages,csv_export)")
     options = parser.parse_args()
     only = set(filter(None, options.only.split(",")))
@@ -366,12 +369,14 @@ def main() -> int:
                 steps = [world.answers_pages, world.csv_export, world.admin_lists, world.pages_and_status]
             else:
                 world = RunsWorld(harness=harness, redis_server=redis_server, samples=1)
-                steps = [world.big_submit, world.slow_providers]
+                steps = [functools.partial(world.big_submit, prompts=options.submit_prompts), world.slow_providers]
             for step in steps:
-                if only and step.__name__ not in only:
+                step_name = getattr(step, "__name__", None) or step.func.__name__
+                if only and step_name not in only:
                     continue
                 step_started = time.monotonic()
-                print(f"- {step.__doc__.splitlines()[0]}", flush=True)
+                print(f"- {(step.__doc__ if step_name == getattr(step, '__name__', '') else step.func.__doc__).splitlines()[0]}",
+                      flush=True)
                 step()
                 print(f"  ({time.monotonic() - step_started:.1f} s)", flush=True)
             output.update(world.results)
