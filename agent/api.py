@@ -13,6 +13,7 @@ from agent.answers_pagination import AnswersPagination
 from agent.api_csv import AnswersCsvRenderer
 from agent.models import JobGroup, JobGroupProvider, JobItem
 from agent.progress import progress_get
+from agent.queue_ops import queues_paused_cached
 from agent.run_status import job_group_progress_for_user
 from agent.selectors import job_group_get_for_user, job_groups_of_workspace, job_items_of_group
 from agent.services.closing import job_group_cancel
@@ -36,8 +37,18 @@ class JobGroupListSerializer(serializers.ModelSerializer):
         model = JobGroup
         fields = [
             "id", "workspace", "status", "providers", "total_prompts", "expected_responses", "error",
-            "rerun_of", "triggered_by", "created_at", "finished_at",
+            "rerun_of", "triggered_by", "trigger", "priority", "run_at", "schedule", "scheduled_for", "late",
+            "created_at", "finished_at",
         ]
+
+
+
+class RunSubmitInputSerializer(serializers.Serializer):
+    """The submit body: optional; the defaults are priority "normal", run now."""
+
+    priority = serializers.ChoiceField(choices=JobGroup.Priority.choices, default=JobGroup.Priority.NORMAL)
+    run_at = serializers.DateTimeField(required=False, allow_null=True, default=None,
+                                       help_text="ISO 8601; a time already passed runs now.")
 
 
 class AnswerSerializer(serializers.ModelSerializer):
@@ -52,8 +63,9 @@ class AnswerSerializer(serializers.ModelSerializer):
 
 
 class SubmittedSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=["queued", "empty"])
+    status = serializers.ChoiceField(choices=["queued", "scheduled", "empty"])
     jobGroupId = serializers.UUIDField(required=False)
+    runAt = serializers.DateTimeField(required=False, help_text="Only for a delayed run.")
 
 
 class ProgressSerializer(serializers.Serializer):
@@ -78,6 +90,16 @@ class ProgressSerializer(serializers.Serializer):
 class RunStatusSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=["pending", "completed"])
     response = ProgressSerializer()
+    paused_providers = serializers.ListField(child=serializers.CharField(), help_text=(
+        "Providers of this run whose queue an operator paused while the run still waits on them."))
+
+
+def run_paused_providers(group: JobGroup | None, progress: dict) -> list[str]:
+    """The run's unfinished providers whose queue is paused (a view at most a few seconds old); the progress says which."""
+    if progress["status"] == "completed":
+        return []
+    paused = queues_paused_cached()
+    return [p for p, state in progress["providers"].items() if p in paused and state in ("pending", "processing")]
 
 
 class RunDetailSerializer(JobGroupListSerializer):
@@ -107,15 +129,18 @@ class WorkspaceRunsApi(ListAPIView):
         return job_groups_of_workspace(workspace=workspace)
 
     @extend_schema(
-        request=None,
+        request=RunSubmitInputSerializer,
         responses={202: SubmittedSerializer, 200: SubmittedSerializer, 400: ERROR, 404: ERROR, 429: ERROR, 503: ERROR},
         parameters=[OpenApiParameter("Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False,
-                                     description="The same key from the same user within 24 h returns the same group (200).")],
+                                     description="The same key from the same user within 24 h returns the same run (200).")],
     )
     def post(self, request, workspace_id):
         workspace = workspace_get_for_user(user=request.user, workspace_id=workspace_id)
+        body = RunSubmitInputSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
         submitted = job_group_submit(
-            workspace=workspace, user=request.user, idempotency_key=request.headers.get("Idempotency-Key", "").strip()
+            workspace=workspace, user=request.user, idempotency_key=request.headers.get("Idempotency-Key", "").strip(),
+            **body.validated_data,
         )
         code = status.HTTP_202_ACCEPTED if submitted.job_group and not submitted.replayed else status.HTTP_200_OK
         return Response(submitted.as_response(), status=code)
@@ -126,18 +151,20 @@ class RunStatusApi(APIView):
     def get(self, request, group_id):
         # The hottest read (every open run page polls it): cached membership, no SQL on the way (agent.run_status).
         progress = job_group_progress_for_user(user=request.user, group_id=group_id)
-        etag = _status_etag(uuid.UUID(group_id), progress["updateId"])  # a malformed id was a 404 above
+        # A pause changes the answer without changing updateId, so the tag names the paused queues too.
+        paused = sorted(queues_paused_cached())
+        etag = _status_etag(uuid.UUID(group_id), progress["updateId"], paused)  # a malformed id was a 404 above
         # Pollers send back the ETag they got; an unchanged updateId gets no body.
         if request.headers.get("If-None-Match") == etag:
             return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
         return Response(
-            {"status": progress["status"], "response": progress},
+            {"status": progress["status"], "response": progress, "paused_providers": run_paused_providers(None, progress)},
             headers={"ETag": etag, "Cache-Control": "private, no-cache"},
         )
 
 
-def _status_etag(group_id, update_id: int | None) -> str:
-    return f'"{group_id}-{update_id}"' if update_id is not None else ""
+def _status_etag(group_id, update_id: int | None, paused: list[str] = ()) -> str:
+    return f'"{group_id}-{update_id}{"-" + ".".join(paused) if paused else ""}"' if update_id is not None else ""
 
 
 class RunDetailApi(APIView):

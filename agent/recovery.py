@@ -9,6 +9,8 @@ item's state, so a sweep that runs inside the live consumers (one at a time, by 
   cancelled instead: cancelling means nothing new starts),
 - reconciles each unfinished group's progress object with the rows (idempotent merge), and
 - closes groups whose items are all finished.
+A paused queue's items are waiting, not lost: they are never pushed again while it is paused,
+and its patience restarts when it is resumed; the deadline names the pause when it ends them.
 Pushing an item twice is harmless: only a queued item starts, and recording succeeds once.
 """
 from __future__ import annotations
@@ -24,11 +26,13 @@ import redis
 from django.conf import settings
 from django.db import close_old_connections, connection
 from django.db.models import Count, Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from agent import progress
 from agent.connections import redis_client
-from agent.models import JobGroup, JobItem
+from agent.models import JobGroup, JobItem, ProviderQueue
+from agent.queue_ops import queue_pause_mirror_sync
 from agent.queues import queue_key
 from agent.services.closing import job_group_finalize
 from agent.tasks import QueuedItem, item_messages_push_on
@@ -71,15 +75,28 @@ def recovery_sweep(*, now=None) -> SweepReport:
     if not open_group_ids:
         return report
 
+    queues = list(ProviderQueue.objects.select_related("paused_by"))
+    paused = {q.provider: q for q in queues if q.paused}
+    resumed_at = {q.provider: q.resumed_at for q in queues if not q.paused and q.resumed_at}
     deadline = now - timedelta(seconds=settings.AGENT_GROUP_DEADLINE_SECONDS)
-    expired = JobGroup.objects.filter(id__in=open_group_ids, created_at__lt=deadline).values("id")
-    report.deadline_failed = JobItem.objects.filter(group_id__in=expired, status__in=JobItem.UNFINISHED).update(
+    # A delayed run's deadline counts from the time it was due, not from when it was submitted.
+    expired = JobGroup.objects.filter(id__in=open_group_ids).annotate(
+        due_at=Coalesce("run_at", "created_at")
+    ).filter(due_at__lt=deadline).values("id")
+    for provider_id, queue in paused.items():
+        by = f" by {queue.paused_by.username}" if queue.paused_by_id else ""
+        report.deadline_failed += JobItem.objects.filter(
+            group_id__in=expired, provider=provider_id, status=JobItem.Status.QUEUED
+        ).update(status=JobItem.Status.FAILED, finished_at=now,
+                 error=f"deadline exceeded: queue paused ({provider_id}, paused{by}) (AGENT_GROUP_DEADLINE_SECONDS)")
+    report.deadline_failed += JobItem.objects.filter(group_id__in=expired, status__in=JobItem.UNFINISHED).update(
         status=JobItem.Status.FAILED, finished_at=now, error="deadline exceeded (AGENT_GROUP_DEADLINE_SECONDS)"
     )
 
     cancelled_group_ids = set(
         JobGroup.objects.filter(id__in=open_group_ids, status=JobGroup.Status.CANCELLED).values_list("id", flat=True)
     )
+    priority_of = dict(JobGroup.objects.filter(id__in=open_group_ids).values_list("id", "priority"))
     to_push: dict[str, list[QueuedItem]] = {}
     stale_running = JobItem.objects.filter(
         group_id__in=open_group_ids, status=JobItem.Status.RUNNING, heartbeat_at__lt=now - window
@@ -97,22 +114,30 @@ def recovery_sweep(*, now=None) -> SweepReport:
                 error=f"{provider_id}: the worker running this item was lost {attempts} times; giving up",
             )
         elif stale.update(status=JobItem.Status.QUEUED, next_attempt_at=now):
-            to_push.setdefault(provider_id, []).append(QueuedItem(item_id, str(group_id), provider_id))
+            to_push.setdefault(provider_id, []).append(QueuedItem(item_id, str(group_id), provider_id, priority_of[group_id]))
 
     if cancelled_group_ids:
         # A retry or rate-limit wait put these back on the queue after the group was cancelled.
         report.cancelled += JobItem.objects.filter(
             group_id__in=cancelled_group_ids, status=JobItem.Status.QUEUED
         ).update(status=JobItem.Status.CANCELLED, finished_at=now, error="cancelled before it started")
-    overdue = list(
+    overdue = []
+    for item_id, group_id, provider_id, due in (
         JobItem.objects.filter(group_id__in=open_group_ids, status=JobItem.Status.QUEUED)
         .filter(Q(next_attempt_at__lt=now - window) | Q(next_attempt_at__isnull=True))
+        .exclude(provider__in=list(paused))  # waiting out a pause is not being lost
         .values_list("id", "group_id", "provider", "next_attempt_at")
-    )
+    ):
+        resumed = resumed_at.get(provider_id)
+        if resumed is not None:
+            due = max(due, resumed) if due is not None else resumed  # due no earlier than the resume
+            if due >= now - window:
+                continue
+        overdue.append((item_id, group_id, provider_id, due))
     if overdue:
         backlog = _queue_lengths({provider_id for _, _, provider_id, _ in overdue})
         lost = [
-            QueuedItem(item_id, str(group_id), provider_id)
+            QueuedItem(item_id, str(group_id), provider_id, priority_of[group_id])
             for item_id, group_id, provider_id, due in overdue
             if backlog[provider_id] == 0 or due is None or due < now - window * BACKLOG_PATIENCE_WINDOWS
         ]
@@ -146,7 +171,7 @@ def recovery_sweep(*, now=None) -> SweepReport:
 def _queue_lengths(provider_ids: set[str]) -> dict[str, int]:
     pipeline = redis_client().pipeline(transaction=False)
     for provider_id in sorted(provider_ids):
-        pipeline.llen(queue_key(provider_id))
+        pipeline.zcard(queue_key(provider_id))
     return dict(zip(sorted(provider_ids), pipeline.execute(), strict=True))
 
 
@@ -189,6 +214,7 @@ class RecoverySweeper(threading.Thread):
             if not redis_client().set(SWEEP_LOCK_KEY, self.token, nx=True, px=max(100, int(interval * 1000))):
                 return None
             close_old_connections()
+            queue_pause_mirror_sync()  # the database is the pause's truth: a lost or stale mirror heals here
             report = recovery_sweep()
             if report:
                 logger.info("recovery sweep: %s", report)

@@ -7,6 +7,7 @@ cited and found sources, then edits a brand through the service and times the fu
 (every answer's mentions rewritten, every run's figures rebuilt). Also prints the matcher's cost
 per answer alone. The goal is 100,000 answers within 60 s.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,7 +32,16 @@ BRANDS = [
     ("Monday", [], ["monday.com"], False, True),
     ("Umbrella", [], ["umbrella.net"], False, False),
 ]
-SITES = ["acme.com", "blog.acme.com", "g2.com", "globex.com", "capterra.com", "www.initech.io", "reddit.com", "monday.com"]
+SITES = [
+    "acme.com",
+    "blog.acme.com",
+    "g2.com",
+    "globex.com",
+    "capterra.com",
+    "www.initech.io",
+    "reddit.com",
+    "monday.com",
+]
 
 
 def answer_text(rng: random.Random) -> str:
@@ -39,7 +49,9 @@ def answer_text(rng: random.Random) -> str:
     while sum(len(s) for s in sentences) < 1500:
         words = [rng.choice(WORDS) for _ in range(rng.randint(8, 20))]
         if rng.random() < 0.3:
-            words.insert(rng.randrange(len(words)), rng.choice(["Acme", "Globex's", "Initech Cloud", "Monday", "acme.com"]))
+            words.insert(
+                rng.randrange(len(words)), rng.choice(["Acme", "Globex's", "Initech Cloud", "Monday", "acme.com"])
+            )
         sentences.append(" ".join(words).capitalize() + ".")
     return " ".join(sentences)
 
@@ -79,21 +91,35 @@ def main() -> int:
         providers = ["chatgpt", "perplexity", "gemini", "claude"]
         workspace = Workspace.objects.create(name="bench", enabled_providers=providers)
         prompts = Prompt.objects.bulk_create(Prompt(workspace=workspace, text=f"prompt {n}") for n in range(250))
-        brands = [brand_create(workspace=workspace, name=n, aliases=a, domains=d, is_own=o, match_case=c) for n, a, d, o, c in BRANDS]
+        brands = [
+            brand_create(workspace=workspace, name=n, aliases=a, domains=d, is_own=o, match_case=c)
+            for n, a, d, o, c in BRANDS
+        ]
         started = time.monotonic()
         per_run = len(prompts) * len(providers)
         made = 0
         while made < args.answers:
             group = JobGroup.objects.create(workspace=workspace, status=JobGroup.Status.COMPLETED, providers=providers)
             batch = [
-                JobItem(group=group, provider=provider, prompt=prompt, prompt_text=prompt.text, status=JobItem.Status.OK,
-                        backend="simulated", text=answer_text(rng), sources=sources(rng))
-                for prompt in prompts for provider in providers
+                JobItem(
+                    group=group,
+                    provider=provider,
+                    prompt=prompt,
+                    prompt_text=prompt.text,
+                    status=JobItem.Status.OK,
+                    backend="simulated",
+                    text=answer_text(rng),
+                    sources=sources(rng),
+                )
+                for prompt in prompts
+                for provider in providers
             ][: args.answers - made]
             JobItem.objects.bulk_create(batch, batch_size=2000)
             made += len(batch)
-        print(f"stored {made} answers in {made // per_run + (made % per_run > 0)} runs ({time.monotonic() - started:.1f} s)"
-              f" on {connection.vendor}")
+        print(
+            f"stored {made} answers in {made // per_run + (made % per_run > 0)} runs ({time.monotonic() - started:.1f} s)"
+            f" on {connection.vendor}"
+        )
 
         texts = list(JobItem.objects.order_by("id").values_list("text", "sources")[:5000])
         matcher = Matcher([BrandTerms(b.id, (b.name, *b.aliases), tuple(b.domains), b.match_case) for b in brands])
@@ -113,8 +139,10 @@ def main() -> int:
         state = AnalysisState.objects.get(workspace=workspace)
         mentions = Mention.objects.filter(workspace=workspace).count()
         verdict = "within" if seconds <= 60 else "OVER"
-        print(f"brand edit + re-analysis: {made} answers in {seconds:.1f} s ({made / seconds:,.0f} answers/s, "
-              f"{mentions} mention rows, revision {state.reanalysed_revision}/{state.revision}) — {verdict} the 60 s goal")
+        print(
+            f"brand edit + re-analysis: {made} answers in {seconds:.1f} s ({made / seconds:,.0f} answers/s, "
+            f"{mentions} mention rows, revision {state.reanalysed_revision}/{state.revision}) — {verdict} the 60 s goal"
+        )
         return 0 if state.reanalysed_revision == state.revision else 1
     finally:
         connection.close()

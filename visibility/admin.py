@@ -1,4 +1,5 @@
 """Admin for tracked brands; saving goes through the brand services, so limits hold and answers are re-analysed."""
+
 from __future__ import annotations
 
 from django import forms

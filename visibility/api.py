@@ -1,4 +1,5 @@
 """Visibility API: a workspace's tracked brands, a run's visibility and a workspace's trend (JSON or CSV)."""
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -38,11 +39,13 @@ class BrandInputSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=BRAND_NAME_MAX_LENGTH, allow_blank=True, trim_whitespace=False)
     aliases = serializers.ListField(
         child=serializers.CharField(max_length=BRAND_NAME_MAX_LENGTH, allow_blank=True, trim_whitespace=False),
-        required=False, max_length=MAX_ALIASES,
+        required=False,
+        max_length=MAX_ALIASES,
     )
     domains = serializers.ListField(
         child=serializers.CharField(max_length=255, allow_blank=True, trim_whitespace=False),
-        required=False, max_length=MAX_DOMAINS,
+        required=False,
+        max_length=MAX_DOMAINS,
     )
     is_own = serializers.BooleanField(required=False)
     match_case = serializers.BooleanField(required=False)
@@ -102,8 +105,14 @@ class RunVisibilityApi(APIView):
         at = group.created_at.isoformat()
         rows = []
         for provider, counts in [(ALL_PROVIDERS, total), *per_provider.items()]:
-            rows += visibility_csv_rows(run_id=str(group.id), at=at, provider=provider, analysis_version=ANALYSIS_VERSION,
-                                        brands=brands, counts=counts)
+            rows += visibility_csv_rows(
+                run_id=str(group.id),
+                at=at,
+                provider=provider,
+                analysis_version=ANALYSIS_VERSION,
+                brands=brands,
+                counts=counts,
+            )
         return csv_response(rows, filename=f"oneglanse-{group.id}-visibility.csv")
 
 
@@ -115,7 +124,8 @@ class WorkspaceVisibilityApi(APIView):
     @extend_schema(
         responses={200: OpenApiTypes.OBJECT},
         parameters=[
-            OpenApiParameter("from", OpenApiTypes.DATE), OpenApiParameter("to", OpenApiTypes.DATE),
+            OpenApiParameter("from", OpenApiTypes.DATE),
+            OpenApiParameter("to", OpenApiTypes.DATE),
             OpenApiParameter("provider", OpenApiTypes.STR, enum=[*PROVIDER_IDS, ALL_PROVIDERS]),
             OpenApiParameter("brand", OpenApiTypes.INT),
         ],
@@ -128,8 +138,14 @@ class WorkspaceVisibilityApi(APIView):
         brands, points = workspace_visibility_points(workspace=workspace, trend=trend)
         rows = []
         for stat, counts in points:
-            for row in visibility_csv_rows(run_id=str(stat.group_id), at=stat.at.isoformat(), provider=stat.provider,
-                                           analysis_version=stat.analysis_version, brands=brands, counts=counts):
+            for row in visibility_csv_rows(
+                run_id=str(stat.group_id),
+                at=stat.at.isoformat(),
+                provider=stat.provider,
+                analysis_version=stat.analysis_version,
+                brands=brands,
+                counts=counts,
+            ):
                 if trend.brand_id is None or row[3] == trend.brand_id:
                     rows.append(row)
         return csv_response(rows, filename=f"oneglanse-{workspace.id}-visibility.csv")

@@ -1,5 +1,6 @@
 """CSV export of visibility figures: one row per run × provider × brand with numerators and denominators,
 so a spreadsheet can add runs together instead of averaging percentages."""
+
 from __future__ import annotations
 
 import csv
@@ -13,9 +14,25 @@ from visibility.metrics import brand_metrics
 from visibility.selectors import SetCounts, brand_counts
 
 CSV_COLUMNS = [
-    "run", "at", "provider", "brand_id", "brand", "is_own", "analysis_version",
-    "answers", "failed", "mentioned", "visibility", "visibility_low", "visibility_high",
-    "mentioned_all_brands", "share_of_voice", "rank_sum", "avg_rank", "cited", "citation_rate",
+    "run",
+    "at",
+    "provider",
+    "brand_id",
+    "brand",
+    "is_own",
+    "analysis_version",
+    "answers",
+    "failed",
+    "mentioned",
+    "visibility",
+    "visibility_low",
+    "visibility_high",
+    "mentioned_all_brands",
+    "share_of_voice",
+    "rank_sum",
+    "avg_rank",
+    "cited",
+    "citation_rate",
 ]
 # OWASP "CSV injection": a cell starting with one of these is a formula to a spreadsheet program.
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -29,18 +46,37 @@ def csv_cell(value) -> str | int | float:
     return value
 
 
-def visibility_csv_rows(*, run_id: str, at: str, provider: str, analysis_version: int, brands, counts: SetCounts) -> list[list]:
+def visibility_csv_rows(
+    *, run_id: str, at: str, provider: str, analysis_version: int, brands, counts: SetCounts
+) -> list[list]:
     voices = sum(mentioned for mentioned, _, _ in counts.brands.values())
     figures = brand_metrics(answers=counts.answers, brands=brand_counts(brands, counts))
     rows = []
-    for brand, figure in zip(brands, figures):
+    for brand, figure in zip(brands, figures, strict=True):
         _, rank_sum, _ = counts.brands.get(brand.id, (0, 0, 0))
-        rows.append([
-            run_id, at, provider, brand.id, brand.name, brand.is_own, analysis_version,
-            counts.answers, counts.failed, figure["mentioned"], figure["visibility"], figure["visibility_low"],
-            figure["visibility_high"], voices, figure["share_of_voice"], rank_sum, figure["avg_rank"], figure["cited"],
-            figure["citation_rate"],
-        ])
+        rows.append(
+            [
+                run_id,
+                at,
+                provider,
+                brand.id,
+                brand.name,
+                brand.is_own,
+                analysis_version,
+                counts.answers,
+                counts.failed,
+                figure["mentioned"],
+                figure["visibility"],
+                figure["visibility_low"],
+                figure["visibility_high"],
+                voices,
+                figure["share_of_voice"],
+                rank_sum,
+                figure["avg_rank"],
+                figure["cited"],
+                figure["citation_rate"],
+            ]
+        )
     return rows
 
 

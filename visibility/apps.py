@@ -1,4 +1,5 @@
 """App configuration for visibility."""
+
 from django.apps import AppConfig
 
 

@@ -3,6 +3,7 @@
 Pure code, no database and no model call: the same answer and brands always give the same result.
 Bump ANALYSIS_VERSION whenever a rule here changes, so stored results show which method made them.
 """
+
 from __future__ import annotations
 
 import re
@@ -143,7 +144,11 @@ class Matcher:
             if not domain:
                 continue
             cited_domains[domain] = None
-            cites = {index for brand_domain, index in self._domains if domain == brand_domain or domain.endswith("." + brand_domain)}
+            cites = {
+                index
+                for brand_domain, index in self._domains
+                if domain == brand_domain or domain.endswith("." + brand_domain)
+            }
             for index in cites:
                 findings[index].citations += 1
         offsets = [f.first_offset for f in findings.values() if f.first_offset is not None]
@@ -179,7 +184,9 @@ class _TermTree:
         # At the top, the boundary check follows the first character: a pattern that starts with
         # plain characters lets `re` jump to candidate positions instead of trying every one.
         after_first = _BEFORE_FIRST if top else ""
-        alternatives = [re.escape(char) + after_first + self._emit(child) for char, child in sorted(node.items()) if char]
+        alternatives = [
+            re.escape(char) + after_first + self._emit(child) for char, child in sorted(node.items()) if char
+        ]
         if "" in node:
             # Groups are numbered in the order they appear, which is the order they are emitted.
             self._group_brands.append(node[""])

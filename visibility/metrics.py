@@ -3,6 +3,7 @@
 Every figure is computed from numerators and denominators, so the same code serves one run,
 one provider, one prompt or a year of runs added together.
 """
+
 from __future__ import annotations
 
 import math
@@ -52,23 +53,27 @@ def brand_metrics(*, answers: int, brands: Sequence[BrandCounts]) -> list[dict]:
     rows = []
     for brand in brands:
         low, high = wilson_interval(brand.mentioned, answers)
-        rows.append({
-            "id": brand.brand_id,
-            "name": brand.name,
-            "is_own": brand.is_own,
-            "mentioned": brand.mentioned,
-            "visibility": rounded(ratio(brand.mentioned, answers)),
-            "visibility_low": rounded(low),
-            "visibility_high": rounded(high),
-            "share_of_voice": rounded(ratio(brand.mentioned, voices)),
-            "avg_rank": rounded(brand.rank_sum / brand.mentioned) if brand.mentioned else None,
-            "cited": brand.cited,
-            "citation_rate": rounded(ratio(brand.cited, answers)),
-        })
+        rows.append(
+            {
+                "id": brand.brand_id,
+                "name": brand.name,
+                "is_own": brand.is_own,
+                "mentioned": brand.mentioned,
+                "visibility": rounded(ratio(brand.mentioned, answers)),
+                "visibility_low": rounded(low),
+                "visibility_high": rounded(high),
+                "share_of_voice": rounded(ratio(brand.mentioned, voices)),
+                "avg_rank": rounded(brand.rank_sum / brand.mentioned) if brand.mentioned else None,
+                "cited": brand.cited,
+                "citation_rate": rounded(ratio(brand.cited, answers)),
+            }
+        )
     return rows
 
 
-def top_domains(*, answers: int, domain_answers: Iterable[tuple[str, int]], limit: int = TOP_DOMAINS_LIMIT) -> list[dict]:
+def top_domains(
+    *, answers: int, domain_answers: Iterable[tuple[str, int]], limit: int = TOP_DOMAINS_LIMIT
+) -> list[dict]:
     """Cited domains by the number of answers citing them (ties by name), with share = answers ÷ |A|."""
     ranked = sorted(domain_answers, key=lambda pair: (-pair[1], pair[0]))[:limit]
     return [{"domain": domain, "answers": n, "share": rounded(ratio(n, answers))} for domain, n in ranked]

@@ -3,6 +3,7 @@
 The agent's rows (`JobGroup`, `JobItem`) are only read here; everything this app derives from
 them lives in its own tables so that re-analysis never touches the audit trail.
 """
+
 from django.db import models
 from django.db.models import Q
 
@@ -15,7 +16,9 @@ class Brand(models.Model):
     workspace = models.ForeignKey("workspaces.Workspace", on_delete=models.CASCADE, related_name="brands")
     name = models.CharField(max_length=BRAND_NAME_MAX_LENGTH)
     aliases = models.JSONField(default=list, blank=True, help_text="Other names that count as a mention.")
-    domains = models.JSONField(default=list, blank=True, help_text="Host names, e.g. [\"hubspot.com\"]; subdomains count.")
+    domains = models.JSONField(
+        default=list, blank=True, help_text='Host names, e.g. ["hubspot.com"]; subdomains count.'
+    )
     is_own = models.BooleanField(default=False, help_text="The workspace's own brand (at most one).")
     match_case = models.BooleanField(default=False, help_text="Match the exact case (for names that are common words).")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -36,9 +39,13 @@ class AnalysisState(models.Model):
     Its row is also the lock that serialises brand writes (the 50-brand limit) and analysis writes.
     """
 
-    workspace = models.OneToOneField("workspaces.Workspace", on_delete=models.CASCADE, primary_key=True, related_name="+")
+    workspace = models.OneToOneField(
+        "workspaces.Workspace", on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
     revision = models.PositiveIntegerField(default=0)
-    reanalysed_revision = models.PositiveIntegerField(default=0, help_text="The revision the last full re-analysis finished at.")
+    reanalysed_revision = models.PositiveIntegerField(
+        default=0, help_text="The revision the last full re-analysis finished at."
+    )
     reanalysed_at = models.DateTimeField(null=True, blank=True)
 
 

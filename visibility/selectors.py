@@ -1,4 +1,5 @@
 """Reads of brands and visibility figures, always scoped to the caller's workspaces."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -38,7 +39,9 @@ class SetCounts:
 
     answers: int = 0
     failed: int = 0  # failed and cancelled items, reported beside the set
-    brands: dict[int, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0, 0]))  # mentioned, rank sum, cited
+    brands: dict[int, list[int]] = field(
+        default_factory=lambda: defaultdict(lambda: [0, 0, 0])
+    )  # mentioned, rank sum, cited
     domains: Counter = field(default_factory=Counter)
 
     def add(self, other: SetCounts) -> None:
@@ -58,7 +61,9 @@ def visibility_counts(*, group_ids: Iterable, by: tuple[str, ...]) -> dict[tuple
     sets: dict[tuple, SetCounts] = defaultdict(SetCounts)
     items = (
         JobItem.objects.filter(group_id__in=group_ids, status__in=JobItem.FINISHED)
-        .order_by().values_list(*by, "status").annotate(n=Count("id"))
+        .order_by()
+        .values_list(*by, "status")
+        .annotate(n=Count("id"))
     )
     for *key, status, n in items:
         counts = sets[tuple(key)]
@@ -67,12 +72,20 @@ def visibility_counts(*, group_ids: Iterable, by: tuple[str, ...]) -> dict[tuple
         else:
             counts.failed += n
     mentions = (
-        Mention.objects.filter(group_id__in=group_ids).order_by().values_list(*by, "brand_id")
-        .annotate(mentioned=Count("id", filter=Q(mentioned=True)), rank_sum=Sum("rank"), cited=Count("id", filter=Q(cited=True)))
+        Mention.objects.filter(group_id__in=group_ids)
+        .order_by()
+        .values_list(*by, "brand_id")
+        .annotate(
+            mentioned=Count("id", filter=Q(mentioned=True)),
+            rank_sum=Sum("rank"),
+            cited=Count("id", filter=Q(cited=True)),
+        )
     )
     for *key, brand_id, mentioned, rank_sum, cited in mentions:
         sets[tuple(key)].brands[brand_id] = [mentioned, rank_sum or 0, cited]
-    domains = CitedDomain.objects.filter(group_id__in=group_ids).order_by().values_list(*by, "domain").annotate(n=Count("id"))
+    domains = (
+        CitedDomain.objects.filter(group_id__in=group_ids).order_by().values_list(*by, "domain").annotate(n=Count("id"))
+    )
     for *key, domain, n in domains:
         sets[tuple(key)].domains[domain] = n
     return sets
@@ -84,7 +97,9 @@ def brand_counts(brands: list[Brand], counts: SetCounts) -> list[BrandCounts]:
     ]
 
 
-def _set_figures(brands: list[Brand], counts: SetCounts, *, with_domains: bool = True, with_failed: bool = True) -> dict:
+def _set_figures(
+    brands: list[Brand], counts: SetCounts, *, with_domains: bool = True, with_failed: bool = True
+) -> dict:
     body: dict = {"answers": counts.answers}
     if with_failed:
         body["failed"] = counts.failed
@@ -113,10 +128,14 @@ def job_group_visibility(*, group: JobGroup) -> dict:
     brands = list(brands_of_workspace(workspace=group.workspace))
     total, per_provider = job_group_provider_sets(group=group)
     per_prompt = visibility_counts(group_ids=[group.id], by=("prompt_id", "provider"))
-    prompt_texts = dict(JobItem.objects.filter(group=group).order_by().values_list("prompt_id", "prompt_text").distinct())
+    prompt_texts = dict(
+        JobItem.objects.filter(group=group).order_by().values_list("prompt_id", "prompt_text").distinct()
+    )
     by_prompt: dict[int, dict] = {}
     for (prompt_id, provider), counts in sorted(per_prompt.items(), key=lambda pair: pair[0][0]):
-        entry = by_prompt.setdefault(prompt_id, {"prompt": prompt_id, "prompt_text": prompt_texts.get(prompt_id, ""), "by_provider": {}})
+        entry = by_prompt.setdefault(
+            prompt_id, {"prompt": prompt_id, "prompt_text": prompt_texts.get(prompt_id, ""), "by_provider": {}}
+        )
         entry["by_provider"][provider] = _set_figures(brands, counts, with_domains=False, with_failed=False)
     for entry in by_prompt.values():
         entry["by_provider"] = {p: entry["by_provider"][p] for p in _provider_order(entry["by_provider"])}
@@ -151,11 +170,16 @@ def trend_filter_parse(*, workspace: Workspace, params) -> TrendFilter:
         raise InvalidInput("'from' is after 'to'.", field="from")
     provider = (params.get("provider") or "").strip() or None
     if provider and provider not in (*PROVIDER_IDS, ALL_PROVIDERS):
-        raise InvalidInput(f"Unknown provider {provider!r}; known: {', '.join(PROVIDER_IDS)}, {ALL_PROVIDERS}.", field="provider")
+        raise InvalidInput(
+            f"Unknown provider {provider!r}; known: {', '.join(PROVIDER_IDS)}, {ALL_PROVIDERS}.", field="provider"
+        )
     raw_brand = (params.get("brand") or "").strip()
     brand_id = None
     if raw_brand:
-        if not (raw_brand.isascii() and raw_brand.isdigit()) or not Brand.objects.filter(id=int(raw_brand), workspace=workspace).exists():
+        if (
+            not (raw_brand.isascii() and raw_brand.isdigit())
+            or not Brand.objects.filter(id=int(raw_brand), workspace=workspace).exists()
+        ):
             raise InvalidInput(f"This workspace tracks no brand with the id {raw_brand!r}.", field="brand")
         brand_id = int(raw_brand)
     return TrendFilter(date_from=dates.get("from"), date_to=dates.get("to"), provider=provider, brand_id=brand_id)
@@ -166,13 +190,17 @@ def _run_stats(*, workspace: Workspace, trend: TrendFilter) -> QuerySet[RunStat]
     if trend.date_from:
         stats = stats.filter(at__gte=dt.datetime.combine(trend.date_from, dt.time.min, tzinfo=dt.UTC))
     if trend.date_to:
-        stats = stats.filter(at__lt=dt.datetime.combine(trend.date_to + dt.timedelta(days=1), dt.time.min, tzinfo=dt.UTC))
+        stats = stats.filter(
+            at__lt=dt.datetime.combine(trend.date_to + dt.timedelta(days=1), dt.time.min, tzinfo=dt.UTC)
+        )
     if trend.provider:
         stats = stats.filter(provider=trend.provider)
     return stats
 
 
-def workspace_visibility_points(*, workspace: Workspace, trend: TrendFilter) -> tuple[list[Brand], list[tuple[RunStat, SetCounts]]]:
+def workspace_visibility_points(
+    *, workspace: Workspace, trend: TrendFilter
+) -> tuple[list[Brand], list[tuple[RunStat, SetCounts]]]:
     """The finished runs' stored figures in the range, oldest first ("all" before the providers)."""
     brands = list(brands_of_workspace(workspace=workspace))
     stats = list(_run_stats(workspace=workspace, trend=trend).prefetch_related("brand_stats", "domain_stats"))
@@ -197,15 +225,22 @@ def workspace_visibility_trend(*, workspace: Workspace, trend: TrendFilter) -> d
     for stat, counts in points:
         # Share of voice is over every tracked brand, so compute it before narrowing to ?brand=.
         figures = brand_metrics(answers=counts.answers, brands=brand_counts(brands, counts))
-        series.append({
-            "run": str(stat.group_id), "at": stat.at.isoformat().replace("+00:00", "Z"), "provider": stat.provider,
-            "answers": counts.answers, "failed": counts.failed,
-            "brands": [f for f in figures if trend.brand_id is None or f["id"] == trend.brand_id],
-        })
+        series.append(
+            {
+                "run": str(stat.group_id),
+                "at": stat.at.isoformat().replace("+00:00", "Z"),
+                "provider": stat.provider,
+                "answers": counts.answers,
+                "failed": counts.failed,
+                "brands": [f for f in figures if trend.brand_id is None or f["id"] == trend.brand_id],
+            }
+        )
         totals[stat.provider].add(counts)
     overall = totals.get(trend.provider or ALL_PROVIDERS, SetCounts())
     total_figures = _set_figures(brands, overall)
-    total_figures["brands"] = [f for f in total_figures["brands"] if trend.brand_id is None or f["id"] == trend.brand_id]
+    total_figures["brands"] = [
+        f for f in total_figures["brands"] if trend.brand_id is None or f["id"] == trend.brand_id
+    ]
     return {
         "workspace": str(workspace.id),
         "analysis_version": ANALYSIS_VERSION,
@@ -214,5 +249,9 @@ def workspace_visibility_trend(*, workspace: Workspace, trend: TrendFilter) -> d
         "provider": trend.provider,
         "brands_tracked": [{"id": b.id, "name": b.name, "is_own": b.is_own} for b in shown],
         "series": series,
-        "total": {"provider": trend.provider or ALL_PROVIDERS, "runs": sum(1 for s, _ in points if s.provider == (trend.provider or ALL_PROVIDERS)), **total_figures},
+        "total": {
+            "provider": trend.provider or ALL_PROVIDERS,
+            "runs": sum(1 for s, _ in points if s.provider == (trend.provider or ALL_PROVIDERS)),
+            **total_figures,
+        },
     }

@@ -1,4 +1,5 @@
 """Mention detection rules (DESIGN.md "Brands and mentions"), each on a hand-written answer."""
+
 from __future__ import annotations
 
 import pytest
@@ -15,20 +16,23 @@ def findings(text: str, sources=None, brands=(HUBSPOT, MONDAY, ZOHO)) -> dict[in
     return {f.brand_id: (f.mentions, f.first_offset, f.rank, f.citations) for f in result.findings}
 
 
-@pytest.mark.parametrize("text, mentions", [
-    ("HubSpot is good", 1),
-    ("I like HubSpot.", 1),
-    ("(HubSpot)", 1),
-    ("HubSpot's pricing", 1),            # possessive
-    ("HubSpot’s pricing", 1),            # possessive with a typographic apostrophe
-    ("hubspot and HUBSPOT", 2),          # case-insensitive by default
-    ("HubSpotter", 0),                   # a letter after the term
-    ("MyHubSpot", 0),                    # a letter before the term
-    ("HubSpot2", 0),                     # a digit after the term
-    ("ÜHubSpot and HubSpotä", 0),        # non-ASCII letters count as letters
-    ("HubSpot™ and «HubSpot»", 2),       # symbols and quotes are boundaries
-    ("HubSpot CRM rocks", 1),            # the longer alias is one mention, not two
-])
+@pytest.mark.parametrize(
+    "text, mentions",
+    [
+        ("HubSpot is good", 1),
+        ("I like HubSpot.", 1),
+        ("(HubSpot)", 1),
+        ("HubSpot's pricing", 1),  # possessive
+        ("HubSpot’s pricing", 1),  # possessive with a typographic apostrophe
+        ("hubspot and HUBSPOT", 2),  # case-insensitive by default
+        ("HubSpotter", 0),  # a letter after the term
+        ("MyHubSpot", 0),  # a letter before the term
+        ("HubSpot2", 0),  # a digit after the term
+        ("ÜHubSpot and HubSpotä", 0),  # non-ASCII letters count as letters
+        ("HubSpot™ and «HubSpot»", 2),  # symbols and quotes are boundaries
+        ("HubSpot CRM rocks", 1),  # the longer alias is one mention, not two
+    ],
+)
 def test_word_boundaries_and_case(text: str, mentions: int) -> None:
     assert findings(text).get(1, (0,))[0] == mentions
 

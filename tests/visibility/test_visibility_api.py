@@ -1,4 +1,5 @@
 """Brands API, the run visibility and the workspace trend, on hand-written answers with hand-computed figures."""
+
 from __future__ import annotations
 
 import csv
@@ -26,7 +27,9 @@ def workspace(user):
 @pytest.fixture
 def brands(workspace) -> dict[str, Brand]:
     return {
-        "acme": Brand.objects.create(workspace=workspace, name="Acme", aliases=["Acme Corp"], domains=["acme.com"], is_own=True),
+        "acme": Brand.objects.create(
+            workspace=workspace, name="Acme", aliases=["Acme Corp"], domains=["acme.com"], is_own=True
+        ),
         "globex": Brand.objects.create(workspace=workspace, name="Globex", domains=["globex.com"]),
         "monday": Brand.objects.create(workspace=workspace, name="Monday", domains=["monday.com"], match_case=True),
     }
@@ -46,21 +49,44 @@ def run(workspace, brands) -> JobGroup:
     """Four ok answers and one failed, each exercising a rule; figures worked out in the tests below."""
     group = JobGroupFactory(workspace=workspace, providers=["chatgpt", "perplexity"])
     first, second, third = PromptFactory.create_batch(3, workspace=workspace)
-    answers_write(group, first, [
-        ("chatgpt", "ok", "Acme's tools beat Globex. Try acme.com.", [
-            {"url": "https://blog.acme.com/x", "title": "x", "domain": "blog.acme.com", "cited": True},
-            {"url": "https://g2.com/y", "title": "y", "domain": "g2.com", "cited": False},
-        ]),
-        ("perplexity", "failed", "Acme Acme Acme", []),
-    ])
+    answers_write(
+        group,
+        first,
+        [
+            (
+                "chatgpt",
+                "ok",
+                "Acme's tools beat Globex. Try acme.com.",
+                [
+                    {"url": "https://blog.acme.com/x", "title": "x", "domain": "blog.acme.com", "cited": True},
+                    {"url": "https://g2.com/y", "title": "y", "domain": "g2.com", "cited": False},
+                ],
+            ),
+            ("perplexity", "failed", "Acme Acme Acme", []),
+        ],
+    )
     answers_write(group, second, [("chatgpt", "ok", "Globex first, then ACME.", [])])
-    answers_write(group, third, [
-        ("chatgpt", "ok", "Nothing about AcmeCorp or monday plans.", [{"url": "https://www.globex.com/", "title": "g", "domain": "www.globex.com"}]),
-        ("perplexity", "ok", "See Monday for work. Acme Corp is fine.", [
-            {"url": "https://acme.com/", "title": "a", "domain": "acme.com", "cited": True},
-            {"url": "https://notacme.com/", "title": "n", "domain": "notacme.com", "cited": True},
-        ]),
-    ])
+    answers_write(
+        group,
+        third,
+        [
+            (
+                "chatgpt",
+                "ok",
+                "Nothing about AcmeCorp or monday plans.",
+                [{"url": "https://www.globex.com/", "title": "g", "domain": "www.globex.com"}],
+            ),
+            (
+                "perplexity",
+                "ok",
+                "See Monday for work. Acme Corp is fine.",
+                [
+                    {"url": "https://acme.com/", "title": "a", "domain": "acme.com", "cited": True},
+                    {"url": "https://notacme.com/", "title": "n", "domain": "notacme.com", "cited": True},
+                ],
+            ),
+        ],
+    )
     return group
 
 
@@ -75,15 +101,27 @@ def test_run_visibility_matches_hand_computed_figures(api, run) -> None:
     assert [b["name"] for b in body["brands"]] == ["Acme", "Globex", "Monday"]  # own brand first
     # Acme: answers 1, 2 ("ACME"), 4 ("Acme Corp"); ranks 1, 2, 2; cited by blog.acme.com and acme.com.
     assert brands["Acme"] == {
-        "id": brands["Acme"]["id"], "name": "Acme", "is_own": True, "mentioned": 3, "visibility": 0.75,
-        "visibility_low": 0.3006, "visibility_high": 0.9544, "share_of_voice": 0.5, "avg_rank": 1.6667,
-        "cited": 2, "citation_rate": 0.5,
+        "id": brands["Acme"]["id"],
+        "name": "Acme",
+        "is_own": True,
+        "mentioned": 3,
+        "visibility": 0.75,
+        "visibility_low": 0.3006,
+        "visibility_high": 0.9544,
+        "share_of_voice": 0.5,
+        "avg_rank": 1.6667,
+        "cited": 2,
+        "citation_rate": 0.5,
     }
     # Globex: answers 1 (rank 2) and 2 (rank 1); cited only by answer 3's www.globex.com (no "cited" key).
     assert (brands["Globex"]["mentioned"], brands["Globex"]["avg_rank"], brands["Globex"]["cited"]) == (2, 1.5, 1)
     assert brands["Globex"]["share_of_voice"] == 0.3333
     # Monday: only the capitalised one in answer 4, first there; "monday" in answer 3 is not it.
-    assert (brands["Monday"]["mentioned"], brands["Monday"]["avg_rank"], brands["Monday"]["share_of_voice"]) == (1, 1.0, 0.1667)
+    assert (brands["Monday"]["mentioned"], brands["Monday"]["avg_rank"], brands["Monday"]["share_of_voice"]) == (
+        1,
+        1.0,
+        0.1667,
+    )
     # g2.com was only found, never cited; www. is dropped.
     assert body["top_domains"] == [
         {"domain": d, "answers": 1, "share": 0.25} for d in ("acme.com", "blog.acme.com", "globex.com", "notacme.com")
@@ -106,14 +144,19 @@ def test_run_without_mentions_gives_zero_share_of_voice(api, workspace, brands) 
 
 
 def test_run_visibility_csv_has_numerators_denominators_and_no_formulas(api, run, brands) -> None:
-    Brand.objects.filter(id=brands["globex"].id).update(name="=HYPERLINK(\"x\")")
+    Brand.objects.filter(id=brands["globex"].id).update(name='=HYPERLINK("x")')
     response = api.get(f"/api/runs/{run.id}/visibility/?format=csv")
     assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
     assert len(rows) == 3 * 3  # (all, chatgpt, perplexity) × 3 brands
     acme_all = next(r for r in rows if r["provider"] == "all" and r["brand"] == "Acme")
-    assert (acme_all["mentioned"], acme_all["answers"], acme_all["mentioned_all_brands"], acme_all["rank_sum"]) == ("3", "4", "6", "5")
-    assert any(r["brand"] == "'=HYPERLINK(\"x\")" for r in rows)
+    assert (acme_all["mentioned"], acme_all["answers"], acme_all["mentioned_all_brands"], acme_all["rank_sum"]) == (
+        "3",
+        "4",
+        "6",
+        "5",
+    )
+    assert any(r["brand"] == '\'=HYPERLINK("x")' for r in rows)
 
 
 def test_trend_has_one_point_per_finished_run_and_provider_oldest_first(api, workspace, brands) -> None:
@@ -131,15 +174,21 @@ def test_trend_has_one_point_per_finished_run_and_provider_oldest_first(api, wor
 
     series = api.get(f"/api/workspaces/{workspace.id}/visibility/").json()["series"]
     assert [(p["run"], p["provider"], p["answers"]) for p in series] == [
-        (str(old.id), "all", 2), (str(old.id), "chatgpt", 1), (str(old.id), "gemini", 1),
-        (str(new.id), "all", 1), (str(new.id), "chatgpt", 1), (str(new.id), "gemini", 0),
+        (str(old.id), "all", 2),
+        (str(old.id), "chatgpt", 1),
+        (str(old.id), "gemini", 1),
+        (str(new.id), "all", 1),
+        (str(new.id), "chatgpt", 1),
+        (str(new.id), "gemini", 0),
     ]
     assert series[5]["failed"] == 1
     assert by_name(series[0]["brands"])["Acme"]["visibility"] == 0.5
     assert by_name(series[3]["brands"])["Acme"]["share_of_voice"] == 0.5
 
     since = (timezone.now() - dt.timedelta(days=1)).date().isoformat()
-    narrowed = api.get(f"/api/workspaces/{workspace.id}/visibility/?from={since}&provider=chatgpt&brand={brands['acme'].id}").json()
+    narrowed = api.get(
+        f"/api/workspaces/{workspace.id}/visibility/?from={since}&provider=chatgpt&brand={brands['acme'].id}"
+    ).json()
     assert [(p["run"], p["provider"]) for p in narrowed["series"]] == [(str(new.id), "chatgpt")]
     # Share of voice stays over every tracked brand even when one brand is asked for.
     assert [(b["name"], b["share_of_voice"]) for b in narrowed["series"][0]["brands"]] == [("Acme", 0.5)]
@@ -147,21 +196,34 @@ def test_trend_has_one_point_per_finished_run_and_provider_oldest_first(api, wor
     exported = api.get(f"/api/workspaces/{workspace.id}/visibility/?format=csv&brand={brands['acme'].id}")
     rows = list(csv.DictReader(io.StringIO(exported.content.decode("utf-8-sig"))))
     assert [(r["run"], r["provider"], r["mentioned"], r["answers"]) for r in rows] == [
-        (str(old.id), "all", "1", "2"), (str(old.id), "chatgpt", "0", "1"), (str(old.id), "gemini", "1", "1"),
-        (str(new.id), "all", "1", "1"), (str(new.id), "chatgpt", "1", "1"), (str(new.id), "gemini", "0", "0"),
+        (str(old.id), "all", "1", "2"),
+        (str(old.id), "chatgpt", "0", "1"),
+        (str(old.id), "gemini", "1", "1"),
+        (str(new.id), "all", "1", "1"),
+        (str(new.id), "chatgpt", "1", "1"),
+        (str(new.id), "gemini", "0", "0"),
     ]
 
 
-@pytest.mark.parametrize("query, field", [
-    ("from=yesterday", "from"), ("to=2025-02-30", "to"), ("from=2025-03-02&to=2025-03-01", "from"),
-    ("provider=bard", "provider"), ("brand=999999", "brand"), ("brand=x", "brand"),
-])
+@pytest.mark.parametrize(
+    "query, field",
+    [
+        ("from=yesterday", "from"),
+        ("to=2025-02-30", "to"),
+        ("from=2025-03-02&to=2025-03-01", "from"),
+        ("provider=bard", "provider"),
+        ("brand=999999", "brand"),
+        ("brand=x", "brand"),
+    ],
+)
 def test_bad_trend_filters_are_400_naming_the_field(api, workspace, query: str, field: str) -> None:
     response = api.get(f"/api/workspaces/{workspace.id}/visibility/?{query}")
     assert response.status_code == 400 and field in response.json()
 
 
-def test_brand_edit_reanalyses_stored_answers_and_run_figures(api, run, brands, django_capture_on_commit_callbacks) -> None:
+def test_brand_edit_reanalyses_stored_answers_and_run_figures(
+    api, run, brands, django_capture_on_commit_callbacks
+) -> None:
     job_group_visibility_aggregate(group=run)
     globex = brands["globex"]
     with django_capture_on_commit_callbacks(execute=True):
@@ -190,10 +252,19 @@ def test_reanalyse_command_refreshes_answers_analysed_with_old_brands(run, brand
 
 def test_brands_crud(api, workspace) -> None:
     url = f"/api/workspaces/{workspace.id}/brands/"
-    created = api.post(url, {"name": " HubSpot ", "aliases": ["HubSpot CRM"], "domains": ["WWW.HubSpot.com"], "is_own": True}, format="json")
+    created = api.post(
+        url,
+        {"name": " HubSpot ", "aliases": ["HubSpot CRM"], "domains": ["WWW.HubSpot.com"], "is_own": True},
+        format="json",
+    )
     assert created.status_code == 201, created.content
     brand = created.json()
-    assert (brand["name"], brand["domains"], brand["is_own"], brand["match_case"]) == ("HubSpot", ["hubspot.com"], True, False)
+    assert (brand["name"], brand["domains"], brand["is_own"], brand["match_case"]) == (
+        "HubSpot",
+        ["hubspot.com"],
+        True,
+        False,
+    )
     assert api.get(url).json()["count"] == 1
     assert api.get(f"/api/brands/{brand['id']}/").json()["aliases"] == ["HubSpot CRM"]
     assert api.patch(f"/api/brands/{brand['id']}/", {"match_case": True}, format="json").json()["match_case"] is True
@@ -206,16 +277,19 @@ def test_members_who_are_not_owners_may_edit_brands(api, user, workspace) -> Non
     assert api.post(f"/api/workspaces/{workspace.id}/brands/", {"name": "Acme"}, format="json").status_code == 201
 
 
-@pytest.mark.parametrize("body, field, words", [
-    ({"name": "  "}, "name", "empty"),
-    ({"name": "Acme", "aliases": ["Acme Inc", ""]}, "aliases", "Alias 2"),
-    ({"name": "Acme", "domains": ["acme.com", "https://acme.com/"]}, "domains", "Domain 2"),
-    ({"name": "Acme", "domains": ["acme com"]}, "domains", "not a host name"),
-    ({"name": "Acme", "domains": ["localhost"]}, "domains", "not a host name"),
-    ({"name": "Acme", "domains": [" "]}, "domains", "Domain 1"),
-    ({"name": "Acme", "aliases": "Acme Inc"}, "aliases", ""),
-    ({}, "name", ""),
-])
+@pytest.mark.parametrize(
+    "body, field, words",
+    [
+        ({"name": "  "}, "name", "empty"),
+        ({"name": "Acme", "aliases": ["Acme Inc", ""]}, "aliases", "Alias 2"),
+        ({"name": "Acme", "domains": ["acme.com", "https://acme.com/"]}, "domains", "Domain 2"),
+        ({"name": "Acme", "domains": ["acme com"]}, "domains", "not a host name"),
+        ({"name": "Acme", "domains": ["localhost"]}, "domains", "not a host name"),
+        ({"name": "Acme", "domains": [" "]}, "domains", "Domain 1"),
+        ({"name": "Acme", "aliases": "Acme Inc"}, "aliases", ""),
+        ({}, "name", ""),
+    ],
+)
 def test_bad_brand_input_is_400_naming_it(api, workspace, body: dict, field: str, words: str) -> None:
     response = api.post(f"/api/workspaces/{workspace.id}/brands/", body, format="json")
     assert response.status_code == 400, response.content

@@ -5,155 +5,287 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('agent', '0002_idempotency_key'),
-        ('prompts', '0001_initial'),
-        ('workspaces', '0001_initial'),
+        ("agent", "0002_idempotency_key"),
+        ("prompts", "0001_initial"),
+        ("workspaces", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='AnalysisState',
+            name="AnalysisState",
             fields=[
-                ('workspace', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, primary_key=True, related_name='+', serialize=False, to='workspaces.workspace')),
-                ('revision', models.PositiveIntegerField(default=0)),
-                ('reanalysed_revision', models.PositiveIntegerField(default=0, help_text='The revision the last full re-analysis finished at.')),
-                ('reanalysed_at', models.DateTimeField(blank=True, null=True)),
+                (
+                    "workspace",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        primary_key=True,
+                        related_name="+",
+                        serialize=False,
+                        to="workspaces.workspace",
+                    ),
+                ),
+                ("revision", models.PositiveIntegerField(default=0)),
+                (
+                    "reanalysed_revision",
+                    models.PositiveIntegerField(
+                        default=0, help_text="The revision the last full re-analysis finished at."
+                    ),
+                ),
+                ("reanalysed_at", models.DateTimeField(blank=True, null=True)),
             ],
         ),
         migrations.CreateModel(
-            name='Brand',
+            name="Brand",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200)),
-                ('aliases', models.JSONField(blank=True, default=list, help_text='Other names that count as a mention.')),
-                ('domains', models.JSONField(blank=True, default=list, help_text='Host names, e.g. ["hubspot.com"]; subdomains count.')),
-                ('is_own', models.BooleanField(default=False, help_text="The workspace's own brand (at most one).")),
-                ('match_case', models.BooleanField(default=False, help_text='Match the exact case (for names that are common words).')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='brands', to='workspaces.workspace')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=200)),
+                (
+                    "aliases",
+                    models.JSONField(blank=True, default=list, help_text="Other names that count as a mention."),
+                ),
+                (
+                    "domains",
+                    models.JSONField(
+                        blank=True, default=list, help_text='Host names, e.g. ["hubspot.com"]; subdomains count.'
+                    ),
+                ),
+                ("is_own", models.BooleanField(default=False, help_text="The workspace's own brand (at most one).")),
+                (
+                    "match_case",
+                    models.BooleanField(
+                        default=False, help_text="Match the exact case (for names that are common words)."
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="brands", to="workspaces.workspace"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-is_own', 'name', 'id'],
+                "ordering": ["-is_own", "name", "id"],
             },
         ),
         migrations.CreateModel(
-            name='CitedDomain',
+            name="CitedDomain",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('provider', models.CharField(max_length=32)),
-                ('domain', models.CharField(max_length=255)),
-                ('group', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='agent.jobgroup')),
-                ('item', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='agent.jobitem')),
-                ('prompt', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='prompts.prompt')),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='workspaces.workspace')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("provider", models.CharField(max_length=32)),
+                ("domain", models.CharField(max_length=255)),
+                (
+                    "group",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="agent.jobgroup"
+                    ),
+                ),
+                (
+                    "item",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="agent.jobitem"
+                    ),
+                ),
+                (
+                    "prompt",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="prompts.prompt"
+                    ),
+                ),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="workspaces.workspace"
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Mention',
+            name="Mention",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('provider', models.CharField(max_length=32)),
-                ('mentioned', models.BooleanField()),
-                ('mentions', models.PositiveIntegerField()),
-                ('first_offset', models.PositiveIntegerField(null=True)),
-                ('rank', models.PositiveIntegerField(null=True)),
-                ('cited', models.BooleanField()),
-                ('citations', models.PositiveIntegerField()),
-                ('analysis_version', models.PositiveIntegerField()),
-                ('brand', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='mentions', to='visibility.brand')),
-                ('group', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='agent.jobgroup')),
-                ('item', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='agent.jobitem')),
-                ('prompt', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='prompts.prompt')),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='workspaces.workspace')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("provider", models.CharField(max_length=32)),
+                ("mentioned", models.BooleanField()),
+                ("mentions", models.PositiveIntegerField()),
+                ("first_offset", models.PositiveIntegerField(null=True)),
+                ("rank", models.PositiveIntegerField(null=True)),
+                ("cited", models.BooleanField()),
+                ("citations", models.PositiveIntegerField()),
+                ("analysis_version", models.PositiveIntegerField()),
+                (
+                    "brand",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="mentions", to="visibility.brand"
+                    ),
+                ),
+                (
+                    "group",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="agent.jobgroup"
+                    ),
+                ),
+                (
+                    "item",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="agent.jobitem"
+                    ),
+                ),
+                (
+                    "prompt",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="prompts.prompt"
+                    ),
+                ),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="workspaces.workspace"
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='RunStat',
+            name="RunStat",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('provider', models.CharField(max_length=32)),
-                ('at', models.DateTimeField(help_text="The run's creation time.")),
-                ('answers', models.PositiveIntegerField()),
-                ('failed', models.PositiveIntegerField()),
-                ('analysis_version', models.PositiveIntegerField()),
-                ('group', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='agent.jobgroup')),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='workspaces.workspace')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("provider", models.CharField(max_length=32)),
+                ("at", models.DateTimeField(help_text="The run's creation time.")),
+                ("answers", models.PositiveIntegerField()),
+                ("failed", models.PositiveIntegerField()),
+                ("analysis_version", models.PositiveIntegerField()),
+                (
+                    "group",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="agent.jobgroup"
+                    ),
+                ),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="workspaces.workspace"
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='RunDomainStat',
+            name="RunDomainStat",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('domain', models.CharField(max_length=255)),
-                ('answers', models.PositiveIntegerField()),
-                ('run_stat', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='domain_stats', to='visibility.runstat')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("domain", models.CharField(max_length=255)),
+                ("answers", models.PositiveIntegerField()),
+                (
+                    "run_stat",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="domain_stats",
+                        to="visibility.runstat",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='RunBrandStat',
+            name="RunBrandStat",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('mentioned', models.PositiveIntegerField()),
-                ('rank_sum', models.PositiveIntegerField()),
-                ('cited', models.PositiveIntegerField()),
-                ('brand', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='visibility.brand')),
-                ('run_stat', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='brand_stats', to='visibility.runstat')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("mentioned", models.PositiveIntegerField()),
+                ("rank_sum", models.PositiveIntegerField()),
+                ("cited", models.PositiveIntegerField()),
+                (
+                    "brand",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="visibility.brand"
+                    ),
+                ),
+                (
+                    "run_stat",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="brand_stats", to="visibility.runstat"
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='AnalysedAnswer',
+            name="AnalysedAnswer",
             fields=[
-                ('item', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, primary_key=True, related_name='+', serialize=False, to='agent.jobitem')),
-                ('provider', models.CharField(max_length=32)),
-                ('version', models.PositiveIntegerField()),
-                ('revision', models.PositiveIntegerField()),
-                ('analysed_at', models.DateTimeField()),
-                ('group', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='agent.jobgroup')),
-                ('prompt', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='prompts.prompt')),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='workspaces.workspace')),
+                (
+                    "item",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        primary_key=True,
+                        related_name="+",
+                        serialize=False,
+                        to="agent.jobitem",
+                    ),
+                ),
+                ("provider", models.CharField(max_length=32)),
+                ("version", models.PositiveIntegerField()),
+                ("revision", models.PositiveIntegerField()),
+                ("analysed_at", models.DateTimeField()),
+                (
+                    "group",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="agent.jobgroup"
+                    ),
+                ),
+                (
+                    "prompt",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="prompts.prompt"
+                    ),
+                ),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="workspaces.workspace"
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['workspace', 'revision'], name='visibility__workspa_41ada3_idx'), models.Index(fields=['group', 'provider'], name='visibility__group_i_ef2107_idx')],
+                "indexes": [
+                    models.Index(fields=["workspace", "revision"], name="visibility__workspa_41ada3_idx"),
+                    models.Index(fields=["group", "provider"], name="visibility__group_i_ef2107_idx"),
+                ],
             },
         ),
         migrations.AddConstraint(
-            model_name='brand',
-            constraint=models.UniqueConstraint(condition=models.Q(('is_own', True)), fields=('workspace',), name='brand_one_own_per_workspace'),
+            model_name="brand",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("is_own", True)), fields=("workspace",), name="brand_one_own_per_workspace"
+            ),
         ),
         migrations.AddIndex(
-            model_name='citeddomain',
-            index=models.Index(fields=['group', 'provider'], name='visibility__group_i_c58e4a_idx'),
+            model_name="citeddomain",
+            index=models.Index(fields=["group", "provider"], name="visibility__group_i_c58e4a_idx"),
         ),
         migrations.AddConstraint(
-            model_name='citeddomain',
-            constraint=models.UniqueConstraint(fields=('item', 'domain'), name='citeddomain_unique_item_domain'),
+            model_name="citeddomain",
+            constraint=models.UniqueConstraint(fields=("item", "domain"), name="citeddomain_unique_item_domain"),
         ),
         migrations.AddIndex(
-            model_name='mention',
-            index=models.Index(fields=['group', 'provider', 'brand'], name='visibility__group_i_e1f91d_idx'),
+            model_name="mention",
+            index=models.Index(fields=["group", "provider", "brand"], name="visibility__group_i_e1f91d_idx"),
         ),
         migrations.AddConstraint(
-            model_name='mention',
-            constraint=models.UniqueConstraint(fields=('item', 'brand'), name='mention_unique_item_brand'),
+            model_name="mention",
+            constraint=models.UniqueConstraint(fields=("item", "brand"), name="mention_unique_item_brand"),
         ),
         migrations.AddIndex(
-            model_name='runstat',
-            index=models.Index(fields=['workspace', 'at'], name='visibility__workspa_1c1eb2_idx'),
+            model_name="runstat",
+            index=models.Index(fields=["workspace", "at"], name="visibility__workspa_1c1eb2_idx"),
         ),
         migrations.AddConstraint(
-            model_name='runstat',
-            constraint=models.UniqueConstraint(fields=('group', 'provider'), name='runstat_unique_group_provider'),
+            model_name="runstat",
+            constraint=models.UniqueConstraint(fields=("group", "provider"), name="runstat_unique_group_provider"),
         ),
         migrations.AddConstraint(
-            model_name='rundomainstat',
-            constraint=models.UniqueConstraint(fields=('run_stat', 'domain'), name='rundomainstat_unique'),
+            model_name="rundomainstat",
+            constraint=models.UniqueConstraint(fields=("run_stat", "domain"), name="rundomainstat_unique"),
         ),
         migrations.AddConstraint(
-            model_name='runbrandstat',
-            constraint=models.UniqueConstraint(fields=('run_stat', 'brand'), name='runbrandstat_unique'),
+            model_name="runbrandstat",
+            constraint=models.UniqueConstraint(fields=("run_stat", "brand"), name="runbrandstat_unique"),
         ),
     ]

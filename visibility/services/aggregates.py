@@ -1,5 +1,6 @@
 """Per-run figures (run × provider and "all" × brand, with numerators and denominators), written when
 a run closes and after a re-analysis, so the trend reads a few rows per run and never raw answers."""
+
 from __future__ import annotations
 
 from django.db import transaction
@@ -14,7 +15,9 @@ def _aggregates_write(groups: list[JobGroup]) -> int:
     if not groups:
         return 0
     by_group: dict = {group.id: {} for group in groups}
-    for (group_id, provider), counts in visibility_counts(group_ids=list(by_group), by=("group_id", "provider")).items():
+    for (group_id, provider), counts in visibility_counts(
+        group_ids=list(by_group), by=("group_id", "provider")
+    ).items():
         by_group[group_id][provider] = counts
     brand_ids = {
         workspace_id: list(Brand.objects.filter(workspace_id=workspace_id).values_list("id", flat=True))
@@ -32,12 +35,22 @@ def _aggregates_write(groups: list[JobGroup]) -> int:
                 total.add(counts)
             for provider, counts in [(ALL_PROVIDERS, total), *per_provider.items()]:
                 stat = RunStat.objects.create(
-                    group=group, workspace_id=group.workspace_id, provider=provider, at=group.created_at,
-                    answers=counts.answers, failed=counts.failed, analysis_version=ANALYSIS_VERSION,
+                    group=group,
+                    workspace_id=group.workspace_id,
+                    provider=provider,
+                    at=group.created_at,
+                    answers=counts.answers,
+                    failed=counts.failed,
+                    analysis_version=ANALYSIS_VERSION,
                 )
                 RunBrandStat.objects.bulk_create(
-                    RunBrandStat(run_stat=stat, brand_id=brand_id, mentioned=counts.brands.get(brand_id, (0, 0, 0))[0],
-                                 rank_sum=counts.brands.get(brand_id, (0, 0, 0))[1], cited=counts.brands.get(brand_id, (0, 0, 0))[2])
+                    RunBrandStat(
+                        run_stat=stat,
+                        brand_id=brand_id,
+                        mentioned=counts.brands.get(brand_id, (0, 0, 0))[0],
+                        rank_sum=counts.brands.get(brand_id, (0, 0, 0))[1],
+                        cited=counts.brands.get(brand_id, (0, 0, 0))[2],
+                    )
                     for brand_id in brand_ids[group.workspace_id]
                 )
                 RunDomainStat.objects.bulk_create(
@@ -54,5 +67,7 @@ def job_group_visibility_aggregate(*, group: JobGroup) -> int:
 
 def workspace_aggregates_rebuild(*, workspace_id, chunk: int = 200) -> int:
     """Rewrite the figures of every finished run of a workspace (after its brands or analyses changed)."""
-    groups = list(JobGroup.objects.filter(workspace_id=workspace_id, status__in=FINISHED_RUN_STATUSES).order_by("created_at"))
-    return sum(_aggregates_write(groups[start:start + chunk]) for start in range(0, len(groups), chunk))
+    groups = list(
+        JobGroup.objects.filter(workspace_id=workspace_id, status__in=FINISHED_RUN_STATUSES).order_by("created_at")
+    )
+    return sum(_aggregates_write(groups[start : start + chunk]) for start in range(0, len(groups), chunk))

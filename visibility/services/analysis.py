@@ -4,6 +4,7 @@ Writes are guarded by the workspace's AnalysisState row: a batch (or one answer)
 under that row's lock and only if the brand revision it was computed for is still current, so an
 analysis made with yesterday's brands never overwrites one made with today's.
 """
+
 from __future__ import annotations
 
 import logging
@@ -46,13 +47,17 @@ def _matcher(*, workspace_id, revision: int, fresh: bool = False) -> Matcher:
     key = (str(workspace_id), revision)
     matcher = None if fresh else _matchers.get(key)
     if matcher is None:
-        brands = Brand.objects.filter(workspace_id=workspace_id).order_by("id").values_list(
-            "id", "name", "aliases", "domains", "match_case"
+        brands = (
+            Brand.objects.filter(workspace_id=workspace_id)
+            .order_by("id")
+            .values_list("id", "name", "aliases", "domains", "match_case")
         )
-        matcher = Matcher([
-            BrandTerms(brand_id=id_, terms=(name, *aliases), domains=tuple(domains), match_case=match_case)
-            for id_, name, aliases, domains, match_case in brands
-        ])
+        matcher = Matcher(
+            [
+                BrandTerms(brand_id=id_, terms=(name, *aliases), domains=tuple(domains), match_case=match_case)
+                for id_, name, aliases, domains, match_case in brands
+            ]
+        )
         if len(_matchers) >= _MATCHER_CACHE_SIZE:
             _matchers.clear()
         _matchers[key] = matcher
@@ -79,7 +84,17 @@ def _insert(model, columns: tuple[str, ...], rows: list[tuple]) -> None:
 
 
 _KEY_COLUMNS = ("item_id", "workspace_id", "group_id", "provider", "prompt_id")
-_MENTION_COLUMNS = (*_KEY_COLUMNS, "brand_id", "mentioned", "mentions", "first_offset", "rank", "cited", "citations", "analysis_version")
+_MENTION_COLUMNS = (
+    *_KEY_COLUMNS,
+    "brand_id",
+    "mentioned",
+    "mentions",
+    "first_offset",
+    "rank",
+    "cited",
+    "citations",
+    "analysis_version",
+)
 
 
 def _rows_write(rows: list[tuple], *, workspace_id, matcher: Matcher, revision: int) -> None:
@@ -129,16 +144,23 @@ def answer_analyse(*, item_id: int) -> bool:
     """
     row = (
         JobItem.objects.filter(id=item_id, status=JobItem.Status.OK)
-        .values_list(*_ITEM_FIELDS, "group__workspace_id").first()
+        .values_list(*_ITEM_FIELDS, "group__workspace_id")
+        .first()
     )
     if row is None:
         return False
     workspace_id = row[-1]
     _state_get(workspace_id)
     with transaction.atomic():
-        revision = AnalysisState.objects.select_for_update().values_list("revision", flat=True).get(workspace_id=workspace_id)
-        _rows_write([row[:-1]], workspace_id=workspace_id, matcher=_matcher(workspace_id=workspace_id, revision=revision),
-                    revision=revision)
+        revision = (
+            AnalysisState.objects.select_for_update().values_list("revision", flat=True).get(workspace_id=workspace_id)
+        )
+        _rows_write(
+            [row[:-1]],
+            workspace_id=workspace_id,
+            matcher=_matcher(workspace_id=workspace_id, revision=revision),
+            revision=revision,
+        )
     return True
 
 
@@ -149,12 +171,15 @@ def _ok_answer_batches(*, workspace_id, batch_size: int) -> Iterator[list[tuple]
     a query over the whole workspace would sort all its answers again for every batch.
     """
     batch: list[tuple] = []
-    for group_id in JobGroup.objects.filter(workspace_id=workspace_id).order_by("created_at", "id").values_list("id", flat=True):
+    for group_id in (
+        JobGroup.objects.filter(workspace_id=workspace_id).order_by("created_at", "id").values_list("id", flat=True)
+    ):
         last_id = 0
         while True:
             rows = list(
                 JobItem.objects.filter(group_id=group_id, status=JobItem.Status.OK, id__gt=last_id)
-                .order_by("id").values_list(*_ITEM_FIELDS)[:batch_size]
+                .order_by("id")
+                .values_list(*_ITEM_FIELDS)[:batch_size]
             )
             if not rows:
                 break
@@ -182,9 +207,15 @@ def workspace_reanalyse(*, workspace_id, batch_size: int = REANALYSE_BATCH_SIZE)
     total = 0
     for rows in _ok_answer_batches(workspace_id=workspace_id, batch_size=batch_size):
         with transaction.atomic():
-            current = AnalysisState.objects.select_for_update().values_list("revision", flat=True).get(workspace_id=workspace_id)
+            current = (
+                AnalysisState.objects.select_for_update()
+                .values_list("revision", flat=True)
+                .get(workspace_id=workspace_id)
+            )
             if current != revision:
-                logger.info("re-analysis of workspace %s at revision %s superseded by %s", workspace_id, revision, current)
+                logger.info(
+                    "re-analysis of workspace %s at revision %s superseded by %s", workspace_id, revision, current
+                )
                 return Reanalysed(answers=total, seconds=time.monotonic() - started, finished=False, revision=revision)
             _rows_write(rows, workspace_id=workspace_id, matcher=matcher, revision=revision)
         total += len(rows)

@@ -1,4 +1,5 @@
 """Services that write brands; every change moves the workspace's analysis revision and re-analyses it."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -36,7 +37,9 @@ def _text_validate(value, *, field: str, what: str) -> str:
 def _aliases_validate(aliases: list) -> list[str]:
     if len(aliases) > MAX_ALIASES:
         raise InvalidInput(f"A brand can have at most {MAX_ALIASES} aliases.", field="aliases")
-    cleaned = [_text_validate(alias, field="aliases", what=f"Alias {number}") for number, alias in enumerate(aliases, 1)]
+    cleaned = [
+        _text_validate(alias, field="aliases", what=f"Alias {number}") for number, alias in enumerate(aliases, 1)
+    ]
     return list(dict.fromkeys(cleaned))
 
 
@@ -78,12 +81,19 @@ def _revision_bump(state: AnalysisState) -> None:
 
 def _own_check(*, workspace_id, is_own: bool, exclude_id: int | None = None) -> None:
     if is_own and Brand.objects.filter(workspace_id=workspace_id, is_own=True).exclude(id=exclude_id).exists():
-        raise InvalidInput("This workspace already has its own brand; mark that one as a competitor first.", field="is_own")
+        raise InvalidInput(
+            "This workspace already has its own brand; mark that one as a competitor first.", field="is_own"
+        )
 
 
 def brand_create(
-    *, workspace: Workspace, name: str, aliases: list | None = None, domains: list | None = None,
-    is_own: bool = False, match_case: bool = False,
+    *,
+    workspace: Workspace,
+    name: str,
+    aliases: list | None = None,
+    domains: list | None = None,
+    is_own: bool = False,
+    match_case: bool = False,
 ) -> Brand:
     name = _text_validate(name, field="name", what="The name")
     aliases = _aliases_validate(aliases or [])
@@ -103,8 +113,13 @@ def brand_create(
 
 
 def brand_update(
-    *, brand: Brand, name: str | None = None, aliases: list | None = None, domains: list | None = None,
-    is_own: bool | None = None, match_case: bool | None = None,
+    *,
+    brand: Brand,
+    name: str | None = None,
+    aliases: list | None = None,
+    domains: list | None = None,
+    is_own: bool | None = None,
+    match_case: bool | None = None,
 ) -> Brand:
     changes: dict = {}
     if name is not None:

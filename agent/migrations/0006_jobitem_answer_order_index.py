@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('agent', '0003_run_verbose_names'),
+        ('agent', '0005_schedules_priority_delayed_runs'),
         ('prompts', '0001_initial'),
     ]
 
