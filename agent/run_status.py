@@ -44,7 +44,7 @@ def job_group_progress_for_user(*, user, group_id) -> dict:
     try:
         group_id = str(uuid.UUID(str(group_id)))
     except ValueError:
-        raise NotFound("Job group not found.") from None
+        raise NotFound("Run not found.") from None
     member_key, run_key = member_of_cache_key(user.id), _run_key(group_id)
     try:
         cached = cache.get_many([member_key, run_key])
@@ -54,7 +54,7 @@ def job_group_progress_for_user(*, user, group_id) -> dict:
     if isinstance(entry, tuple):
         workspace_id, final = entry
         if workspace_id not in workspace_ids_of_user(user_id=user.id, cached=cached.get(member_key)):
-            raise NotFound("Job group not found.")
+            raise NotFound("Run not found.")
         if final is not None:
             return final
         try:
@@ -66,7 +66,7 @@ def job_group_progress_for_user(*, user, group_id) -> dict:
             return live
     group = JobGroup.objects.filter(id=group_id).first()
     if group is None or group.workspace_id not in workspace_ids_of_user(user_id=user.id, cached=cached.get(member_key)):
-        raise NotFound("Job group not found.")
+        raise NotFound("Run not found.")
     if entry is None:  # absent, not marked changed
         final = group.progress if group.status in _FINAL_STATES and group.progress else None
         _cache_quietly(cache.add, run_key, (group.workspace_id, final), RUN_ENTRY_TTL_SECONDS)

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from agent.connections import redis_client
 from agent.models import JobItem
-from agent.queues import huey_for, queue_key
+from agent.queues import QUEUE_PRIORITY, huey_for
 from agent.services.submit import job_group_submit
 from agent.tasks import ITEM_RUN_TASK_NAME, QueuedItem
 from tests.factories import workspace_with_prompts
@@ -19,9 +18,10 @@ def test_every_item_gets_one_message_with_its_own_task_id(user) -> None:
     ids: set[str] = set()
     for provider in group.providers:
         huey = huey_for(provider)
-        for raw in reversed(redis_client().lrange(queue_key(provider), 0, -1)):  # oldest first
+        for raw in huey.storage.enqueued_items():
             task = huey.deserialize_task(raw)
             assert task.name.endswith(ITEM_RUN_TASK_NAME.split(".")[-1]) and task.retries == 5
+            assert task.priority == QUEUE_PRIORITY["normal"]
             ids.add(task.id)
             seen.append(task.args[0])
     expected = [QueuedItem.of(item) for item in JobItem.objects.filter(group=group).order_by("provider", "id")]
