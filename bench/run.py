@@ -194,15 +194,18 @@ class Bench:
 
     def bare_round(self, prompts: int, consumers) -> Round:
         """The same group's items answered by the bare Huey task (bench/bare_consumer.py); timed like agent_round."""
-        from django.db import transaction
+        from datetime import timedelta
+
+        from django.utils import timezone
 
         from agent.models import JobItem
-        from agent.services.submit import _job_group_create
+        from agent.services.submit import job_group_submit
         from bench.bare_consumer import bare_huey
 
-        with transaction.atomic():  # the rows exactly as a submit writes them, without the agent's enqueue
-            group = _job_group_create(workspace=self.workspace(prompts), user=self.user, providers=list(QUEUES), pairs=None,
-                                      rerun_of=None, idempotency_key="")
+        # A run scheduled for tomorrow: its rows exactly as any submit writes them, nothing on the
+        # agent's queues; the bare tasks below answer its items instead.
+        group = job_group_submit(workspace=self.workspace(prompts), user=self.user,
+                                 run_at=timezone.now() + timedelta(days=1)).job_group
         by_queue: dict[str, list[int]] = {queue: [] for queue in QUEUES}
         for item_id, provider in JobItem.objects.filter(group=group).order_by("id").values_list("id", "provider"):
             by_queue[provider].append(item_id)
@@ -586,7 +589,7 @@ class Bench:
         noop_task = per_item(noop_counts, noop_all, "task")
         # Outside the tasks: the dequeue (BRPOP) and Huey's scheduler poll are the queue's own;
         # the rest (recovery sweep, heartbeats, health checks) is ours and counts per answer too.
-        queue_own = {"BRPOP", "EVALSHA storage.SCHEDULE_POP_LUA"}
+        queue_own = {"BRPOP", "BZPOPMIN", "EVALSHA storage.SCHEDULE_POP_LUA"}  # BZPOPMIN: the priority queues
         agent_loop = per_item(agent_counts, agent_answers, "loop")
         background = {k: v for k, v in agent_loop.items() if k not in queue_own}
         beyond_dequeue = sum(agent_task.values()) + sum(background.values())
