@@ -1,4 +1,6 @@
 """Run API (`JobGroup` in code): submit and list runs, follow their progress, read their answers."""
+import uuid
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -7,10 +9,12 @@ from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from agent.answers_pagination import AnswersPagination
 from agent.api_csv import AnswersCsvRenderer
 from agent.models import JobGroup, JobGroupProvider, JobItem
-from agent.progress import progress_get, progress_update_id
+from agent.progress import progress_get
 from agent.queue_ops import queues_paused_cached
+from agent.run_status import job_group_progress_for_user
 from agent.selectors import job_group_get_for_user, job_groups_of_workspace, job_items_of_group
 from agent.services.closing import job_group_cancel
 from agent.services.submit import job_group_rerun, job_group_submit
@@ -90,8 +94,8 @@ class RunStatusSerializer(serializers.Serializer):
         "Providers of this run whose queue an operator paused while the run still waits on them."))
 
 
-def run_paused_providers(group: JobGroup, progress: dict) -> list[str]:
-    """The run's unfinished providers whose queue is paused (a view at most a few seconds old)."""
+def run_paused_providers(group: JobGroup | None, progress: dict) -> list[str]:
+    """The run's unfinished providers whose queue is paused (a view at most a few seconds old); the progress says which."""
     if progress["status"] == "completed":
         return []
     paused = queues_paused_cached()
@@ -145,17 +149,17 @@ class WorkspaceRunsApi(ListAPIView):
 class RunStatusApi(APIView):
     @extend_schema(responses={200: RunStatusSerializer, 404: ERROR})
     def get(self, request, group_id):
-        group = job_group_get_for_user(user=request.user, group_id=group_id)
-        # Pollers send back the ETag they got; an unchanged updateId costs one Redis read and no body.
+        # The hottest read (every open run page polls it): cached membership, no SQL on the way (agent.run_status).
+        progress = job_group_progress_for_user(user=request.user, group_id=group_id)
         # A pause changes the answer without changing updateId, so the tag names the paused queues too.
-        seen = request.headers.get("If-None-Match")
-        if seen and seen == _status_etag(group.id, progress_update_id(group), sorted(queues_paused_cached())):
-            return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": seen})
-        progress = progress_get(group)
+        paused = sorted(queues_paused_cached())
+        etag = _status_etag(uuid.UUID(group_id), progress["updateId"], paused)  # a malformed id was a 404 above
+        # Pollers send back the ETag they got; an unchanged updateId gets no body.
+        if request.headers.get("If-None-Match") == etag:
+            return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
         return Response(
-            {"status": progress["status"], "response": progress, "paused_providers": run_paused_providers(group, progress)},
-            headers={"ETag": _status_etag(group.id, progress["updateId"], sorted(queues_paused_cached())),
-                     "Cache-Control": "private, no-cache"},
+            {"status": progress["status"], "response": progress, "paused_providers": run_paused_providers(None, progress)},
+            headers={"ETag": etag, "Cache-Control": "private, no-cache"},
         )
 
 
@@ -203,10 +207,11 @@ class RunCancelApi(APIView):
 
 
 class RunAnswersApi(ListAPIView):
-    """A group's answers, paginated JSON; `?format=csv` exports every answer for spreadsheets."""
+    """A group's answers, paginated JSON (keyset pages; `?page=` for numbered ones); `?format=csv` exports every answer."""
 
     serializer_class = AnswerSerializer
     renderer_classes = [JSONRenderer, BrowsableAPIRenderer, AnswersCsvRenderer]
+    pagination_class = AnswersPagination
 
     def paginate_queryset(self, queryset):
         if getattr(self.request, "accepted_renderer", None) and self.request.accepted_renderer.format == "csv":
@@ -216,7 +221,6 @@ class RunAnswersApi(ListAPIView):
     @extend_schema(parameters=[
         OpenApiParameter("provider", OpenApiTypes.STR, enum=list(PROVIDER_IDS)),
         OpenApiParameter("status", OpenApiTypes.STR, enum=JobItem.Status.values),
-        OpenApiParameter("page_size", OpenApiTypes.INT, description="up to 1000"),
     ])
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
@@ -228,7 +232,12 @@ class RunAnswersApi(ListAPIView):
         return super().list(request, *args, **kwargs)
 
     def get_queryset(self):
-        group = job_group_get_for_user(user=self.request.user, group_id=self.kwargs["group_id"])
+        self.group = job_group_get_for_user(user=self.request.user, group_id=self.kwargs["group_id"])
+        self.filtered = bool(self.request.query_params.get("provider") or self.request.query_params.get("status"))
         return job_items_of_group(
-            group=group, provider=self.request.query_params.get("provider"), status=self.request.query_params.get("status")
+            group=self.group, provider=self.request.query_params.get("provider"), status=self.request.query_params.get("status")
         )
+
+    def answers_count(self, queryset) -> int:
+        # A run's item count is fixed at submit and kept on the run: no COUNT over 100,000 rows.
+        return queryset.count() if self.filtered else self.group.expected_responses

@@ -183,6 +183,9 @@ class JobItem(models.Model):
             models.Index(fields=["group", "provider", "status"]),
             models.Index(fields=["status", "heartbeat_at"]),
             models.Index(fields=["status", "-finished_at"], name="jobitem_status_finished"),  # latest failures
+            # A run's answers in page order (prompt, provider, id): keyset and numbered pages, the run
+            # page and the exports read a page straight off it instead of sorting the whole run.
+            models.Index(fields=["group", "prompt", "provider", "id"], name="jobitem_group_answer_order"),
         ]
 
     def __str__(self) -> str:

@@ -320,17 +320,6 @@ def _progress_get(group: JobGroup) -> dict:
     return progress_from_database(group)
 
 
-def progress_update_id(group: JobGroup) -> int | None:
-    """The current updateId alone (one small Redis read), or None when it has to be computed."""
-    if group.status not in JobGroup.UNFINISHED and group.progress:
-        return group.progress["updateId"]
-    try:
-        value = redis_client().hget(progress_key(group.id), "u")
-    except redis.RedisError:
-        return None
-    return int(value) if value is not None else None
-
-
 def progress_read_live(group_id) -> dict | None:
     """The live object as stored, or None when Redis holds none (for tests and the sweep)."""
     raw = redis_client().hgetall(progress_key(group_id))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from dataclasses import dataclass
 
 import redis
@@ -76,11 +77,17 @@ def item_messages_push_on(pipeline: redis.client.Pipeline, *, provider_id: str, 
     The priority travels in the message too, so Huey's own retries and delayed re-runs keep it.
     """
     huey, task = huey_for(provider_id), item_run_task(provider_id)
-    by_priority: dict[int, list[bytes]] = {}
+    by_priority: dict[int, list[QueuedItem]] = {}
     for item in items:
-        priority = QUEUE_PRIORITY.get(item.priority, QUEUE_PRIORITY["normal"])
-        by_priority.setdefault(priority, []).append(huey.serialize_task(task.s(item, priority=priority)))
-    for priority, messages in by_priority.items():
+        by_priority.setdefault(QUEUE_PRIORITY.get(item.priority, QUEUE_PRIORITY["normal"]), []).append(item)
+    prefix = uuid.uuid4().hex
+    for priority, queued in by_priority.items():
+        # Huey builds each message from a Task object with a fresh uuid4; for a run of 100,000 items
+        # that was most of the submit. One message is built Huey's way and the others copy it with
+        # their own item and id (unique: one random prefix per push, numbered).
+        template = huey._registry.create_message(task.s(queued[0], priority=priority))
+        messages = [huey.serializer.serialize(template._replace(id=f"{prefix}-{priority}-{n}", args=(item,)))
+                    for n, item in enumerate(queued)]
         huey.storage.enqueue_many_on(pipeline, messages, priority=priority)
 
 

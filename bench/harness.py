@@ -62,14 +62,16 @@ class Harness:
         return process
 
     def consumers(
-        self, *, workers: int, latency_ms: int, settings: str = "bench.settings", noop: bool = False
+        self, *, workers: int, latency_ms: int, settings: str = "bench.settings", noop: bool = False, bare: bool = False
     ) -> list[subprocess.Popen]:
-        """One consumer process per queue: `manage.py run_huey`, or the raw Huey no-op consumer."""
+        """One consumer process per queue: `manage.py run_huey`, the raw Huey no-op consumer, or the bare-task one."""
         started = []
+        kind = "noop" if noop else "bare" if bare else "agent"
         for queue in QUEUES:
-            program = ["-m", "bench.noop_consumer"] if noop else ["manage.py", "run_huey"]
+            program = {"noop": ["-m", "bench.noop_consumer"], "bare": ["-m", "bench.bare_consumer"]}.get(
+                kind, ["manage.py", "run_huey"])
             argv = [sys.executable, *program, "--queue", queue, "-w", str(workers)]
-            name = f"{'noop' if noop else 'agent'}-{queue}"
+            name = f"{kind}-{queue}"
             started.append(self._start(argv, name, DJANGO_SETTINGS_MODULE=settings, AGENT_SIMULATED_LATENCY_MS=latency_ms))
         return started
 

@@ -192,6 +192,36 @@ class Bench:
             raise BenchError(f"{exc}; items by status {states}; queue lengths {queued}") from None
         return meter.round(n), str(group.id)
 
+    def bare_round(self, prompts: int, consumers) -> Round:
+        """The same group's items answered by the bare Huey task (bench/bare_consumer.py); timed like agent_round."""
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        from agent.models import JobItem
+        from agent.services.submit import job_group_submit
+        from bench.bare_consumer import bare_huey
+
+        # A run scheduled for tomorrow: its rows exactly as any submit writes them, nothing on the
+        # agent's queues; the bare tasks below answer its items instead.
+        group = job_group_submit(workspace=self.workspace(prompts), user=self.user,
+                                 run_at=timezone.now() + timedelta(days=1)).job_group
+        by_queue: dict[str, list[int]] = {queue: [] for queue in QUEUES}
+        for item_id, provider in JobItem.objects.filter(group=group).order_by("id").values_list("id", "provider"):
+            by_queue[provider].append(item_id)
+        pipeline = self.redis.pipeline(transaction=False)
+        for queue, item_ids in by_queue.items():
+            huey = bare_huey(queue)
+            huey.storage.enqueue_many_on(pipeline, [huey.serialize_task(huey.answer_task.s(i)) for i in item_ids])
+        pipeline.execute()
+        meter = Meter([p.pid for p in consumers] + [self.redis_server.process.pid])
+        unfinished = JobItem.objects.filter(group_id=group.id, status__in=JobItem.UNFINISHED)
+        n = group.expected_responses
+        deadline_wait(lambda: not unfinished.exists(), timeout=60 + n / 10, what=f"bare group of {n} items", alive=consumers)
+        measured = meter.round(n)
+        self.parked.append(group)  # never closed by a consumer: park_all closes it
+        return measured
+
     def noop_round(self, per_queue: int, consumers) -> Round:
         """Push `per_queue` no-op tasks (+ a marker) on each no-op queue; time until every marker ran."""
         from bench.noop_consumer import NOOP_DONE_KEY, noop_huey
@@ -469,11 +499,13 @@ class Bench:
         counted = "bench.instrumented_settings"
         agents = harness.consumers(workers=scale.workers, latency_ms=0, settings=self.agent_settings or counted)
         noops = harness.consumers(workers=scale.workers, latency_ms=0, noop=True, settings=counted)
-        everyone = agents + noops
+        bares = harness.consumers(workers=scale.workers, latency_ms=0, bare=True, settings=counted)
+        everyone = agents + noops + bares
         try:
             # Warm-up: every worker thread opens its connections and every module is imported.
             warm, warm_group = self.agent_round(scale.warmup_prompts, everyone)
             self.noop_round(scale.noop_per_queue // 4, everyone)
+            self.bare_round(scale.warmup_prompts, everyone)
             group_ids = [warm_group]
             time.sleep(1.2)  # two counter dumps: the snapshots below are current
             rss_warm = rss_bytes(agents)
@@ -482,7 +514,7 @@ class Bench:
             noop_counts0 = redis_counter_read(harness.counter_dir, noop_pids)
 
             idle = self.idle_commands_per_second()
-            agent_rounds, noop_rounds = [], []
+            agent_rounds, noop_rounds, bare_rounds = [], [], []
             agent_commands, noop_commands = Counter(), Counter()
             for _round in range(scale.overhead_rounds):
                 commands, (agent_round, group_id) = self.commands_during(
@@ -493,6 +525,7 @@ class Bench:
                 commands, noop_round = self.commands_during(lambda: self.noop_round(scale.noop_per_queue, everyone), idle)
                 noop_rounds.append(noop_round)
                 noop_commands += commands
+                bare_rounds.append(self.bare_round(scale.overhead_prompts, everyone))
             time.sleep(1.2)
             agent_counts = redis_counter_read(harness.counter_dir, agent_pids) - agent_counts0
             noop_counts = redis_counter_read(harness.counter_dir, noop_pids) - noop_counts0
@@ -511,6 +544,8 @@ class Bench:
         noop_rate = statistics.median(r.rate for r in noop_rounds)
         agent_cpu = statistics.median(r.cpu_seconds / r.items for r in agent_rounds)
         noop_cpu = statistics.median(r.cpu_seconds / r.items for r in noop_rounds)
+        bare_rate = statistics.median(r.rate for r in bare_rounds)
+        bare_cpu = statistics.median(r.cpu_seconds / r.items for r in bare_rounds)
         cores = os.cpu_count() or 1
         self.results["2_overhead"] = {
             "workers_per_queue": scale.workers,
@@ -525,9 +560,15 @@ class Bench:
             "cpu_ratio": noop_cpu / agent_cpu,
             # Even an answer that cost only its 3 unavoidable ORM statements could not go faster than this.
             "ratio_bound_from_db_floor": noop_cpu * 1000 / (noop_cpu * 1000 + costs["db_floor_cpu_ms_per_answer"]),
+            # The goal: an answer costs little more CPU than a bare Huey task doing the same statements.
+            "bare_cpu_ms_per_answer": bare_cpu * 1000,
+            "bare_answers_per_second": bare_rate,
+            "bare_vs_ours_cpu": bare_cpu / agent_cpu,
+            "ours_vs_bare_rate": agent_rate / bare_rate,
+            "bare_cpu_utilisation": statistics.median(r.cpu_seconds / r.seconds for r in bare_rounds) / cores,
             "agent_cpu_utilisation": statistics.median(r.cpu_seconds / r.seconds for r in agent_rounds) / cores,
             "noop_cpu_utilisation": statistics.median(r.cpu_seconds / r.seconds for r in noop_rounds) / cores,
-            "foreign_cpu_cores": statistics.median(r.foreign_cores for r in agent_rounds + noop_rounds),
+            "foreign_cpu_cores": statistics.median(r.foreign_cores for r in agent_rounds + noop_rounds + bare_rounds),
         }
 
         names = redis_script_names()
@@ -548,7 +589,7 @@ class Bench:
         noop_task = per_item(noop_counts, noop_all, "task")
         # Outside the tasks: the dequeue (BRPOP) and Huey's scheduler poll are the queue's own;
         # the rest (recovery sweep, heartbeats, health checks) is ours and counts per answer too.
-        queue_own = {"BRPOP", "EVALSHA storage.SCHEDULE_POP_LUA"}
+        queue_own = {"BRPOP", "BZPOPMIN", "EVALSHA storage.SCHEDULE_POP_LUA"}  # BZPOPMIN: the priority queues
         agent_loop = per_item(agent_counts, agent_answers, "loop")
         background = {k: v for k, v in agent_loop.items() if k not in queue_own}
         beyond_dequeue = sum(agent_task.values()) + sum(background.values())
@@ -709,6 +750,44 @@ def job_group_enqueue_naive(*, group) -> None:
         item_run_task(provider)(QueuedItem(item_id, str(group.id), provider))
 
 
+LARGE_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/oneglanse_bench_large"
+
+
+def large_main(options) -> int:
+    """`--large`: bench/large.py's two worlds, each in its own process; figures merged into bench/results-large.json."""
+    import subprocess
+
+    from bench.report import large_table
+
+    started = time.monotonic()
+    results: dict = {}
+    failures: list[str] = []
+    worlds = [("runs", []), ("data", ["--database-url", options.database_url])]
+    for world, extra in worlds:
+        argv = [sys.executable, str(PROJECT_DIR / "bench" / "large.py"), "--world", world, *extra]
+        if options.keep:
+            argv.append("--keep")
+        if options.only:
+            argv += ["--only", options.only]
+        print(f"== {world}: {' '.join(argv[1:])}", flush=True)
+        world_started = time.monotonic()
+        process = subprocess.run(argv, cwd=PROJECT_DIR, stdout=subprocess.PIPE, text=True)
+        lines = process.stdout.strip().splitlines()
+        print("\n".join(lines[:-1]))
+        if process.returncode != 0 or not lines or not lines[-1].startswith("{"):
+            failures.append(f"large world {world!r} exited with {process.returncode}")
+            continue
+        results[world] = {**json.loads(lines[-1]), "world_seconds": round(time.monotonic() - world_started, 1)}
+    meta = {"command": "python bench/run.py --large", "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+            "seconds": round(time.monotonic() - started, 1)}
+    path = RESULTS_PATH.with_name("results-large.json")
+    path.write_text(json.dumps({"meta": meta, **results, "failures": failures}, indent=2, default=str) + "\n")
+    print(f"\n{large_table(results)}\n\n{meta['seconds']} s; figures in {path.relative_to(PROJECT_DIR)}")
+    if failures:
+        print("FAILED:\n  " + "\n  ".join(failures))
+    return 1 if failures else 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="every scenario scaled down, under a minute (CI)")
@@ -716,7 +795,14 @@ def main() -> int:
     parser.add_argument("--only", help="comma-separated scenario numbers to run, e.g. 1,7 (default: all)")
     parser.add_argument("--proposals", action="store_true",
                         help="run the prototyped core changes of bench/proposals.py (writes bench/results-proposals.json)")
+    parser.add_argument("--large", action="store_true",
+                        help="the large scenarios instead (bench/large.py: a year of data on PostgreSQL, big runs, "
+                             "slow providers; not in CI), into bench/results-large.json")
+    parser.add_argument("--database-url", default=os.environ.get("BENCH_LARGE_DATABASE_URL", LARGE_DATABASE_URL),
+                        help=f"PostgreSQL database the large data scenarios create and drop (default {LARGE_DATABASE_URL})")
     options = parser.parse_args()
+    if options.large:
+        return large_main(options)
     only = set(options.only.split(",")) if options.only else set("123456789")
 
     def terminate(signum, frame):

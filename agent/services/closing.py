@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from agent import outcomes, progress
 from agent.models import JobGroup, JobGroupProvider, JobItem
+from agent.run_status import job_group_status_changed
 from agent.signals import announce, job_group_closed
 from oneglanse.exceptions import Conflict
 
@@ -89,6 +90,7 @@ def job_group_finalize(*, group_id: UUID | str) -> bool:
         finished_at=timezone.now(),
     )
     if closed:
+        job_group_status_changed(group_id)
         logger.info("group %s finished: %s", group_id, final["stats"])
         transaction.on_commit(lambda: announce(job_group_closed, group_id=group_id))
     return bool(closed)
@@ -111,6 +113,7 @@ def job_group_fail(*, group_id: UUID | str, error: str) -> None:
             group.finished_at = now
             group.progress = progress.progress_from_database(group)
             group.save(update_fields=["status", "error", "finished_at", "progress"])
+            job_group_status_changed(group_id)
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,7 @@ def job_group_cancel(*, group: JobGroup) -> Cancelled:
         )
         locked.status = JobGroup.Status.CANCELLED
         locked.save(update_fields=["status"])
+        job_group_status_changed(locked.id)
     running = JobItem.objects.filter(group=locked, status=JobItem.Status.RUNNING).count()
     try:
         # The rebuild merges every finished row (the cancelled ones included) idempotently.

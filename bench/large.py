@@ -1,0 +1,393 @@
+"""The large scenarios (`bench/run.py --large`, not in CI): a year of data, big runs, slow providers.
+
+Two worlds, each in its own process (Django binds one database per process):
+- `--world data`: a PostgreSQL database (created, filled by `manage.py bench_fixture`, dropped at
+  the end unless kept): the answers API at page 1 and page 5,000, the CSV export of a
+  100,000-answer run (peak RSS of a gunicorn worker), the admin run list and item list, and the
+  workspace page, run page and status endpoint with their query plans (EXPLAIN ANALYZE).
+- `--world runs`: SQLite and real consumers: submitting 10,000 prompts x 4 providers, and
+  1,000 provider calls in flight at 10 s each on one host (4 queues x 250 worker threads).
+
+Each prints its figures as JSON on the last line of its output; bench/run.py merges them.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.environment import PROJECT_DIR, bench_environment
+from bench.harness import QUEUES, BenchError, Harness, deadline_wait, rss_bytes
+
+PLANS_PATH = PROJECT_DIR / "bench" / "plans-large.txt"
+SLOW_LATENCY_MS, SLOW_WORKERS = 10_000, 250
+
+
+def _median_ms(call, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
+def _ok(response, what: str):
+    if response.status_code != 200:
+        raise BenchError(f"{what}: HTTP {response.status_code}: {getattr(response, 'content', b'')[:300]!r}")
+    return response
+
+
+class DataWorld:
+    """Scenarios on the year of data (PostgreSQL)."""
+
+    def __init__(self, *, harness: Harness, repeats: int) -> None:
+        from django.contrib.auth import get_user_model
+        from django.test import Client
+        from rest_framework.authtoken.models import Token
+
+        from agent.models import JobGroup
+
+        self.harness, self.repeats = harness, repeats
+        user = get_user_model().objects.get(username="bench")
+        user.is_staff = user.is_superuser = True
+        user.save(update_fields=["is_staff", "is_superuser"])
+        self.token = Token.objects.get_or_create(user=user)[0].key
+        self.api = Client(HTTP_AUTHORIZATION=f"Token {self.token}")
+        self.browser = Client()
+        self.browser.force_login(user)
+        self.big_run = JobGroup.objects.filter(expected_responses__gte=50_000).order_by("-expected_responses").first()
+        year_runs = JobGroup.objects.filter(workspace__name__startswith="Year of runs")
+        self.year = year_runs.values_list("workspace_id", flat=True).first()
+        self.daily_run = JobGroup.objects.filter(workspace_id=self.year).order_by("-created_at").first()
+        self.results: dict = {}
+        self.plans: list[str] = []
+
+    def answers_pages(self) -> None:
+        """Answers API, page 1 against page 5,000 (20 a page) of the 100,000-answer run: keyset and numbered."""
+        from rest_framework.pagination import Cursor
+
+        from agent.answers_pagination import AnswersPagination
+        from agent.models import JobItem
+
+        run, size = self.big_run, 20
+        url = f"/api/runs/{run.id}/answers/"
+        deep = 5000
+        # The cursor a client holds after following `next` 4,999 times: the edge (sort key) of the
+        # last answer of page 4,999.
+        order = JobItem.objects.filter(group=run).order_by("prompt_id", "provider", "id")
+        row = (deep - 1) * size
+        before, first = order.values_list("prompt_id", "provider", "id")[row - 1:row + 1]
+        expected_first = first[2]
+        paginator = AnswersPagination()
+        paginator.base_url = f"http://testserver{url}?page_size={size}"
+        cursor_url = paginator.encode_cursor(Cursor(offset=0, reverse=False, position=":".join(map(str, before))))
+        got = _ok(self.api.get(cursor_url), "cursor page").json()
+        if got["results"][0]["id"] != expected_first:
+            raise BenchError(f"keyset page {deep} starts at {got['results'][0]['id']}, not {expected_first}")
+        figures = {"answers": run.expected_responses, "page_size": size}
+        calls = {
+            "keyset_page_1": lambda: _ok(self.api.get(f"{url}?page_size={size}"), "page 1"),
+            "keyset_page_5000": lambda: _ok(self.api.get(cursor_url), "keyset page 5000"),
+            "numbered_page_1": lambda: _ok(self.api.get(f"{url}?page=1&page_size={size}"), "numbered page 1"),
+            "numbered_page_5000": lambda: _ok(self.api.get(f"{url}?page={deep}&page_size={size}"), "numbered page 5000"),
+        }
+        for call in calls.values():
+            call()  # warm
+        times = {name: [] for name in calls}
+        for _ in range(self.repeats):
+            for name, call in calls.items():
+                times[name].append(_median_ms(call, 1))
+        figures.update({f"{k}_ms": round(statistics.median(v), 1) for k, v in times.items()})
+        figures["keyset_ratio_5000_vs_1"] = figures["keyset_page_5000_ms"] / figures["keyset_page_1_ms"]
+        figures["numbered_ratio_5000_vs_1"] = figures["numbered_page_5000_ms"] / figures["numbered_page_1_ms"]
+        self.results["L1_answers_pages"] = figures
+        self.explain("answers API, keyset page 5,000", lambda: self.api.get(cursor_url))
+        self.explain("answers API, numbered page 5,000", lambda: self.api.get(f"{url}?page={deep}&page_size={size}"))
+
+    def csv_export(self) -> None:
+        """CSV export of the 100,000-answer run from a gunicorn worker: time and peak RSS growth."""
+        import urllib.request
+
+        from tests.redis_server import free_port
+
+        port = free_port()
+        server = self.harness.gunicorn(port=port, workers=1, settings="bench.settings")
+        try:
+            worker = psutil.Process(server.pid).children()[0]
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/api/runs/{self.big_run.id}/answers/?format=csv",
+                                             headers={"Authorization": f"Token {self.token}"})
+            with urllib.request.urlopen(request, timeout=60) as response:  # warm: imports, connections
+                response.read(1 << 16)
+            time.sleep(0.5)
+            before = worker.memory_info().rss
+            peak = [before]
+            stop = threading.Event()
+
+            def sample() -> None:
+                while not stop.is_set():
+                    peak[0] = max(peak[0], worker.memory_info().rss)
+                    time.sleep(0.02)
+
+            sampler = threading.Thread(target=sample, daemon=True)
+            sampler.start()
+            started = time.perf_counter()
+            size = lines = 0
+            with urllib.request.urlopen(request, timeout=600) as response:
+                while chunk := response.read(1 << 16):
+                    size += len(chunk)
+                    lines += chunk.count(b"\n")
+            seconds = time.perf_counter() - started
+            stop.set()
+            sampler.join()
+        finally:
+            self.harness.stop([server])
+        self.results["L2_csv_export"] = {
+            "answers": self.big_run.expected_responses, "bytes": size, "lines": lines, "seconds": round(seconds, 2),
+            "rss_mb_before": round(before / 2**20, 1), "rss_mb_peak": round(peak[0] / 2**20, 1),
+            "rss_growth_mb": round((peak[0] - before) / 2**20, 1),
+        }
+
+    def admin_lists(self) -> None:
+        """Admin run list (all runs, and one workspace's) and a run's item list, first and deep pages."""
+        from django.contrib.admin.views.main import PAGE_VAR
+
+        base = "/admin/agent/jobgroup/"
+        items = f"{base}{self.big_run.id}/items/"
+        calls = {
+            "run_list": f"{base}",
+            "run_list_page_5": f"{base}?{PAGE_VAR}=5",
+            "run_list_one_workspace": f"{base}?workspace__id__exact={self.year}",
+            "run_change_page": f"{base}{self.big_run.id}/change/",
+            "item_list_page_1": items,
+            "item_list_page_2000": f"{items}?page=2000",
+            "item_list_provider_filter": f"{items}?provider=gemini&page=300",
+        }
+        figures = {}
+        for name, url in calls.items():
+            _ok(self.browser.get(url), name)
+            call = lambda url=url, name=name: _ok(self.browser.get(url), name)  # noqa: E731
+            figures[f"{name}_ms"] = round(_median_ms(call, self.repeats), 1)
+        self.results["L3_admin"] = figures
+        self.explain("admin run list", lambda: self.browser.get(base))
+        self.explain("admin item list, page 2,000", lambda: self.browser.get(f"{items}?page=2000"))
+
+    def pages_and_status(self) -> None:
+        """Workspace page, run page and status endpoint on the year workspace: medians and plans."""
+        calls = {
+            "workspace_page": lambda: _ok(self.browser.get(f"/workspaces/{self.year}/"), "workspace page"),
+            "run_page": lambda: _ok(self.browser.get(f"/runs/{self.daily_run.id}/"), "run page"),
+            "run_page_big_run": lambda: _ok(self.browser.get(f"/runs/{self.big_run.id}/"), "big run page"),
+            "status": lambda: _ok(self.api.get(f"/api/runs/{self.daily_run.id}/status/"), "status"),
+            "runs_api": lambda: _ok(self.api.get(f"/api/workspaces/{self.year}/runs/"), "runs API"),
+        }
+        for call in calls.values():
+            call()
+        self.results["L4_pages"] = {f"{k}_ms": round(_median_ms(c, self.repeats), 1) for k, c in calls.items()}
+        for name, call in calls.items():
+            self.explain(name.replace("_", " "), call)
+
+    def explain(self, title: str, call) -> None:
+        """Every SELECT the request runs, with PostgreSQL's EXPLAIN ANALYZE plan."""
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        with CaptureQueriesContext(connection) as captured:
+            call()
+        lines = [f"=== {title}: {len(captured)} queries"]
+        with connection.cursor() as cursor:
+            for query in captured.captured_queries:
+                sql = query["sql"]
+                if not sql.lstrip().upper().startswith("SELECT"):
+                    continue
+                cursor.execute("EXPLAIN (ANALYZE, COSTS OFF, TIMING ON, SUMMARY ON) " + sql)
+                plan = [row[0] for row in cursor.fetchall()]
+                lines += [f"--- {query['time']} s: {sql[:400]}", *plan]
+        self.plans.append("\n".join(lines))
+
+
+class RunsWorld:
+    """Big runs and slow providers with real consumers (SQLite, this machine's one host)."""
+
+    def __init__(self, *, harness: Harness, redis_server, samples: int) -> None:
+        from django.contrib.auth import get_user_model
+        from rest_framework.authtoken.models import Token
+
+        from agent.connections import redis_client
+
+        self.harness, self.redis_server, self.samples = harness, redis_server, samples
+        self.user = get_user_model().objects.create_user(username="bench", password="bench-password-not-secret")
+        self.token = Token.objects.create(user=self.user).key
+        self.redis = redis_client()
+        self.results: dict = {}
+
+    def workspace(self, prompts: int, name: str):
+        from prompts.models import Prompt
+        from workspaces.services import workspace_create
+
+        workspace = workspace_create(user=self.user, name=name, enabled_providers=list(QUEUES))
+        # More active prompts than a workspace may have through the API (the cap is 1,000): the
+        # size a big installation's run reaches with samples is what is measured here.
+        Prompt.objects.bulk_create([Prompt(workspace=workspace, text=f"Which CRM for team {n}?") for n in range(prompts)],
+                                   batch_size=5000)
+        return workspace
+
+    def queue_keys(self) -> list[str]:
+        from agent.queues import huey_for
+
+        return [huey_for(p).storage.queue_key for p in QUEUES]
+
+    def big_submit(self, prompts: int = 10_000, repeats: int = 3) -> None:
+        """POST /runs/ of 10,000 prompts x 4 providers until every item is on its queue; then the run page and answers API."""
+        from django.test import Client
+
+        from agent.models import JobGroup
+        from agent.services.closing import job_group_cancel
+
+        workspace = self.workspace(prompts, "Big submit")
+        api = Client(HTTP_AUTHORIZATION=f"Token {self.token}")
+        browser = Client()
+        browser.force_login(self.user)
+        seconds, groups = [], []
+        for _ in range(repeats):
+            self.redis.delete(*self.queue_keys())
+            started = time.perf_counter()
+            response = api.post(f"/api/workspaces/{workspace.id}/runs/")
+            queued = sum(self.redis.llen(k) for k in self.queue_keys())
+            seconds.append(time.perf_counter() - started)
+            if response.status_code != 202:
+                raise BenchError(f"big submit: HTTP {response.status_code}: {response.content[:300]!r}")
+            groups.append(JobGroup.objects.get(id=response.json()["jobGroupId"]))
+        self.redis.delete(*self.queue_keys())
+        group = groups[-1]
+        expected = group.expected_responses
+        if queued != expected:
+            raise BenchError(f"big submit: {queued} of {expected} items queued")
+        page_ms = _median_ms(lambda: _ok(browser.get(f"/runs/{group.id}/"), "run page"), 5)
+        answers_ms = _median_ms(lambda: _ok(api.get(f"/api/runs/{group.id}/answers/"), "answers"), 5)
+        status_ms = _median_ms(lambda: _ok(api.get(f"/api/runs/{group.id}/status/"), "status"), 5)
+        for g in groups:
+            job_group_cancel(group=g)
+        self.results["L5_big_submit"] = {
+            "prompts": prompts, "items": expected, "samples": self.samples, "repeats": repeats,
+            "median_seconds": round(statistics.median(seconds), 3), "seconds": [round(s, 3) for s in seconds],
+            "run_page_ms": round(page_ms, 1), "answers_api_ms": round(answers_ms, 1), "status_ms": round(status_ms, 1),
+        }
+
+    def slow_providers(self, items_per_queue: int = 1500, window: tuple[float, float] = (15.0, 0.3)) -> None:
+        """4 queues x 250 worker threads, provider latency 10 s: answers/s in steady state against 1,000/10 s."""
+        from agent.models import JobItem
+        from agent.services.submit import job_group_submit
+
+        workspace = self.workspace(items_per_queue, "Slow providers")
+        in_flight_max = len(QUEUES) * SLOW_WORKERS
+        ideal = in_flight_max / (SLOW_LATENCY_MS / 1000)
+        consumers = self.harness.consumers(workers=SLOW_WORKERS, latency_ms=SLOW_LATENCY_MS)
+        try:
+            time.sleep(3)  # every worker thread started and waiting on its queue
+            rss_idle = sum(rss_bytes(consumers))
+            group = job_group_submit(workspace=workspace, user=self.user).job_group
+            finished = JobItem.objects.filter(group=group, status__in=JobItem.FINISHED)
+            running = JobItem.objects.filter(group=group, status=JobItem.Status.RUNNING)
+            started = time.perf_counter()
+            total_seconds = group.expected_responses / ideal
+            # Steady state: from after the first wave has started and finished to before the last one.
+            time.sleep(window[0])
+            first_count, first_time = finished.count(), time.perf_counter()
+            peak_running, peak_rss, in_flight = 0, 0, []
+            end_at = started + total_seconds * (1 - window[1])
+            while time.perf_counter() < end_at:
+                in_flight.append(running.count())
+                peak_running = max(peak_running, in_flight[-1])
+                peak_rss = max(peak_rss, sum(rss_bytes(consumers)))
+                time.sleep(1)
+            second_count, second_time = finished.count(), time.perf_counter()
+            deadline_wait(lambda: not JobItem.objects.filter(group=group, status__in=JobItem.UNFINISHED).exists(),
+                          timeout=total_seconds * 3 + 60, what="slow-provider run", interval=0.5, alive=consumers)
+            all_seconds = time.perf_counter() - started
+            ok = JobItem.objects.filter(group=group, status=JobItem.Status.OK).count()
+        finally:
+            self.harness.stop(consumers)
+        rate = (second_count - first_count) / (second_time - first_time)
+        self.results["L6_slow_providers"] = {
+            "queues": len(QUEUES), "workers_per_queue": SLOW_WORKERS, "latency_ms": SLOW_LATENCY_MS,
+            "items": group.expected_responses, "ok": ok, "ideal_answers_per_second": ideal,
+            "steady_answers_per_second": round(rate, 1), "efficiency": rate / ideal,
+            "whole_run_efficiency": group.expected_responses / all_seconds / ideal,
+            # Little's law: with 10 s calls, rate = calls in flight / 10 s; the window's rate above can
+            # exceed 1 because the first waves finish in step (latency varies +-20 %).
+            "mean_in_flight": round(statistics.mean(in_flight), 1), "in_flight_ratio": statistics.mean(in_flight) / in_flight_max,
+            "peak_running_items": peak_running, "rss_mb_idle": round(rss_idle / 2**20, 1),
+            "rss_mb_peak": round(peak_rss / 2**20, 1),
+            "rss_kb_per_in_flight_call": round((peak_rss - rss_idle) / max(1, peak_running) / 1024, 1),
+            "rss_mb_per_process_peak": round(peak_rss / len(QUEUES) / 2**20, 1),
+        }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--world", choices=["data", "runs"], required=True)
+    parser.add_argument("--database-url", help="PostgreSQL database for --world data (created and dropped unless --keep)")
+    parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--fixture-args", default="", help="extra arguments for manage.py bench_fixture")
+    parser.add_argument("--submit-prompts", type=int, default=10_000,
+                        help="prompts of the big submit (x 4 providers; 30,000 gives the items of 10,000 x 4 x 3 samples)")
+    parser.add_argument("--only", default="", help="comma-separated scenario names (e.g. answers_pages,csv_export)")
+    options = parser.parse_args()
+    only = set(filter(None, options.only.split(",")))
+    output: dict = {}
+    started = time.monotonic()
+    database_url = options.database_url if options.world == "data" else None
+    if options.world == "data" and not (database_url or "").startswith("postgres"):
+        parser.error("--world data needs --database-url postgres://...")
+    with bench_environment(keep=options.keep, database_url=database_url) as (workdir, redis_server):
+        os.environ["BENCH_WORKDIR"] = str(workdir)
+        harness = Harness(workdir=workdir, redis_url=redis_server.url, database_url=os.environ["DATABASE_URL"])
+        try:
+            if options.world == "data":
+                from django.core.management import call_command
+
+                from agent.models import JobItem
+
+                if not JobItem.objects.exists():
+                    fixture_started = time.monotonic()
+                    call_command("bench_fixture", "--analyze", *options.fixture_args.split())
+                    output["fixture_seconds"] = round(time.monotonic() - fixture_started, 1)
+                output["items_in_database"] = JobItem.objects.count()
+                world = DataWorld(harness=harness, repeats=options.repeats)
+                steps = [world.answers_pages, world.csv_export, world.admin_lists, world.pages_and_status]
+            else:
+                world = RunsWorld(harness=harness, redis_server=redis_server, samples=1)
+                steps = [functools.partial(world.big_submit, prompts=options.submit_prompts), world.slow_providers]
+            for step in steps:
+                step_name = getattr(step, "__name__", None) or step.func.__name__
+                if only and step_name not in only:
+                    continue
+                step_started = time.monotonic()
+                print(f"- {(step.__doc__ if step_name == getattr(step, '__name__', '') else step.func.__doc__).splitlines()[0]}",
+                      flush=True)
+                step()
+                print(f"  ({time.monotonic() - step_started:.1f} s)", flush=True)
+            output.update(world.results)
+            if options.world == "data" and world.plans:
+                PLANS_PATH.write_text("\n\n".join(world.plans) + "\n")
+        finally:
+            harness.close()
+    output["seconds"] = round(time.monotonic() - started, 1)
+    print(json.dumps(output, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

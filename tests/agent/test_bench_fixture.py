@@ -1,0 +1,61 @@
+"""`manage.py bench_fixture` builds finished runs that pages, the API and exports read like real ones."""
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.core.management import call_command
+from rest_framework.test import APIClient
+
+from agent.models import JobGroup, JobGroupProvider, JobItem
+from workspaces.models import Workspace
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_fixture_builds_daily_runs_of_every_prompt_on_every_provider(django_user_model) -> None:
+    out = io.StringIO()
+    call_command("bench_fixture", "--days", "3", "--prompts", "5", "--big-run-answers", "40", "--filler-workspaces", "2",
+                 "--filler-runs", "2", "--filler-prompts", "3", stdout=out)
+    year = Workspace.objects.get(name__startswith="Year of runs")
+    runs = list(JobGroup.objects.filter(workspace=year).order_by("created_at"))
+    assert len(runs) == 3
+    # One run a day, the newest today, each finished with every answer ok and its final progress mirrored.
+    assert [(b.created_at - a.created_at).days for a, b in zip(runs, runs[1:], strict=False)] == [1, 1]
+    for run in runs:
+        assert run.status == JobGroup.Status.COMPLETED and run.expected_responses == 20
+        assert run.progress["stats"]["actualResponses"] == 20 and run.progress["status"] == "completed"
+        assert JobItem.objects.filter(group=run, status=JobItem.Status.OK).count() == 20
+        assert set(JobGroupProvider.objects.filter(group=run).values_list("status", flat=True)) == {"completed"}
+    item = JobItem.objects.filter(group=runs[0]).first()
+    assert item.text.startswith("[Simulated answer]") and item.backend == "simulated"
+    assert item.sources and {"url", "title", "domain", "cited"} <= set(item.sources[0])
+    assert item.usage["total_tokens"] == item.usage["prompt_tokens"] + item.usage["completion_tokens"]
+    # Unique per (run, provider, prompt), like a real run.
+    assert JobItem.objects.filter(group__workspace=year).values("group", "provider", "prompt").distinct().count() == 60
+    big = JobGroup.objects.get(workspace__name__startswith="One big run")
+    assert big.expected_responses == 40 and JobItem.objects.filter(group=big).count() == 40
+    assert JobItem.objects.count() == 60 + 40 + 2 * 2 * 3 * 4
+    assert "60 answers" in out.getvalue()
+
+
+def test_fixture_runs_read_through_the_api_as_their_owner(django_user_model) -> None:
+    call_command("bench_fixture", "--days", "2", "--prompts", "3", "--big-run-answers", "0", stdout=io.StringIO())
+    owner = django_user_model.objects.get(username="bench")
+    api = APIClient()
+    api.force_authenticate(owner)
+    run = JobGroup.objects.order_by("-created_at").first()
+    status = api.get(f"/api/runs/{run.id}/status/").json()
+    assert status["status"] == "completed" and status["response"]["stats"]["actualResponses"] == 12
+    answers = api.get(f"/api/runs/{run.id}/answers/").json()
+    assert answers["count"] == 12 and all(a["status"] == "ok" for a in answers["results"])
+
+
+def test_fixture_mentions_are_the_real_analysis_of_its_answers(django_user_model) -> None:
+    from visibility.models import Brand, Mention
+
+    call_command("bench_fixture", "--days", "1", "--prompts", "4", "--big-run-answers", "0", "--mentions", stdout=io.StringIO())
+    assert Brand.objects.count() == 8 and Brand.objects.filter(is_own=True).count() == 1
+    item = JobItem.objects.filter(text__contains="HubSpot").first()
+    hubspot = Mention.objects.get(item=item, brand__name="HubSpot")
+    assert hubspot.mentioned and hubspot.first_offset == item.text.index("HubSpot")
