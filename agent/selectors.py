@@ -129,8 +129,11 @@ def read_snapshot() -> Iterator[None]:
     PostgreSQL: a REPEATABLE READ, READ ONLY transaction (one snapshot for every statement, no locks).
     SQLite: a transaction, whose reads all come from one WAL snapshot.
     """
+    # Inside a caller's transaction the isolation level is already set (PostgreSQL refuses to
+    # change it after the first query): the reads share the caller's transaction instead.
+    outermost = not connection.in_atomic_block
     with transaction.atomic():
-        if connection.vendor == "postgresql":
+        if outermost and connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         yield

@@ -160,11 +160,11 @@ class Command(BaseCommand):
             variant_params += [v, _text(v), sources_field.get_db_prep_save(_sources(v), connection)]
         providers = " UNION ALL ".join(f"SELECT %s AS provider, {n} AS n" for n in range(len(PROVIDERS)))
         usage = usage_field.get_db_prep_save({"prompt_tokens": 14, "completion_tokens": 61, "total_tokens": 75}, connection)
-        columns = ["group_id", "provider", "prompt_id", "prompt_text", "status", "attempts", "next_attempt_at", "started_at",
-                   "finished_at", "backend", "model", "text", "sources", "usage", "latency_ms", "error"]
+        columns = ["group_id", "provider", "prompt_id", "prompt_text", "sample", "status", "attempts", "next_attempt_at",
+                   "started_at", "finished_at", "backend", "model", "text", "sources", "usage", "latency_ms", "error"]
         sql = (
             f"INSERT INTO {quote(item.db_table)} ({', '.join(quote(c) for c in columns)}) "
-            f"SELECT g.{quote('id')}, pr.provider, p.{quote('id')}, p.{quote('text')}, %s, 1, g.{quote('created_at')}, "
+            f"SELECT g.{quote('id')}, pr.provider, p.{quote('id')}, p.{quote('text')}, 1, %s, 1, g.{quote('created_at')}, "
             f"g.{quote('created_at')}, g.{quote('finished_at')}, %s, 'simulated-' || pr.provider, v.body || p.{quote('text')}, "
             f"v.sources, %s, 800 + (p.{quote('id')} %% 97) * 40, '' "
             f"FROM {quote(group.db_table)} g "
