@@ -1,8 +1,8 @@
-"""Admin for job groups: a list that costs the same few queries for any number of rows, a
-read-only group page with its items on paginated pages, and re-run / cancel actions that call
+"""Admin for runs (`JobGroup` in code): a list that costs the same few queries for any number of rows, a
+read-only run page with its items on paginated pages, and re-run / cancel actions that call
 the same services as the API.
 
-A staff user who is not a superuser sees only groups of the workspaces they belong to.
+A staff user who is not a superuser sees only runs of the workspaces they belong to.
 """
 from __future__ import annotations
 
@@ -16,25 +16,21 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from agent.exceptions import DomainError
+from agent.display import STATE_MARK, duration_text
 from agent.models import JobGroup, JobGroupProvider, JobItem
-from agent.providers.registry import PROVIDER_IDS, PROVIDER_LABELS
-from agent.selectors import job_items_of_group
-from agent.services import job_group_cancel, job_group_rerun
-from agent.selectors import job_group_finished_count, job_groups_with_finished_count, job_item_counts_by_provider
+from agent.selectors import (
+    job_group_finished_count,
+    job_groups_with_finished_count,
+    job_item_counts_by_provider,
+    job_items_of_group,
+)
+from agent.services.closing import job_group_cancel
+from agent.services.submit import job_group_rerun
+from oneglanse.exceptions import DomainError
+from oneglanse.provider_ids import PROVIDER_IDS, provider_label
 from workspaces.admin import MemberScopedAdmin
 
 ITEMS_PER_PAGE = 50
-_STATE_MARK = {"completed": "✓", "failed": "✗", "processing": "…", "pending": "·"}
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(seconds)
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
 
 
 class ProviderListFilter(admin.SimpleListFilter):
@@ -42,7 +38,7 @@ class ProviderListFilter(admin.SimpleListFilter):
     parameter_name = "provider"
 
     def lookups(self, request, model_admin):
-        return [(p, PROVIDER_LABELS.get(p, p)) for p in PROVIDER_IDS]
+        return [(p, provider_label(p)) for p in PROVIDER_IDS]
 
     def queryset(self, request, queryset):
         if self.value():
@@ -84,7 +80,9 @@ class JobGroupAdmin(MemberScopedAdmin):
     change_form_template = "admin/agent/jobgroup/change_form.html"
     fieldsets = [
         (None, {"fields": ["id", "workspace", "status", "progress_bar", "triggered_by", "rerun_of_link"]}),
-        ("Size and timing", {"fields": ["providers", "total_prompts", "expected_responses", "created_at", "finished_at", "duration"]}),
+        ("Size and timing", {
+            "fields": ["providers", "total_prompts", "expected_responses", "created_at", "finished_at", "duration"],
+        }),
         ("Outcome", {"fields": ["error", "progress"]}),
     ]
     readonly_fields = [
@@ -122,22 +120,29 @@ class JobGroupAdmin(MemberScopedAdmin):
         rows = group.group_providers.all()  # prefetched
         return format_html_join(
             "<br>", '<span class="provider-state provider-state-{}" title="{}" style="white-space:nowrap">{} {}</span>',
-            ((row.status, row.error or row.status, PROVIDER_LABELS.get(row.provider, row.provider), f"{_STATE_MARK.get(row.status, '')} {row.status}") for row in rows),
+            (
+                (
+                    row.status, row.error or row.status, provider_label(row.provider),
+                    f"{STATE_MARK.get(row.status, '')} {row.status}",
+                )
+                for row in rows
+            ),
         )
 
     @admin.display(description="duration")
     def duration(self, group: JobGroup) -> str:
         if group.finished_at:
-            return _duration((group.finished_at - group.created_at).total_seconds())
+            return duration_text((group.finished_at - group.created_at).total_seconds())
         if group.status in JobGroup.UNFINISHED:
-            return f"{_duration((timezone.now() - group.created_at).total_seconds())} so far"
+            return f"{duration_text((timezone.now() - group.created_at).total_seconds())} so far"
         return "—"
 
     @admin.display(description="re-run of")
     def rerun_of_link(self, group: JobGroup) -> str:
         if not group.rerun_of_id:
             return "—"
-        return format_html('<a href="{}">{}</a>', reverse("admin:agent_jobgroup_change", args=[group.rerun_of_id]), group.rerun_of_id)
+        url = reverse("admin:agent_jobgroup_change", args=[group.rerun_of_id])
+        return format_html('<a href="{}">{}</a>', url, group.rerun_of_id)
 
     # --- actions: each calls the service the API calls ---
 
@@ -165,7 +170,7 @@ class JobGroupAdmin(MemberScopedAdmin):
             return HttpResponseRedirect(reverse("admin:agent_jobgroup_change", args=[started[0].id]))
         return None
 
-    @admin.action(description="Re-run group", permissions=["change"])
+    @admin.action(description="Re-run", permissions=["change"])
     def rerun_groups(self, request: HttpRequest, queryset: QuerySet[JobGroup]):
         return self._rerun(request, queryset, only_failed=False)
 
@@ -191,14 +196,15 @@ class JobGroupAdmin(MemberScopedAdmin):
     def get_urls(self):
         own = [
             path("<path:object_id>/items/", self.admin_site.admin_view(self.items_view), name="agent_jobgroup_items"),
-            path("<path:object_id>/act/<str:action>/", self.admin_site.admin_view(self.group_action_view), name="agent_jobgroup_act"),
+            path("<path:object_id>/act/<str:action>/", self.admin_site.admin_view(self.group_action_view),
+                 name="agent_jobgroup_act"),
         ]
         return own + super().get_urls()
 
     def _group_or_404(self, request: HttpRequest, object_id: str) -> JobGroup:
         group = self.get_object(request, object_id)  # scoped by get_queryset; malformed ids give None
         if group is None:
-            raise Http404("No such job group.")
+            raise Http404("No such run.")
         return group
 
     def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context=None) -> HttpResponse:
@@ -208,7 +214,7 @@ class JobGroupAdmin(MemberScopedAdmin):
             **(extra_context or {}),
             "show_save": False, "show_save_and_continue": False, "show_save_and_add_another": False, "show_delete": False,
             "item_counts": [
-                (p, PROVIDER_LABELS.get(p, p), [(status, c[status]) for status in JobItem.Status.values], c["all"])
+                (p, provider_label(p), [(status, c[status]) for status in JobItem.Status.values], c["all"])
                 for p, c in counts.items()
             ],
             "items_per_page": ITEMS_PER_PAGE,
@@ -253,7 +259,7 @@ class JobGroupAdmin(MemberScopedAdmin):
             "original": group,
             "group": group,
             "page": page,
-            "providers": [(p, PROVIDER_LABELS.get(p, p)) for p in group.providers],
+            "providers": [(p, provider_label(p)) for p in group.providers],
             "statuses": JobItem.Status.values,
             "provider": provider,
             "status": status,

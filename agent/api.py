@@ -1,19 +1,20 @@
-"""Job group API: submit and list runs, follow their progress, read their answers."""
+"""Run API (`JobGroup` in code): submit and list runs, follow their progress, read their answers."""
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
-from rest_framework.response import Response
 from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
-from rest_framework.throttling import ScopedRateThrottle
-
-from agent.api_csv import AnswersCsvRenderer
+from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from agent.api_csv import AnswersCsvRenderer
 from agent.models import JobGroup, JobGroupProvider, JobItem
 from agent.progress import progress_get, progress_update_id
-from agent.selectors import job_group_get_for_user, job_items_of_group
-from agent.services import job_group_cancel, job_group_rerun, job_group_submit
+from agent.selectors import job_group_get_for_user, job_groups_of_workspace, job_items_of_group
+from agent.services.closing import job_group_cancel
+from agent.services.submit import job_group_rerun, job_group_submit
+from agent.throttles import RunSubmitThrottle
+from oneglanse.provider_ids import PROVIDER_IDS
 from workspaces.selectors import workspace_get_for_user
 
 
@@ -48,14 +49,14 @@ class AnswerSerializer(serializers.ModelSerializer):
 
 class SubmittedSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=["queued", "empty"])
-    jobGroupId = serializers.UUIDField(required=False)  # noqa: N815 - the contract keeps camelCase
+    jobGroupId = serializers.UUIDField(required=False)
 
 
 class ProgressSerializer(serializers.Serializer):
     """The progress object (DESIGN.md contract), documented for the schema."""
 
     status = serializers.ChoiceField(choices=["pending", "completed"])
-    updateId = serializers.IntegerField()  # noqa: N815
+    updateId = serializers.IntegerField()
     providers = serializers.DictField(child=serializers.ChoiceField(choices=["pending", "processing", "completed", "failed"]))
     results = serializers.DictField(child=serializers.IntegerField())
     failed = serializers.DictField(child=serializers.IntegerField())
@@ -85,7 +86,7 @@ class RunDetailSerializer(JobGroupListSerializer):
 
 class RunCancelledSerializer(serializers.Serializer):
     status = serializers.CharField()
-    jobGroupId = serializers.UUIDField()  # noqa: N815
+    jobGroupId = serializers.UUIDField()
     cancelled_items = serializers.IntegerField()
     running_items = serializers.IntegerField()
 
@@ -93,25 +94,13 @@ class RunCancelledSerializer(serializers.Serializer):
 ERROR = inline_serializer("Error", {"detail": serializers.CharField()})
 
 
-class RunSubmitThrottle(ScopedRateThrottle):
-    """Submissions per user at AGENT_SUBMIT_RATE; only POST is throttled, reading is free."""
-
-    scope_attr = "throttle_scope"
-
-    def allow_request(self, request, view) -> bool:
-        if request.method != "POST":
-            return True
-        return super().allow_request(request, view)
-
-
 class WorkspaceRunsApi(ListAPIView):
     serializer_class = JobGroupListSerializer
     throttle_classes = [RunSubmitThrottle]
-    throttle_scope = "submit"
 
     def get_queryset(self):
         workspace = workspace_get_for_user(user=self.request.user, workspace_id=self.kwargs["workspace_id"])
-        return JobGroup.objects.filter(workspace=workspace).select_related("triggered_by").order_by("-created_at")
+        return job_groups_of_workspace(workspace=workspace)
 
     @extend_schema(
         request=None,
@@ -162,7 +151,6 @@ class RunRerunInputSerializer(serializers.Serializer):
 
 class RunRerunApi(APIView):
     throttle_classes = [RunSubmitThrottle]
-    throttle_scope = "submit"
 
     @extend_schema(request=RunRerunInputSerializer, responses={202: SubmittedSerializer, 200: SubmittedSerializer, 404: ERROR})
     def post(self, request, group_id):
@@ -199,7 +187,7 @@ class RunAnswersApi(ListAPIView):
         return super().paginate_queryset(queryset)
 
     @extend_schema(parameters=[
-        OpenApiParameter("provider", OpenApiTypes.STR, enum=["chatgpt", "perplexity", "gemini", "claude"]),
+        OpenApiParameter("provider", OpenApiTypes.STR, enum=list(PROVIDER_IDS)),
         OpenApiParameter("status", OpenApiTypes.STR, enum=JobItem.Status.values),
         OpenApiParameter("page_size", OpenApiTypes.INT, description="up to 1000"),
     ])

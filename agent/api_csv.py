@@ -8,7 +8,7 @@ from django.http import StreamingHttpResponse
 from rest_framework.renderers import BaseRenderer
 
 CSV_COLUMNS = [
-    "item_id", "provider", "prompt_id", "prompt_text", "status", "text", "sources", "source_urls",
+    "item_id", "provider", "prompt_id", "prompt_text", "status", "text", "sources", "source_urls", "cited_urls",
     "prompt_tokens", "completion_tokens", "total_tokens", "latency_ms", "attempts", "backend", "model", "error",
 ]
 
@@ -39,6 +39,7 @@ class AnswersCsvRenderer(BaseRenderer):
                 yield writer.writerow([
                     item.id, item.provider, item.prompt_id, item.prompt_text, item.status, item.text,
                     json.dumps(item.sources, ensure_ascii=False), " ".join(s.get("url", "") for s in item.sources or []),
+                    " ".join(s.get("url", "") for s in item.sources or [] if s.get("cited")),
                     usage.get("prompt_tokens", ""), usage.get("completion_tokens", ""), usage.get("total_tokens", ""),
                     item.latency_ms if item.latency_ms is not None else "", item.attempts, item.backend, item.model,
                     item.error,

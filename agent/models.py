@@ -1,4 +1,4 @@
-"""The audit trail of runs: a job group, its providers, and one item per (provider, prompt)."""
+"""The audit trail of runs: a job group (a "run" to users), its providers, and one item per (provider, prompt)."""
 import uuid
 
 from django.conf import settings
@@ -34,6 +34,8 @@ class JobGroup(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = "run"  # users see "run"; the code keeps the design card's "job group"
+        verbose_name_plural = "runs"
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["workspace", "-created_at"])]
         constraints = [
@@ -65,6 +67,7 @@ class JobGroupProvider(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = "run provider"
         ordering = ["group", "provider"]
         constraints = [models.UniqueConstraint(fields=["group", "provider"], name="jobgroupprovider_unique")]
 
@@ -108,6 +111,7 @@ class JobItem(models.Model):
     error = models.TextField(blank=True)
 
     class Meta:
+        verbose_name = "run item"
         ordering = ["group", "prompt_id", "provider"]
         constraints = [
             models.UniqueConstraint(fields=["group", "provider", "prompt"], name="jobitem_unique_group_provider_prompt")

@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass
 
 import redis
 from django.conf import settings
 from django.db.models import Count
 
+from agent import outcomes
+from agent.connections import redis_client
 from agent.models import JobGroup, JobGroupProvider, JobItem
-from oneglanse.queues import redis_client
+from agent.outcomes import COMPLETED, PENDING, PROCESSING
+from agent.progress_lua import FINISH_LUA, FLAG_LUA, REBUILD_LUA, START_LUA
 
 logger = logging.getLogger(__name__)
 
-PENDING, PROCESSING, COMPLETED, FAILED = "pending", "processing", "completed", "failed"
 _OUTCOME_FIELD = {JobItem.Status.OK: "ok", JobItem.Status.FAILED: "f", JobItem.Status.CANCELLED: "c"}
 
 
@@ -31,126 +34,18 @@ def _done_key(group_id) -> str:
     return f"job:{group_id}:done"
 
 
-# Shared Lua: settle a provider's state (forward only) and the group's status after counts change.
-_SETTLE = """
-local function settle(key, p)
-  local h = redis.call('HMGET', key, 's:'..p, 'e:'..p, 'ok:'..p, 'f:'..p, 'c:'..p)
-  local state, e = h[1], tonumber(h[2])
-  local ok, f, c = tonumber(h[3]), tonumber(h[4]), tonumber(h[5])
-  local pdone = 0
-  if ok + f + c >= e then
-    local final = 'completed'
-    if ok == 0 and f > 0 then final = 'failed' end
-    if state ~= final then
-      redis.call('HSET', key, 's:'..p, final)
-      redis.call('HINCRBY', key, 'u', 1)
-      pdone = 1
-    end
-  elseif state == 'pending' and ok + f + c > 0 then
-    redis.call('HSET', key, 's:'..p, 'processing')
-    redis.call('HINCRBY', key, 'u', 1)
-  end
-  return pdone
-end
-local function settle_group(key)
-  local g = redis.call('HMGET', key, 'status', 'exp', 'n')
-  if g[1] ~= 'completed' and tonumber(g[3]) >= tonumber(g[2]) then
-    redis.call('HSET', key, 'status', 'completed')
-    redis.call('HINCRBY', key, 'u', 1)
-    return 1
-  end
-  return 0
-end
-"""
-
-# KEYS: result, done. ARGV: item id, provider, count field (ok|f|c), ttl, error.
-# Returns {counted, provider_done, group_done}; {-1} when the object is missing (caller rebuilds).
-_FINISH_LUA = _SETTLE + """
-if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, 0, 0} end
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-redis.call('EXPIRE', KEYS[2], ARGV[4])
-if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return {0, 0, 0} end
-local p = ARGV[2]
-redis.call('HINCRBY', KEYS[1], ARGV[3]..':'..p, 1)
-redis.call('HINCRBY', KEYS[1], 'n', 1)
-redis.call('HINCRBY', KEYS[1], 'u', 1)
-if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'err:'..p, ARGV[5]) end
-local pdone = settle(KEYS[1], p)
-return {1, pdone, settle_group(KEYS[1])}
-"""
-
-# KEYS: result. ARGV: provider, ttl. Returns 1 when this start moved the provider to processing,
-# 0 when it was already past pending, -1 when the object is missing.
-_START_LUA = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-if redis.call('HGET', KEYS[1], 's:'..ARGV[1]) == 'pending' then
-  redis.call('HSET', KEYS[1], 's:'..ARGV[1], 'processing')
-  redis.call('HINCRBY', KEYS[1], 'u', 1)
-  return 1
-end
-return 0
-"""
-
-# KEYS: result, done. ARGV: ttl, snapshot JSON (see _snapshot). Creates the object when missing,
-# then merges the snapshot's finished items idempotently; safe to run beside live workers.
-_REBUILD_LUA = _SETTLE + """
-local snap = cjson.decode(ARGV[2])
-local key = KEYS[1]
-if redis.call('EXISTS', key) == 0 then
-  redis.call('DEL', KEYS[2])
-  redis.call('HSET', key, 'status', 'pending', 'u', 0, 'n', 0, 'exp', snap.expected,
-             'tp', snap.totalPrompts, 'providers', cjson.encode(snap.providers))
-  for _, p in ipairs(snap.providers) do
-    redis.call('HSET', key, 's:'..p, 'pending', 'e:'..p, snap.expectedByProvider[p], 'ok:'..p, 0, 'f:'..p, 0, 'c:'..p, 0)
-  end
-end
-for _, it in ipairs(snap.finished) do
-  if redis.call('SADD', KEYS[2], it[1]) == 1 then
-    redis.call('HINCRBY', key, it[3]..':'..it[2], 1)
-    redis.call('HINCRBY', key, 'n', 1)
-    redis.call('HINCRBY', key, 'u', 1)
-  end
-end
-for p, err in pairs(snap.errors) do redis.call('HSET', key, 'err:'..p, err) end
-for _, p in ipairs(snap.started) do
-  if redis.call('HGET', key, 's:'..p) == 'pending' then
-    redis.call('HSET', key, 's:'..p, 'processing')
-    redis.call('HINCRBY', key, 'u', 1)
-  end
-end
-for _, p in ipairs(snap.providers) do settle(key, p) end
-if snap.cancelled and redis.call('HSETNX', key, 'cancelled', 1) == 1 then redis.call('HINCRBY', key, 'u', 1) end
-if snap.error ~= '' then redis.call('HSET', key, 'err', snap.error) end
-local gdone = settle_group(key)
-redis.call('EXPIRE', key, ARGV[1])
-redis.call('EXPIRE', KEYS[2], ARGV[1])
-return gdone
-"""
-
-# KEYS: result. ARGV: field, value, ttl. Sets a group-level flag (cancelled, error) once.
-_FLAG_LUA = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('HINCRBY', KEYS[1], 'u', 1)
-return 1
-"""
-
-
 class _Scripts:
     def __init__(self) -> None:
         self._client: redis.Redis | None = None
 
-    def bind(self) -> "_Scripts":
+    def bind(self) -> _Scripts:
         client = redis_client()
         if self._client is not client:
             self._client = client
-            self.finish = client.register_script(_FINISH_LUA)
-            self.start = client.register_script(_START_LUA)
-            self.rebuild = client.register_script(_REBUILD_LUA)
-            self.flag = client.register_script(_FLAG_LUA)
+            self.finish = client.register_script(FINISH_LUA)
+            self.start = client.register_script(START_LUA)
+            self.rebuild = client.register_script(REBUILD_LUA)
+            self.flag = client.register_script(FLAG_LUA)
         return self
 
 
@@ -224,7 +119,9 @@ def progress_create_on(pipeline: redis.client.Pipeline, group: JobGroup, expecte
         "cancelled": False,
         "error": "",
     }
-    _scripts.bind().rebuild(keys=[progress_key(group.id), _done_key(group.id)], args=[_ttl(), _encode_snapshot(snapshot)], client=pipeline)
+    _scripts.bind().rebuild(
+        keys=[progress_key(group.id), _done_key(group.id)], args=[_ttl(), _encode_snapshot(snapshot)], client=pipeline
+    )
 
 
 def progress_rebuild(group_id) -> bool:
@@ -295,9 +192,24 @@ def _decode(raw: dict[bytes, bytes]) -> dict:
 
 
 def _error_text(group_error: str, provider_errors: dict[str, str]) -> str:
+    """The object's "error": the run's own error, then "provider: error" per provider, joined by "; "."""
     parts = [group_error] if group_error else []
     parts += [f"{p}: {e}" for p, e in provider_errors.items()]
     return "; ".join(parts)
+
+
+def progress_provider_errors(progress: dict) -> dict[str, str]:
+    """Each provider's last error, read back from the object's "error" text (see `_error_text`)."""
+    error, providers = progress.get("error", ""), list(progress["providers"])
+    if not error or not providers:
+        return {}
+    names = "|".join(re.escape(p) for p in providers)
+    found = {}
+    for part in re.split(f"; (?=(?:{names}): )", error):
+        match = re.match(f"^({names}): (.*)$", part, re.DOTALL)
+        if match:
+            found[match.group(1)] = match.group(2)
+    return found
 
 
 def progress_from_database(group: JobGroup) -> dict:
@@ -313,12 +225,10 @@ def progress_from_database(group: JobGroup) -> dict:
     for p in providers:
         c = counts[p]
         row = provider_rows.get(p)
-        if c["ok"] + c["failed"] + c["cancelled"] >= c["all"]:
-            states[p] = FAILED if c["ok"] == 0 and c["failed"] > 0 else COMPLETED
-        elif c["ok"] + c["failed"] + c["cancelled"] + c["running"] > 0 or (row and row.status != PENDING):
-            states[p] = PROCESSING
-        else:
-            states[p] = PENDING
+        states[p] = outcomes.provider_state(
+            expected=c["all"], ok=c["ok"], failed=c["failed"], cancelled=c["cancelled"],
+            started=bool(c["running"] or (row and row.status != PENDING)),
+        )
         if row and row.error:
             errors[p] = row.error
     finished = sum(c["ok"] + c["failed"] + c["cancelled"] for c in counts.values())

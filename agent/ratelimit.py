@@ -4,7 +4,15 @@ from __future__ import annotations
 import uuid
 
 import redis
+from django.conf import settings
 from redis.commands.core import Script
+
+from agent.connections import redis_client
+
+# A rate-limit slot is held this much longer than the window: a request reaches the provider a
+# little after its slot is granted (a new connection, network jitter) and the provider counts
+# arrivals, so without it two slots a window apart can land inside one window of the provider's.
+RATE_LIMIT_SEND_MARGIN_SECONDS = 0.25
 
 # A sliding-window log: one sorted-set member per granted request, scored by Redis's own clock
 # in microseconds, so hosts with skewed clocks still share one timeline. Trim, count and add
@@ -49,3 +57,17 @@ def rate_limit_acquire(redis_client: redis.Redis, *, provider: str, limit: int, 
         keys=[rate_limit_key(provider)], args=[limit, window_us, uuid.uuid4().hex], client=redis_client
     )
     return int(wait_us) / 1_000_000
+
+
+def rate_limit_of(provider_id: str) -> int | None:
+    """AGENT_RATE_LIMIT_<PROVIDER> requests per AGENT_RATE_LIMIT_WINDOW_SECONDS, or None when unlimited."""
+    return settings.AGENT_RATE_LIMITS.get(provider_id) or None
+
+
+def rate_limit_wait(provider_id: str) -> float:
+    """0.0 when a request to the provider may go now (it is counted), else seconds until the limit has room."""
+    limit = rate_limit_of(provider_id)
+    if not limit:
+        return 0.0
+    return rate_limit_acquire(redis_client(), provider=provider_id, limit=limit,
+                              window_seconds=settings.AGENT_RATE_LIMIT_WINDOW_SECONDS + RATE_LIMIT_SEND_MARGIN_SECONDS)

@@ -27,9 +27,11 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from agent import progress
+from agent.connections import redis_client
 from agent.models import JobGroup, JobItem
-from agent.services import job_group_finalize, job_items_push_on
-from oneglanse.queues import huey_for, redis_client
+from agent.queues import queue_key
+from agent.services.closing import job_group_finalize
+from agent.tasks import QueuedItem, item_messages_push_on
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +80,7 @@ def recovery_sweep(*, now=None) -> SweepReport:
     cancelled_group_ids = set(
         JobGroup.objects.filter(id__in=open_group_ids, status=JobGroup.Status.CANCELLED).values_list("id", flat=True)
     )
-    to_push: dict[str, list[int]] = {}
+    to_push: dict[str, list[QueuedItem]] = {}
     stale_running = JobItem.objects.filter(
         group_id__in=open_group_ids, status=JobItem.Status.RUNNING, heartbeat_at__lt=now - window
     ).values_list("id", "group_id", "provider", "attempts")
@@ -95,7 +97,7 @@ def recovery_sweep(*, now=None) -> SweepReport:
                 error=f"{provider_id}: the worker running this item was lost {attempts} times; giving up",
             )
         elif stale.update(status=JobItem.Status.QUEUED, next_attempt_at=now):
-            to_push.setdefault(provider_id, []).append(item_id)
+            to_push.setdefault(provider_id, []).append(QueuedItem(item_id, str(group_id), provider_id))
 
     if cancelled_group_ids:
         # A retry or rate-limit wait put these back on the queue after the group was cancelled.
@@ -105,28 +107,28 @@ def recovery_sweep(*, now=None) -> SweepReport:
     overdue = list(
         JobItem.objects.filter(group_id__in=open_group_ids, status=JobItem.Status.QUEUED)
         .filter(Q(next_attempt_at__lt=now - window) | Q(next_attempt_at__isnull=True))
-        .values_list("id", "provider", "next_attempt_at")
+        .values_list("id", "group_id", "provider", "next_attempt_at")
     )
     if overdue:
-        backlog = _queue_lengths({provider_id for _, provider_id, _ in overdue})
+        backlog = _queue_lengths({provider_id for _, _, provider_id, _ in overdue})
         lost = [
-            (item_id, provider_id)
-            for item_id, provider_id, due in overdue
+            QueuedItem(item_id, str(group_id), provider_id)
+            for item_id, group_id, provider_id, due in overdue
             if backlog[provider_id] == 0 or due is None or due < now - window * BACKLOG_PATIENCE_WINDOWS
         ]
         # Due again from now, so the next sweeps give the pushed message a full window.
-        JobItem.objects.filter(id__in=[item_id for item_id, _ in lost], status=JobItem.Status.QUEUED).update(
+        JobItem.objects.filter(id__in=[item.item_id for item in lost], status=JobItem.Status.QUEUED).update(
             next_attempt_at=now
         )
-        for item_id, provider_id in lost:
-            to_push.setdefault(provider_id, []).append(item_id)
+        for item in lost:
+            to_push.setdefault(item.provider_id, []).append(item)
 
     if to_push:
         pipeline = redis_client().pipeline(transaction=False)
-        for provider_id, item_ids in to_push.items():
-            job_items_push_on(pipeline, provider_id=provider_id, item_ids=item_ids)
+        for provider_id, items in to_push.items():
+            item_messages_push_on(pipeline, provider_id=provider_id, items=items)
         pipeline.execute()
-        report.requeued = {p: len(ids) for p, ids in to_push.items()}
+        report.requeued = {p: len(items) for p, items in to_push.items()}
         logger.warning("recovery: put lost items back on their queues: %s", report.requeued)
 
     report.progress_rebuilt = _progress_reconcile(open_group_ids)
@@ -144,8 +146,8 @@ def recovery_sweep(*, now=None) -> SweepReport:
 def _queue_lengths(provider_ids: set[str]) -> dict[str, int]:
     pipeline = redis_client().pipeline(transaction=False)
     for provider_id in sorted(provider_ids):
-        pipeline.llen(huey_for(provider_id).storage.queue_key)
-    return dict(zip(sorted(provider_ids), pipeline.execute()))
+        pipeline.llen(queue_key(provider_id))
+    return dict(zip(sorted(provider_ids), pipeline.execute(), strict=True))
 
 
 def _progress_reconcile(group_ids: list) -> int:
@@ -158,7 +160,7 @@ def _progress_reconcile(group_ids: list) -> int:
     for group_id in group_ids:
         pipeline.hget(progress.progress_key(group_id), "n")
     rebuilt = 0
-    for group_id, counted in zip(group_ids, pipeline.execute()):
+    for group_id, counted in zip(group_ids, pipeline.execute(), strict=True):
         if counted is None or int(counted) < finished.get(group_id, 0):
             progress.progress_rebuild(group_id)
             rebuilt += 1

@@ -2,19 +2,30 @@
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING
 
 from django.db.models import Case, Count, IntegerField, OuterRef, QuerySet, Subquery, Value, When
 
-from agent.exceptions import InvalidInput, NotFound
 from agent.models import JobGroup, JobItem
-from agent.providers.registry import PROVIDER_IDS
+from oneglanse.exceptions import InvalidInput, NotFound
+from oneglanse.provider_ids import PROVIDER_IDS
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+    from workspaces.models import Workspace
 
 
-def job_groups_of_user(*, user) -> QuerySet[JobGroup]:
+def job_groups_of_user(*, user: User) -> QuerySet[JobGroup]:
     return JobGroup.objects.filter(workspace__memberships__user=user)
 
 
-def job_group_get_for_user(*, user, group_id: str) -> JobGroup:
+def job_groups_of_workspace(*, workspace: Workspace) -> QuerySet[JobGroup]:
+    """A workspace's runs, newest first, with who triggered them."""
+    return JobGroup.objects.filter(workspace=workspace).select_related("triggered_by").order_by("-created_at")
+
+
+def job_group_get_for_user(*, user: User, group_id: str) -> JobGroup:
     """The group if the user belongs to its workspace; unknown, malformed or foreign ids are NotFound."""
     try:
         uuid.UUID(str(group_id))
@@ -79,3 +90,11 @@ def job_item_counts_by_provider(group: JobGroup) -> dict[str, dict[str, int]]:
         bucket[row["status"]] = row["n"]
         bucket["all"] += row["n"]
     return counts
+
+
+def job_item_last_error(*, group: JobGroup, provider: str) -> str:
+    """The error of a provider's most recently failed item in the group, or ""."""
+    return (
+        JobItem.objects.filter(group=group, provider=provider, status=JobItem.Status.FAILED)
+        .order_by("-finished_at").values_list("error", flat=True).first()
+    ) or ""

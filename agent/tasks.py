@@ -1,34 +1,105 @@
-"""Queue tasks: thin adapters that validate the payload and call the services."""
+"""Queue tasks and their messages: the only place that registers tasks and builds Huey messages.
+
+A message carries a `QueuedItem`; the task is a thin adapter that checks it and calls the
+service (imported inside the task: services import this module to enqueue).
+"""
 from __future__ import annotations
 
 import logging
+import threading
+from dataclasses import dataclass
 
+import redis
 from django.db import close_old_connections
 from huey import RedisHuey
+from huey.api import TaskWrapper
+
+from agent.queues import huey_for
 
 logger = logging.getLogger(__name__)
 
 ITEM_RUN_TASK_NAME = "agent.item_run"
 
 
-def tasks_register(huey: RedisHuey, provider_id: str) -> None:
-    """Register the item task on one provider's Huey; called once per Huey instance."""
+@dataclass(frozen=True)
+class QueuedItem:
+    """What a queue message says: run this item of this group on this provider's queue.
 
+    `group_id` is "" only in messages queued by an older release, which sent the item id alone.
+    """
+
+    item_id: int
+    group_id: str
+    provider_id: str
+
+    @classmethod
+    def of(cls, item) -> QueuedItem:
+        """The message value of a JobItem row."""
+        return cls(item_id=item.id, group_id=str(item.group_id), provider_id=item.provider)
+
+
+_register_lock = threading.Lock()
+
+
+def item_run_task(provider_id: str) -> TaskWrapper:
+    """The item task registered on the provider's Huey (registered on first use, once per instance)."""
+    huey = huey_for(provider_id)
+    task = getattr(huey, "item_run_task", None)
+    if task is None:
+        with _register_lock:
+            task = getattr(huey, "item_run_task", None) or _item_run_task_register(huey, provider_id)
+    return task
+
+
+def consumer_huey(provider_id: str) -> RedisHuey:
+    """The provider's Huey with its tasks registered, for the consumer to serve."""
+    item_run_task(provider_id)
+    return huey_for(provider_id)
+
+
+def item_messages_push_on(pipeline: redis.client.Pipeline, *, provider_id: str, items: list[QueuedItem]) -> None:
+    """Queue one item-run message per item on the caller's pipeline: a single LPUSH for the queue."""
+    huey, task = huey_for(provider_id), item_run_task(provider_id)
+    huey.storage.enqueue_many_on(pipeline, [huey.serialize_task(task.s(item)) for item in items])
+
+
+def item_schedule(item: QueuedItem, *, delay: float) -> None:
+    """Put one item's message on its queue to run in `delay` seconds (Huey's schedule)."""
+    item_run_task(item.provider_id).schedule(args=(item,), delay=delay)
+
+
+def _queued_item_from(provider_id: str, args: tuple, kwargs: dict) -> QueuedItem | None:
+    """The message's item, or None for a payload of any other shape (logged and dropped once)."""
+    if len(args) != 1 or kwargs:
+        return None
+    value = args[0]
+    if isinstance(value, QueuedItem):
+        valid = (
+            isinstance(value.item_id, int) and not isinstance(value.item_id, bool)
+            and isinstance(value.group_id, str) and value.provider_id == provider_id
+        )
+        return value if valid else None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return QueuedItem(item_id=value, group_id="", provider_id=provider_id)  # an older release's message
+    return None
+
+
+def _item_run_task_register(huey: RedisHuey, provider_id: str) -> TaskWrapper:
     def item_run_task(*args, **kwargs) -> None:
-        # Any shape is accepted here and checked, so a bad message is dropped once, not retried.
-        item_id = args[0] if len(args) == 1 and not kwargs else None
-        if not isinstance(item_id, int) or isinstance(item_id, bool):
+        item = _queued_item_from(provider_id, args, kwargs)
+        if item is None:
             logger.error("dropped a %s task with a malformed payload: args=%r kwargs=%r", provider_id, args, kwargs)
             return
-        from agent.services import item_run
+        from agent.services.items import item_run
 
         # Worker threads live long; stale or broken DB connections must not fail an item.
         close_old_connections()
         try:
-            item_run(item_id=item_id, provider_id=provider_id)
+            item_run(item=item)
         finally:
             close_old_connections()
 
     # An exception escaping the service (database or Redis briefly unavailable) retries the
     # task; recording is idempotent, so a retry can never produce a second answer.
     huey.item_run_task = huey.task(name=ITEM_RUN_TASK_NAME, retries=5, retry_delay=3)(item_run_task)
+    return huey.item_run_task

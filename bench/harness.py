@@ -61,7 +61,9 @@ class Harness:
         self.running.append(process)
         return process
 
-    def consumers(self, *, workers: int, latency_ms: int, settings: str = "bench.settings", noop: bool = False) -> list[subprocess.Popen]:
+    def consumers(
+        self, *, workers: int, latency_ms: int, settings: str = "bench.settings", noop: bool = False
+    ) -> list[subprocess.Popen]:
         """One consumer process per queue: `manage.py run_huey`, or the raw Huey no-op consumer."""
         started = []
         for queue in QUEUES:

@@ -19,7 +19,8 @@ NOOP_DONE_KEY = "bench:noop:done"
 
 @functools.cache
 def noop_huey(provider_id: str) -> RedisHuey:
-    from oneglanse.queues import BulkRedisStorage, redis_client, redis_pool
+    from agent.connections import redis_client, redis_pool
+    from agent.queues import BulkRedisStorage
 
     huey = RedisHuey(
         name=f"bench-noop-{provider_id}", storage_class=BulkRedisStorage, connection_pool=redis_pool(),

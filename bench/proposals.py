@@ -1,4 +1,4 @@
-"""Prototypes of the core changes BENCHMARKS.md recommends and that have not landed, applied as patches inside bench processes only.
+"""Prototypes of the core changes BENCHMARKS.md recommends that have not landed, applied as patches inside bench processes only.
 
 `python bench/run.py --proposals` loads them in the agent consumers and the web server (through
 bench/proposals_settings.py), so each recommendation comes with a measured gain instead of a
@@ -20,13 +20,13 @@ PROPOSALS = {
 
 
 def proposals_apply() -> None:
-    import agent.api
-    import agent.progress
     from django.core.cache import cache
     from rest_framework.response import Response
 
-    from agent.exceptions import NotFound
+    import agent.api
+    import agent.progress
     from agent.models import JobGroup
+    from oneglanse.exceptions import NotFound
     from workspaces.models import Membership
 
     # P5: no SQL beyond the token. A group's workspace never changes, nor does a completed or failed

@@ -121,11 +121,11 @@ def redis_script_names() -> dict[str, str]:
     """sha1[:8] -> a readable name, for every Lua script the agent and Huey send."""
     import huey.storage
 
-    import agent.progress
+    import agent.progress_lua
     import agent.ratelimit
 
     names = {}
-    for module in (agent.progress, agent.ratelimit, huey.storage):
+    for module in (agent.progress_lua, agent.ratelimit, huey.storage):
         for name, value in vars(module).items():
             if isinstance(value, str) and "redis.call" in value:
                 names[hashlib.sha1(value.encode()).hexdigest()[:8]] = f"{module.__name__.split('.')[-1]}.{name}"

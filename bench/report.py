@@ -37,20 +37,22 @@ def goal_rows(results: dict) -> list[tuple[str, str, str, str, object]]:
                      f"{r['agent_answers_per_second']:.0f}, {r['noop_tasks_per_second']:.0f}", "info", None))
         rows.append(("2 overhead", "CPU ms per answer / per no-op task (abs.)",
                      f"{r['agent_cpu_ms_per_answer']:.2f} / {r['noop_cpu_ms_per_task']:.3f}", "info", None))
-        rows.append(("2 overhead", "ratio bound if an answer cost only its 3 ORM statements", f"{r['ratio_bound_from_db_floor']:.3f}",
-                     "info", None))
+        rows.append(("2 overhead", "ratio bound if an answer cost only its 3 ORM statements",
+                     f"{r['ratio_bound_from_db_floor']:.3f}", "info", None))
         rows.append(("2 overhead", "other processes' load meanwhile (cores of 2)", f"{r['foreign_cpu_cores']:.2f}", "info", None))
     r = results.get("3_latency_efficiency")
     if r:
         rows.append(("3 latency", f"answers/s / ideal {r['ideal_answers_per_second']:.0f}/s ({r['items']} items)",
                      f"{r['efficiency']:.3f}", ">= 0.9", r["efficiency"] >= 0.9))
-        rows.append(("3 latency", "CPU cores our processes need at 320/s (of 2)", f"{r['cores_needed_at_ideal']:.2f}", "info", None))
+        rows.append(("3 latency", "CPU cores our processes need at 320/s (of 2)", f"{r['cores_needed_at_ideal']:.2f}",
+                     "info", None))
         rows.append(("3 latency", "whole-wave bound; our CPU use of 2 cores; other load (cores)",
                      f"{r['wave_bound']:.3f}; {r['cpu_utilisation']:.2f}; {r['foreign_cpu_cores']:.2f}", "info", None))
     r = results.get("4_progress_cost")
     if r:
         rows.append(("4 progress", "Redis round trips per answer beyond dequeue",
-                     f"{r['round_trips_per_answer_beyond_dequeue']:.2f}", "<= 3", r["round_trips_per_answer_beyond_dequeue"] <= 3))
+                     f"{r['round_trips_per_answer_beyond_dequeue']:.2f}", "<= 3",
+                     r["round_trips_per_answer_beyond_dequeue"] <= 3))
         rows.append(("4 progress", "  of which Huey's own revoke check / ours",
                      f"{r['of_which_huey_own_per_task']:.2f} / {r['of_which_agent_per_answer']:.2f}", "info", None))
         rows.append(("4 progress", "Redis commands per answer (server; no-op task)",
@@ -83,8 +85,8 @@ def goal_rows(results: dict) -> list[tuple[str, str, str, str, object]]:
     if r:
         rows.append(("7 seed design", f"lost updates, ours ({r['items']} items, {r['threads']} threads)",
                      str(r["ours_lost_updates"]), "0", r["ours_lost_updates"] == 0))
-        rows.append(("7 seed design", "lost updates, seed's read-modify-write", f"{r['seed_lost_updates']} ({r['seed_final_status']})",
-                     "info", None))
+        rows.append(("7 seed design", "lost updates, seed's read-modify-write",
+                     f"{r['seed_lost_updates']} ({r['seed_final_status']})", "info", None))
     return rows
 
 
@@ -92,7 +94,7 @@ def table(results: dict) -> str:
     rows = [("scenario", "figure", "value", "goal", "met")]
     rows += [(s, f, v, g, {True: "yes", False: "NO", None: ""}[m]) for s, f, v, g, m in goal_rows(results)]
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    lines = ["| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths)) + " |" for row in rows]
+    lines = ["| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) + " |" for row in rows]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(lines)
 
@@ -118,7 +120,8 @@ def machine_and_versions(redis_client, quick: bool) -> dict:
         "git": commit + (" (+ uncommitted changes)" if dirty else ""),
         "machine": f"{os.cpu_count()} cores ({cpu}), {memory_kb / 2**20:.1f} GiB memory, {platform.platform()}",
         "versions": {
-            "python": platform.python_version(), "django": version("django"), "djangorestframework": version("djangorestframework"),
+            "python": platform.python_version(), "django": version("django"),
+            "djangorestframework": version("djangorestframework"),
             "huey": version("huey"), "redis-py": version("redis"), "hiredis": version("hiredis"),
             "redis-server": redis_client.info("server")["redis_version"], "sqlite": sqlite3.sqlite_version,
             "gunicorn": version("gunicorn"), "wrk": command_version(["wrk", "-v"]).split(" [")[0],

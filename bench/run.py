@@ -29,10 +29,10 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from a fresh clone
 
-from bench.environment import PROJECT_DIR, bench_environment  # noqa: E402
-from bench.harness import QUEUES, BenchError, Harness, cpu_seconds, deadline_wait, rss_bytes  # noqa: E402
-from bench.load import load  # noqa: E402
-from bench.report import GUARDS, machine_and_versions, table  # noqa: E402
+from bench.environment import PROJECT_DIR, bench_environment
+from bench.harness import QUEUES, BenchError, Harness, cpu_seconds, deadline_wait, rss_bytes
+from bench.load import load
+from bench.report import GUARDS, machine_and_versions, table
 
 RESULTS_PATH = PROJECT_DIR / "bench" / "results.json"
 
@@ -100,7 +100,8 @@ def own_cpu_seconds() -> float:
 
 def machine_busy_seconds() -> float:
     times = psutil.cpu_times()
-    return sum(times) - times.idle - getattr(times, "iowait", 0.0) - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0)
+    idle = times.idle + getattr(times, "iowait", 0.0)
+    return sum(times) - idle - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0)
 
 
 class Bench:
@@ -110,7 +111,7 @@ class Bench:
         from django.contrib.auth import get_user_model
         from rest_framework.authtoken.models import Token
 
-        from oneglanse.queues import redis_client
+        from agent.connections import redis_client
 
         self.scale, self.harness, self.redis_server = scale, harness, redis_server
         # --proposals: agent consumers and the web server run the prototyped core changes.
@@ -132,18 +133,19 @@ class Bench:
 
             workspace = workspace_create(user=self.user, name=f"Bench {prompts}", enabled_providers=list(QUEUES))
             Prompt.objects.bulk_create(
-                [Prompt(workspace=workspace, text=f"What are the best CRM tools for team {n} of {prompts}?") for n in range(prompts)]
+                [Prompt(workspace=workspace, text=f"What are the best CRM tools for team {n} of {prompts}?")
+                 for n in range(prompts)]
             )
             self.workspaces[prompts] = workspace
         return self.workspaces[prompts]
 
     def queue_keys(self) -> list[str]:
-        from oneglanse.queues import huey_for
+        from agent.queues import huey_for
 
         return [huey_for(p).storage.queue_key for p in QUEUES]
 
     def submit(self, prompts: int):
-        from agent.services import job_group_submit
+        from agent.services.submit import job_group_submit
 
         return job_group_submit(workspace=self.workspace(prompts), user=self.user).job_group
 
@@ -158,7 +160,7 @@ class Bench:
         """Cancel (the real service) every group submitted only to be timed or counted, so the
         consumers' recovery sweep never finds them overdue and pushes them back mid-measurement."""
         from agent.models import JobGroup
-        from agent.services import job_group_cancel
+        from agent.services.closing import job_group_cancel
 
         self.redis.delete(*self.queue_keys())
         for group in self.parked:
@@ -226,7 +228,7 @@ class Bench:
         from django.test.utils import CaptureQueriesContext
         from rest_framework.test import APIClient
 
-        import agent.services
+        import agent.services.submit
         from agent.models import JobGroup
         from bench.redis_counter import redis_counter_snapshot
 
@@ -235,7 +237,7 @@ class Bench:
         client.credentials(HTTP_AUTHORIZATION=f"Token {self.token}")
         workspace = self.workspace(scale.submit_prompts)
         expected = scale.submit_prompts * len(QUEUES)
-        bulk = agent.services.job_group_enqueue
+        bulk = agent.services.submit.job_group_enqueue
         enqueue_seconds: list[float] = []
 
         def timed(enqueue):
@@ -249,7 +251,7 @@ class Bench:
 
         def once(enqueue, *, count_queries: bool = False) -> tuple[float, float, int]:
             self.redis.delete(*self.queue_keys())
-            agent.services.job_group_enqueue = timed(enqueue)
+            agent.services.submit.job_group_enqueue = timed(enqueue)
             round_trips = sum(redis_counter_snapshot().values())
             # Only untimed calls count queries: the debug cursor formats every bulk INSERT's SQL.
             capture = CaptureQueriesContext(connection) if count_queries else contextlib.nullcontext()
@@ -263,9 +265,11 @@ class Bench:
                     queued = sum(pipeline.execute())
                     elapsed = time.perf_counter() - started
             finally:
-                agent.services.job_group_enqueue = bulk
+                agent.services.submit.job_group_enqueue = bulk
             if response.status_code != 202 or queued != expected:
-                raise BenchError(f"submit: HTTP {response.status_code}, {queued} of {expected} items queued: {response.content[:300]}")
+                raise BenchError(
+                    f"submit: HTTP {response.status_code}, {queued} of {expected} items queued: {response.content[:300]}"
+                )
             self.parked.append(JobGroup.objects.get(id=response.json()["jobGroupId"]))
             if count_queries:
                 sql_queries[enqueue] = len(capture)
@@ -338,19 +342,19 @@ class Bench:
         """SQL queries and Redis round trips of item_run, run here with a 0 ms provider (no Huey)."""
         from django.db import connection
         from django.test.utils import CaptureQueriesContext
-
-        from agent.models import JobItem
         from django.utils import timezone
 
-        from agent.services import item_run
+        from agent.models import JobItem
+        from agent.services.items import item_run
+        from agent.tasks import QueuedItem
         from bench.redis_counter import redis_counter_snapshot
 
         group = self.submit_parked(prompts)
-        items = list(JobItem.objects.filter(group=group).values_list("id", "provider"))
+        items = [QueuedItem.of(item) for item in JobItem.objects.filter(group=group)]
         round_trips = sum(redis_counter_snapshot().values())
         with CaptureQueriesContext(connection) as queries:
-            for item_id, provider in items:
-                item_run(item_id=item_id, provider_id=provider)
+            for item in items:
+                item_run(item=item)
         round_trips = sum(redis_counter_snapshot().values()) - round_trips
         statements = Counter(q["sql"].split()[0].upper() for q in queries.captured_queries)
 
@@ -425,7 +429,7 @@ class Bench:
             idle = self.idle_commands_per_second()
             agent_rounds, noop_rounds = [], []
             agent_commands, noop_commands = Counter(), Counter()
-            for index in range(scale.overhead_rounds):
+            for _round in range(scale.overhead_rounds):
                 commands, (agent_round, group_id) = self.commands_during(
                     lambda: self.agent_round(scale.overhead_prompts, everyone), idle)
                 agent_rounds.append(agent_round)
@@ -514,7 +518,7 @@ class Bench:
             "rss_mb_after_warmup": [round(b / 2**20, 1) for b in rss_warm],
             "rss_mb_after": [round(b / 2**20, 1) for b in rss_after],
             "growth": sum(rss_after) / sum(rss_warm) - 1,
-            "max_process_growth": max(a / w - 1 for a, w in zip(rss_after, rss_warm)),
+            "max_process_growth": max(a / w - 1 for a, w in zip(rss_after, rss_warm, strict=True)),
         }
 
     # -- scenario 3 -------------------------------------------------------------------------
@@ -583,7 +587,7 @@ class Bench:
             targets["status_done"] = (f"/api/runs/{done.id}/status/", auth)  # completed: read from the database
         figures: dict = {}
         try:
-            for name, (path, headers) in targets.items():
+            for path, headers in targets.values():
                 code, _ = get(path, headers)
                 if code != 200:
                     raise BenchError(f"status scenario: {path} answered {code}")
@@ -616,7 +620,8 @@ class Bench:
             self.harness.stop([server])
         med = {name: statistics.median(values) for name, values in rps.items()}
         cpu = {name: statistics.median(values) for name, values in cpu_ms.items()}
-        figures.update(load_generator=tool, gunicorn_workers=f"{workers} gthread x 1 thread, keep-alive", seconds_per_run=self.scale.status_seconds,
+        figures.update(load_generator=tool, gunicorn_workers=f"{workers} gthread x 1 thread, keep-alive",
+                       seconds_per_run=self.scale.status_seconds,
                        rounds=self.scale.status_rounds, requests_per_second={k: round(v, 1) for k, v in med.items()},
                        server_cpu_ms_per_request={k: round(v, 3) for k, v in cpu.items()})
         for name in ("status_live", "status_done"):
@@ -631,15 +636,16 @@ class Bench:
 def job_group_enqueue_naive(*, group) -> None:
     """Scenario 1's baseline: the same progress object, then one LPUSH round trip per item."""
     from agent import progress
+    from agent.connections import redis_client
     from agent.models import JobItem
-    from oneglanse.queues import huey_for, redis_client
+    from agent.tasks import QueuedItem, item_run_task
 
     items = list(JobItem.objects.filter(group=group).order_by("id").values_list("id", "provider"))
     pipeline = redis_client().pipeline(transaction=True)
     progress.progress_create_on(pipeline, group, dict(Counter(p for _, p in items)))
     pipeline.execute()
     for item_id, provider in items:
-        huey_for(provider).item_run_task(item_id)
+        item_run_task(provider)(QueuedItem(item_id, str(group.id), provider))
 
 
 def main() -> int:

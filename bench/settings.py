@@ -11,7 +11,7 @@ os.environ.setdefault("AGENT_SUBMIT_RATE", "1000000/min")
 os.environ.setdefault("DJANGO_LOG_LEVEL", "WARNING")
 os.environ.setdefault("AGENT_SIMULATED_FAILURE_RATE", "0")
 
-from oneglanse.settings import *  # noqa: E402,F403
+from oneglanse.settings import *  # noqa: F403
 
 ROOT_URLCONF = "bench.urls"
 # The in-process API client of scenario 1 calls itself "testserver".

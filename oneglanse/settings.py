@@ -4,6 +4,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from oneglanse.provider_ids import PROVIDER_IDS
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
 
@@ -123,9 +125,9 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PAGINATION_CLASS": "agent.api_pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "oneglanse.api.PageNumberPagination",
     "PAGE_SIZE": 50,
-    "EXCEPTION_HANDLER": "oneglanse.exception_handler.domain_exception_handler",
+    "EXCEPTION_HANDLER": "oneglanse.api.domain_exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer", "rest_framework.renderers.BrowsableAPIRenderer"],
     "DEFAULT_THROTTLE_RATES": {"submit": env.str("AGENT_SUBMIT_RATE", default="3/min")},
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -168,7 +170,25 @@ def _rate_limit(provider_id: str) -> int:
 
 
 # Requests per window for each provider, shared by every consumer on every host; 0 = unlimited.
-AGENT_RATE_LIMITS = {provider_id: _rate_limit(provider_id) for provider_id in ("chatgpt", "perplexity", "gemini", "claude")}
+AGENT_RATE_LIMITS = {provider_id: _rate_limit(provider_id) for provider_id in PROVIDER_IDS}
+
+# Live providers (README "Live providers"). A missing key is not a start-up error: that provider's
+# items fail at once with a message naming the variable.
+OPENAI_API_KEY = env.str("OPENAI_API_KEY", default="")
+OPENAI_BASE_URL = env.str("OPENAI_BASE_URL", default="https://api.openai.com/v1")
+OPENAI_MODEL = env.str("OPENAI_MODEL", default="gpt-4o-search-preview")
+PERPLEXITY_API_KEY = env.str("PERPLEXITY_API_KEY", default="")
+PERPLEXITY_BASE_URL = env.str("PERPLEXITY_BASE_URL", default="https://api.perplexity.ai")
+PERPLEXITY_MODEL = env.str("PERPLEXITY_MODEL", default="sonar")
+GEMINI_API_KEY = env.str("GEMINI_API_KEY", default="")
+GEMINI_BASE_URL = env.str("GEMINI_BASE_URL", default="https://generativelanguage.googleapis.com/v1beta")
+GEMINI_MODEL = env.str("GEMINI_MODEL", default="gemini-2.5-flash")
+ANTHROPIC_API_KEY = env.str("ANTHROPIC_API_KEY", default="")
+ANTHROPIC_BASE_URL = env.str("ANTHROPIC_BASE_URL", default="https://api.anthropic.com/v1")
+ANTHROPIC_MODEL = env.str("ANTHROPIC_MODEL", default="claude-sonnet-4-5")
+ANTHROPIC_MAX_TOKENS = env.int("ANTHROPIC_MAX_TOKENS", default=2048)
+# How many times a Claude turn that paused (stop_reason "pause_turn") is continued before the attempt fails.
+ANTHROPIC_MAX_CONTINUATIONS = env.int("ANTHROPIC_MAX_CONTINUATIONS", default=3)
 
 LOGGING = {
     "version": 1,

@@ -1,4 +1,4 @@
-"""URL routes: the JSON API under /api/, Django admin under /admin/."""
+"""URL routes: the JSON API under /api/, Django admin under /admin/, the pages (agent/urls.py) at the root."""
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -27,5 +27,5 @@ api = [
 urlpatterns = [
     path("admin/", admin.site.urls),
     *api,
-    path("", include("agent.web_urls")),
+    path("", include("agent.urls")),
 ]

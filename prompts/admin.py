@@ -6,9 +6,9 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from agent.exceptions import DomainError
+from oneglanse.exceptions import DomainError
 from prompts.models import Prompt
-from prompts.services import MAX_ACTIVE_PROMPTS_PER_WORKSPACE, prompt_create, prompt_update
+from prompts.services import prompt_active_cap_check, prompt_create, prompt_update
 from workspaces.admin import MemberScopedAdmin
 
 
@@ -29,10 +29,10 @@ class PromptAdminForm(forms.ModelForm):
         workspace, wants_active = data.get("workspace"), data.get("is_active")
         was_active = bool(self.instance.pk) and self.initial.get("is_active", False)
         if workspace and wants_active and not was_active:
-            if Prompt.objects.filter(workspace=workspace, is_active=True).count() >= MAX_ACTIVE_PROMPTS_PER_WORKSPACE:
-                raise forms.ValidationError(
-                    f"A workspace can have at most {MAX_ACTIVE_PROMPTS_PER_WORKSPACE} active prompts; deactivate some first."
-                )
+            try:
+                prompt_active_cap_check(workspace_id=workspace.id)
+            except DomainError as exc:
+                raise forms.ValidationError(exc.detail) from None
         return data
 
 
@@ -71,7 +71,8 @@ class PromptAdmin(MemberScopedAdmin):
                 self.message_user(request, exc.detail, messages.ERROR)
                 break
             changed += 1
-        self.message_user(request, f"{changed} prompt{'s' if changed != 1 else ''} {'activated' if is_active else 'deactivated'}.")
+        done = "activated" if is_active else "deactivated"
+        self.message_user(request, f"{changed} prompt{'s' if changed != 1 else ''} {done}.")
 
     @admin.action(description="Activate selected prompts", permissions=["change"])
     def activate_prompts(self, request: HttpRequest, queryset: QuerySet[Prompt]) -> None:

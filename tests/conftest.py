@@ -12,8 +12,8 @@ from django.conf import settings
 from django.db import connection
 from rest_framework.test import APIClient
 
+from agent.queues import queues_reset
 from oneglanse.processes import processes_stop
-from oneglanse.queues import queues_reset
 from tests.redis_server import RedisServer
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -89,7 +89,8 @@ class Consumers:
         processes_stop([p for ps in self.processes.values() for p in ps], timeout=15)
 
     def logs(self) -> str:
-        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in sorted(self.tmp_path.glob("consumer-*.log")))
+        paths = sorted(self.tmp_path.glob("consumer-*.log"))
+        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in paths)
 
 
 @pytest.fixture

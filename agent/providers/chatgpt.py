@@ -1,11 +1,15 @@
 """ChatGPT through OpenAI's Chat Completions API (or any OpenAI-compatible server)."""
 from __future__ import annotations
 
+from agent.providers.base import as_dict, as_list, text_piece, usage_build
 from agent.providers.http import LiveProvider, Reply
 
 
 class ChatGPTProvider(LiveProvider):
-    """`gpt-4o-search-preview` by default: a model that searches the web and cites what it read."""
+    """`gpt-4o-search-preview` by default: a model that searches the web and cites what it read.
+
+    Every source is cited: Chat Completions returns only the `url_citation` annotations, not
+    what the search retrieved without citing."""
 
     provider_id = "chatgpt"
     key_variable = "OPENAI_API_KEY"
@@ -28,20 +32,32 @@ class ChatGPTProvider(LiveProvider):
         return body
 
     def parse(self, data: dict) -> Reply:
-        message = data["choices"][0]["message"]
+        message = as_dict(data["choices"][0]["message"])
         citations = [
-            annotation["url_citation"]
-            for annotation in message.get("annotations") or []
-            if annotation.get("type") == "url_citation"
+            as_dict(annotation.get("url_citation"))
+            for annotation in as_list(message.get("annotations"))
+            if isinstance(annotation, dict) and annotation.get("type") == "url_citation"
         ]
+        # Order of first citation = order of position in the text (the list is usually sorted already).
+        citations.sort(key=lambda citation: _position(citation.get("start_index")))
         return Reply(
-            text=message.get("content") or "",
-            sources=[(citation.get("url"), citation.get("title")) for citation in citations],
+            text=text_piece(message.get("content")),
+            cited=[(citation.get("url"), citation.get("title")) for citation in citations],
+            found=[],
             usage=chat_completions_usage(data),
         )
 
 
+def _position(value: object) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else float("inf")
+
+
 def chat_completions_usage(data: dict) -> dict:
-    """Token counts of an OpenAI-shaped `usage`, in the keys every backend stores."""
-    usage = data.get("usage") or {}
-    return {key: usage[key] for key in ("prompt_tokens", "completion_tokens", "total_tokens") if key in usage}
+    """OpenAI's `usage`: the convention itself (completion already includes reasoning tokens,
+    which are also kept on their own)."""
+    usage = as_dict(data.get("usage"))
+    return usage_build(
+        prompt_tokens=usage.get("prompt_tokens"),
+        completion_tokens=usage.get("completion_tokens"),
+        reasoning_tokens=as_dict(usage.get("completion_tokens_details")).get("reasoning_tokens"),
+    )

@@ -9,15 +9,19 @@ from email.utils import parsedate_to_datetime
 from typing import Any, NamedTuple
 
 import requests
+from django.conf import settings
 from requests.adapters import HTTPAdapter
 
 from agent.providers.base import (
+    MODEL_MAX_LENGTH,
     Answer,
     PermanentProviderError,
     ProviderError,
     TransientProviderError,
-    sources_normalise,
+    bounded_text,
+    sources_build,
 )
+from agent.providers.redact import credentials_redact
 
 CONNECT_TIMEOUT_SECONDS = 5.0
 DEFAULT_READ_TIMEOUT_SECONDS = 120.0
@@ -54,24 +58,15 @@ def http_session() -> requests.Session:
 
 
 def read_timeout() -> float:
-    """AGENT_PROVIDER_TIMEOUT, read at every call.
-
-    The environment wins over settings (which are themselves read from it at start-up) so a test
-    can shorten the timeout for one call without reloading Django settings."""
-    raw = os.environ.get("AGENT_PROVIDER_TIMEOUT")
-    if raw:
-        return float(raw)
-    from django.conf import settings
-
-    if settings.configured or os.environ.get("DJANGO_SETTINGS_MODULE"):
-        return float(getattr(settings, "AGENT_PROVIDER_TIMEOUT", DEFAULT_READ_TIMEOUT_SECONDS))
-    return DEFAULT_READ_TIMEOUT_SECONDS
+    """AGENT_PROVIDER_TIMEOUT (settings), read at every call so an overridden setting takes effect."""
+    return float(getattr(settings, "AGENT_PROVIDER_TIMEOUT", DEFAULT_READ_TIMEOUT_SECONDS))
 
 
 def provider_post_json(*, provider: str, url: str, headers: dict[str, str], body: dict, secret: str) -> dict:
     """POST `body` once and return the JSON object of a 2xx answer, or raise a ProviderError.
 
-    `secret` is scrubbed from every message, in case an upstream echoes the key back."""
+    `secret` and anything shaped like a credential are scrubbed from every message, in case an
+    upstream echoes the key (or the request's headers) back; no header is ever put in a message."""
     timeout = read_timeout()
     try:
         # No redirects: requests would carry x-api-key / x-goog-api-key to whatever host they name.
@@ -160,24 +155,29 @@ def _truncate(text: str) -> str:
 
 
 def _scrub(text: str, secret: str) -> str:
-    # Real keys are long; a toy one-letter key would otherwise redact ordinary words.
-    return text.replace(secret, "[redacted]") if len(secret) >= 8 else text
+    return credentials_redact(text, secret)
 
 
 class Reply(NamedTuple):
-    """What an adapter read from a provider's 2xx body."""
+    """What an adapter read from a provider's 2xx body (or from a turn continued over several)."""
 
     text: str
-    sources: list[tuple[str, str | None]]  # (url, title), in the provider's order
-    usage: dict
+    cited: list[tuple]  # (url, title[, domain]) the answer cites, in order of first citation
+    found: list[tuple]  # what the provider retrieved, in its order; cited ones are dropped later
+    usage: dict  # usage_build(...): prompt + completion == total
+
+
+def passages_join(passages: list[str]) -> str:
+    """Passages separated by a blank line; each passage's own pieces were joined as they came."""
+    return "\n\n".join(passage.strip() for passage in passages if passage and passage.strip())
 
 
 class LiveProvider:
-    """One provider's HTTP API; subclasses name their variables and map their wire format."""
+    """One provider's HTTP API; subclasses name their settings and map their wire format."""
 
     provider_id: str
     backend = "live"
-    key_variable: str
+    key_variable: str  # each *_variable names a Django setting read from the env var of the same name
     base_url_variable: str
     base_url_default: str
     model_variable: str
@@ -185,10 +185,10 @@ class LiveProvider:
     response_model_field = "model"
 
     def __init__(self) -> None:
-        # Read at construction so a changed environment takes effect for the next adapter built.
-        self.api_key = os.environ.get(self.key_variable, "").strip()
-        self.base_url = (os.environ.get(self.base_url_variable) or self.base_url_default).rstrip("/")
-        self.model = os.environ.get(self.model_variable) or self.model_default
+        # Read at construction so a changed setting takes effect for the next adapter built.
+        self.api_key = str(getattr(settings, self.key_variable, "") or "").strip()
+        self.base_url = str(getattr(settings, self.base_url_variable, "") or self.base_url_default).rstrip("/")
+        self.model = str(getattr(settings, self.model_variable, "") or self.model_default)
 
     def endpoint(self) -> str:
         raise NotImplementedError
@@ -202,30 +202,33 @@ class LiveProvider:
     def parse(self, data: dict) -> Reply:
         raise NotImplementedError
 
+    def post(self, body: dict) -> dict:
+        return provider_post_json(
+            provider=self.provider_id, url=self.endpoint(), headers=self.headers(), body=body, secret=self.api_key
+        )
+
+    def converse(self, prompt: str) -> tuple[dict, Reply]:
+        """One request and its reply; adapters whose turns can pause override this to continue them."""
+        data = self.post(self.body(prompt))
+        return data, self.parse(data)
+
     def ask(self, prompt: str) -> Answer:
         if not self.api_key:
             raise PermanentProviderError(self.provider_id, f"{self.key_variable} is not set")
         started = time.monotonic()
-        data = provider_post_json(
-            provider=self.provider_id,
-            url=self.endpoint(),
-            headers=self.headers(),
-            body=self.body(prompt),
-            secret=self.api_key,
-        )
-        latency_ms = int((time.monotonic() - started) * 1000)
         try:
-            reply = self.parse(data)
-        except (KeyError, IndexError, TypeError, AttributeError) as exc:
+            data, reply = self.converse(prompt)
+        except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
             raise PermanentProviderError(
                 self.provider_id, f"unexpected response shape ({type(exc).__name__}: {_truncate(str(exc))})"
             ) from None
+        latency_ms = int((time.monotonic() - started) * 1000)
         if not reply.text.strip():
             raise PermanentProviderError(self.provider_id, "the response has no answer text")
         return Answer(
             text=reply.text,
-            sources=sources_normalise(reply.sources),
+            sources=sources_build(cited=reply.cited, found=reply.found),
             usage=reply.usage,
             latency_ms=latency_ms,
-            model=str(data.get(self.response_model_field) or self.model),
+            model=bounded_text(data.get(self.response_model_field) or self.model, MODEL_MAX_LENGTH),
         )

@@ -1,17 +1,11 @@
-"""Provider ids and the backend that answers for each, chosen by explicit configuration."""
+"""The backend that answers for each provider id, chosen by explicit configuration."""
 from __future__ import annotations
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from agent.providers.base import Provider
-
-PROVIDER_IDS: tuple[str, ...] = ("chatgpt", "perplexity", "gemini", "claude")
-PROVIDER_LABELS = {"chatgpt": "ChatGPT", "perplexity": "Perplexity", "gemini": "Gemini", "claude": "Claude"}
-
-
-def unknown_provider_ids(provider_ids: list[str]) -> list[str]:
-    return [provider_id for provider_id in provider_ids if provider_id not in PROVIDER_IDS]
+from oneglanse.provider_ids import PROVIDER_IDS
 
 
 def simulated_failure_rates(raw: str) -> dict[str, float]:

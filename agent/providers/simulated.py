@@ -5,7 +5,7 @@ import hashlib
 import random
 import time
 
-from agent.providers.base import Answer, PermanentProviderError, sources_normalise
+from agent.providers.base import Answer, PermanentProviderError, sources_build
 
 _SITES = (
     ("https://www.g2.com/categories/{slug}", "G2 — best {topic} software"),
@@ -43,12 +43,15 @@ class SimulatedProvider:
         rng = random.Random(seed)
         topic = " ".join(prompt.rstrip("?").split()[-3:]).lower() or "software"
         slug = "-".join(topic.split())
-        picks = rng.sample(_SITES, k=rng.randint(1, 3))
-        sources = sources_normalise([(url.format(slug=slug), title.format(topic=topic, slug=slug)) for url, title in picks])
+        # Like the real providers, some pages are cited by the answer and the rest only retrieved.
+        sites = rng.sample(_SITES, k=rng.randint(2, 4))
+        picks = [(url.format(slug=slug), title.format(topic=topic, slug=slug)) for url, title in sites]
+        cited_count = rng.randint(1, len(picks) - 1)
+        sources = sources_build(cited=picks[:cited_count], found=picks[cited_count:])
         text = (
             f"[Simulated {self.provider_id} answer] For \"{prompt.strip()}\", commonly recommended options "
-            f"depend on team size and budget. Reviewers on {', '.join(s['domain'] for s in sources)} compare "
-            f"pricing, integrations and support; shortlist two or three and run a trial."
+            f"depend on team size and budget. Reviewers on {', '.join(s['domain'] for s in sources if s['cited'])} "
+            f"compare pricing, integrations and support; shortlist two or three and run a trial."
         )
         prompt_tokens = max(1, len(prompt.split()) * 4 // 3)
         completion_tokens = max(1, len(text.split()) * 4 // 3)

@@ -1,16 +1,17 @@
-"""Filters that show groups and answers the same way on the pages and in the admin."""
+"""Filters that show runs and answers the same way on the pages and in the admin (rules in agent/display.py)."""
 from __future__ import annotations
 
 from django import template
 
-from agent.providers.registry import PROVIDER_LABELS
+from agent import outcomes
+from oneglanse.provider_ids import provider_label as _provider_label
 
 register = template.Library()
 
 
 @register.filter
 def provider_label(provider_id: str) -> str:
-    return PROVIDER_LABELS.get(provider_id, provider_id)
+    return _provider_label(provider_id)
 
 
 @register.filter
@@ -28,16 +29,15 @@ def source_links(sources) -> list[dict]:
         safe = url.lower().startswith(("http://", "https://"))
         links.append({
             "url": url if safe else "",
-            "text": source.get("title") or source.get("domain") or url,
-            "domain": source.get("domain") or "",
+            "text": str(source.get("title") or source.get("domain") or url),
+            "domain": str(source.get("domain") or ""),
             "unsafe_url": "" if safe else url,
+            "cited": source.get("cited"),  # True, False, or None for answers stored before it existed
         })
     return links
 
 
 @register.filter
 def percent(done: int, total: int) -> int:
-    """Whole per cent for a progress bar's text; an empty group counts as done."""
-    if not total:
-        return 100
-    return min(100, int(done * 100 / total))
+    """Whole per cent for a progress bar's text; an empty run counts as done."""
+    return outcomes.percent(done, total)

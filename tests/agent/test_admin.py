@@ -11,7 +11,9 @@ from django.test.utils import CaptureQueriesContext
 
 from agent.models import JobGroup, JobItem
 from agent.providers.base import Answer
-from agent.services import answer_record, job_group_submit
+from agent.services.items import answer_record
+from agent.services.submit import job_group_submit
+from agent.tasks import QueuedItem
 from prompts.models import Prompt
 from tests.factories import UserFactory, workspace_with_prompts
 from workspaces.models import Membership, Workspace
@@ -52,9 +54,10 @@ def staff_user():
 
 def finish(group: JobGroup, provider: str, *, error: str = "", text: str = "An answer.") -> JobItem:
     item = JobItem.objects.filter(group=group, provider=provider, status="queued").order_by("id").first()
-    answer_record(
-        item_id=item.id, group_id=group.id, provider_id=provider, backend="simulated",
-        answer=None if error else Answer(text=text, sources=[{"url": "https://g2.com/x", "title": "G2", "domain": "g2.com"}], latency_ms=250),
+    answer_record(item=QueuedItem.of(item), backend="simulated",
+        answer=None if error else Answer(
+            text=text, sources=[{"url": "https://g2.com/x", "title": "G2", "domain": "g2.com"}], latency_ms=250
+        ),
         error=error,
     )
     return item
@@ -123,7 +126,7 @@ def test_group_list_query_count_does_not_grow_with_rows(who, admin_user, staff_u
     assert html.count("/change/") >= 5
     groups(user=owner, count=45, workspace=workspace)
     fifty, html = list_queries(client)
-    assert "50 job groups" in text_of(client.get(LIST_URL))
+    assert "50 runs" in text_of(client.get(LIST_URL))
     print(f"admin group list as {who}: {five} queries for 5 groups, {fifty} for 50")
     assert fifty == five
     assert five <= 8
@@ -143,7 +146,8 @@ def test_group_list_shows_progress_providers_trigger_and_duration(admin_client_,
 
 def test_group_list_filters_and_search(admin_client_, user, stranger) -> None:
     finished, running = groups(user=user, count=2)
-    other = job_group_submit(workspace=workspace_with_prompts(user=stranger, prompts=1, providers=["claude"]), user=stranger).job_group
+    elsewhere = workspace_with_prompts(user=stranger, prompts=1, providers=["claude"])
+    other = job_group_submit(workspace=elsewhere, user=stranger).job_group
 
     def shown(query: str) -> set[str]:
         html = admin_client_.get(f"{LIST_URL}?{query}").content.decode()

@@ -7,7 +7,8 @@ import pytest
 from rest_framework.test import APIClient
 
 from agent.models import JobGroup, JobItem
-from agent.services import job_group_submit
+from agent.services.submit import job_group_submit
+from agent.tasks import QueuedItem
 from tests.factories import MembershipFactory, PromptFactory, WorkspaceFactory, workspace_with_prompts
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -204,9 +205,9 @@ def test_status_etag_answers_304_while_nothing_changed(api, user) -> None:
     unchanged = api.get(f"/api/runs/{group.id}/status/", HTTP_IF_NONE_MATCH=etag)
     assert unchanged.status_code == 304 and not unchanged.content
     item = JobItem.objects.filter(group=group).first()
-    from agent.services import answer_record
+    from agent.services.items import answer_record
 
-    answer_record(item_id=item.id, group_id=group.id, provider_id="chatgpt", backend="simulated", error="x")
+    answer_record(item=QueuedItem.of(item), backend="simulated", error="x")
     changed = api.get(f"/api/runs/{group.id}/status/", HTTP_IF_NONE_MATCH=etag)
     assert changed.status_code == 200
     assert changed.json()["response"]["stats"]["failedResponses"] == 1

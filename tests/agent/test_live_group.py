@@ -14,7 +14,7 @@ import pytest
 from django.utils import timezone
 
 from agent.models import JobGroup, JobGroupProvider, JobItem
-from agent.services import INLINE_RETRY_MAX_SECONDS
+from agent.services.items import INLINE_RETRY_MAX_SECONDS
 from prompts.models import Prompt
 from tests.agent.providers.fake_servers import FakeProviderServer, answer_text, expected_sources
 from tests.factories import ALL_PROVIDERS, wait_for_group_closed, wait_for_status, workspace_with_prompts
@@ -36,10 +36,10 @@ ANSWERED_MODELS = {  # what each fake says answered: OpenAI and Anthropic add a 
     "chatgpt": "gpt-4o-mini-search-preview-2025-03-11", "perplexity": "sonar-pro",
     "gemini": "gemini-2.5-pro", "claude": "claude-opus-4-1-20250929",
 }
-USAGE = {
+USAGE = {  # OpenAI's convention: Gemini's tool-use prompt tokens count as prompt tokens
     "chatgpt": {"prompt_tokens": 12, "completion_tokens": 34, "total_tokens": 46},
-    "perplexity": {"prompt_tokens": 9, "completion_tokens": 21, "total_tokens": 30},
-    "gemini": {"prompt_tokens": 8, "completion_tokens": 40, "total_tokens": 48},
+    "perplexity": {"prompt_tokens": 9, "completion_tokens": 21, "total_tokens": 30, "search_context_size": "low"},
+    "gemini": {"prompt_tokens": 98, "completion_tokens": 40, "total_tokens": 138, "tool_use_prompt_tokens": 90},
     "claude": {"prompt_tokens": 105, "completion_tokens": 39, "total_tokens": 144, "web_search_requests": 1},
 }
 AUTH_HEADERS = {
@@ -138,8 +138,8 @@ def test_live_group_stores_each_providers_answer_sources_usage_and_model(
         assert answer["model"] == ANSWERED_MODELS[provider]
         assert answer["text"] == answer_text(provider, answer["prompt_text"])
         # url_citation / search_results / groundingChunks / citations + web_search_tool_result,
-        # each with a repeated URL: normalised to one shape, de-duplicated, in the provider's order.
-        assert answer["sources"] == expected_sources()
+        # each with a repeated URL: normalised to one shape, de-duplicated, cited first.
+        assert answer["sources"] == expected_sources(provider)
         assert answer["usage"] == USAGE[provider]
         assert answer["latency_ms"] is not None and 0 <= answer["latency_ms"] < 5000
         assert answer["attempts"] == 1 and answer["error"] == ""
@@ -166,6 +166,39 @@ def test_live_group_stores_each_providers_answer_sources_usage_and_model(
 
     wait_for_group_closed(group_id)
     assert_secrets_nowhere(list(KEYS.values()), group_id, consumers, status, results)
+
+
+def test_odd_provider_fields_and_a_paused_claude_turn_still_store_one_answer_per_paid_call(
+    api, user, consumers, fakes: dict[str, FakeProviderServer]
+) -> None:
+    # A 5,000-character model and non-string titles once failed the item's write (varchar(200) on
+    # PostgreSQL) and re-asked the provider four times; a paused Claude turn was stored as the answer.
+    workspace = workspace_with_prompts(user=user, prompts=2)
+    odd, paused = _prompts(workspace)
+    for fake in fakes.values():
+        fake.script_prompt(odd, ["odd"])
+    fakes["claude"].script_prompt(paused, [{"kind": "recorded", "file": "claude_pause_turn_1.json"},
+                                           {"kind": "recorded", "file": "claude_pause_turn_2.json"}])
+    consumers.start_all(workers=2, **live_env(fakes))
+
+    group_id = submit(api, workspace)
+    progress = wait_for_status(api, group_id, logs=consumers.logs)["response"]
+
+    assert progress["providers"] == dict.fromkeys(ALL_PROVIDERS, "completed")
+    for provider, fake in fakes.items():
+        item = item_of(group_id, provider, odd)
+        assert (item.status, item.attempts, item.error) == ("ok", 1, "")
+        assert len(item.model) == 200 and item.model.startswith("mmmm")
+        assert all(isinstance(source["title"], str) for source in item.sources)
+        assert [r["behaviour"] for r in fake.requests if r["prompt"] == odd] == ["odd"]
+    claude = item_of(group_id, "claude", paused)
+    assert (claude.status, claude.attempts) == ("ok", 1)
+    assert claude.text.startswith("I'll run these searches for you one at a time. Let me begin:\n\n")
+    assert claude.text.endswith("from February 2026.")
+    assert [r["behaviour"] for r in fakes["claude"].requests if r["prompt"] == paused] == ["recorded", "recorded"]
+    shown = {a["provider"]: a for a in answers(api, group_id) if a["prompt_text"] == paused}
+    assert any(source["cited"] for source in shown["claude"]["sources"])
+    assert any(not source["cited"] for source in shown["claude"]["sources"])
 
 
 def test_rate_limited_item_waits_the_retry_after_in_the_worker_then_succeeds(

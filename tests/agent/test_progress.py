@@ -9,8 +9,10 @@ from django.db.models import Count
 
 from agent import progress
 from agent.models import JobGroup, JobItem
-from agent.services import answer_record, job_group_submit
-from oneglanse.queues import queues_reset
+from agent.queues import queues_reset
+from agent.services.items import answer_record
+from agent.services.submit import job_group_submit
+from agent.tasks import QueuedItem
 from tests.factories import ALL_PROVIDERS, UserFactory, wait_for_group_closed, wait_for_status, workspace_with_prompts
 from tests.redis_server import free_port
 
@@ -33,8 +35,8 @@ def test_recording_the_same_item_twice_counts_once(user) -> None:
     workspace = workspace_with_prompts(user=user, prompts=2, providers=["chatgpt"])
     group = job_group_submit(workspace=workspace, user=user).job_group
     item = JobItem.objects.filter(group=group).first()
-    first = answer_record(item_id=item.id, group_id=group.id, provider_id="chatgpt", backend="simulated", error="boom")
-    second = answer_record(item_id=item.id, group_id=group.id, provider_id="chatgpt", backend="simulated", error="boom")
+    first = answer_record(item=QueuedItem.of(item), backend="simulated", error="boom")
+    second = answer_record(item=QueuedItem.of(item), backend="simulated", error="boom")
     assert (first, second) == (True, False)
     # Even if a worker got past the database guard, the Redis side counts an item once.
     again = progress.progress_item_finished(group_id=group.id, item_id=item.id, provider="chatgpt", status="failed")
@@ -49,10 +51,10 @@ def test_missing_key_is_rebuilt_from_rows_not_recreated_partially(user) -> None:
     workspace = workspace_with_prompts(user=user, prompts=3, providers=["chatgpt", "claude"])
     group = job_group_submit(workspace=workspace, user=user).job_group
     items = list(JobItem.objects.filter(group=group).order_by("id"))
-    answer_record(item_id=items[0].id, group_id=group.id, provider_id=items[0].provider, backend="simulated", error="x")
+    answer_record(item=QueuedItem.of(items[0]), backend="simulated", error="x")
     redis.Redis.from_url(_url()).delete(progress.progress_key(group.id))
     # The next update finds the key gone and rebuilds from every row, its own included.
-    answer_record(item_id=items[1].id, group_id=group.id, provider_id=items[1].provider, backend="simulated", error="y")
+    answer_record(item=QueuedItem.of(items[1]), backend="simulated", error="y")
     live = progress.progress_read_live(group.id)
     assert live["stats"]["failedResponses"] == 2
     assert live["stats"]["expectedResponses"] == 6
@@ -74,7 +76,7 @@ def test_update_id_never_decreases_and_ttl_is_refreshed(user, settings) -> None:
     client.expire(progress.progress_key(group.id), 10)
     update_ids = [progress.progress_read_live(group.id)["updateId"]]
     for item in JobItem.objects.filter(group=group):
-        answer_record(item_id=item.id, group_id=group.id, provider_id="gemini", backend="simulated", error="no")
+        answer_record(item=QueuedItem.of(item), backend="simulated", error="no")
         update_ids.append(progress.progress_read_live(group.id)["updateId"])
     assert update_ids == sorted(update_ids) and len(set(update_ids)) == len(update_ids)
     assert client.ttl(progress.progress_key(group.id)) > 10

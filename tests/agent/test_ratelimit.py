@@ -52,7 +52,7 @@ def redis_port() -> Iterator[int]:
         except redis.ConnectionError:
             if time.monotonic() > deadline or process.poll() is not None:
                 process.kill()
-                raise RuntimeError(f"redis-server did not start on port {port}")
+                raise RuntimeError(f"redis-server did not start on port {port}") from None
             time.sleep(0.05)
     yield port
     client.close()

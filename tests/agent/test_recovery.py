@@ -14,10 +14,14 @@ from django.db import OperationalError
 from django.utils import timezone
 
 from agent import heartbeat, progress
+from agent.connections import redis_client
 from agent.models import JobGroup, JobGroupProvider, JobItem
+from agent.queues import huey_for, queues_reset
 from agent.recovery import BACKLOG_PATIENCE_WINDOWS, EXTRA_LOSSES_ALLOWED, RecoverySweeper, recovery_sweep
-from agent.services import answer_record, item_run, job_group_cancel, job_group_submit
-from oneglanse.queues import huey_for, queues_reset, redis_client
+from agent.services.closing import job_group_cancel
+from agent.services.items import answer_record, item_run
+from agent.services.submit import job_group_submit
+from agent.tasks import QueuedItem, item_run_task
 from tests.factories import wait_for_group_closed, workspace_with_prompts
 from tests.redis_server import free_port
 
@@ -48,7 +52,7 @@ def _queued_item_ids(provider: str) -> list[int]:
     """The item ids of the messages waiting on a provider's queue, oldest first."""
     huey = huey_for(provider)
     raw = redis_client().lrange(_queue_key(provider), 0, -1)
-    return [huey.deserialize_task(message).args[0] for message in reversed(raw)]
+    return [huey.deserialize_task(message).args[0].item_id for message in reversed(raw)]
 
 
 def _empty_queue(provider: str) -> None:
@@ -118,7 +122,8 @@ def test_overdue_queued_item_waits_behind_a_backlog_until_patience_runs_out(user
     lost = JobItem.objects.filter(group=group).order_by("id").first()
     # Two messages are still waiting in the queue; the third (ours) was lost.
     huey = huey_for("perplexity")
-    kept = [m for m in redis_client().lrange(_queue_key("perplexity"), 0, -1) if huey.deserialize_task(m).args[0] != lost.id]
+    waiting = redis_client().lrange(_queue_key("perplexity"), 0, -1)
+    kept = [m for m in waiting if huey.deserialize_task(m).args[0].item_id != lost.id]
     _empty_queue("perplexity")
     redis_client().lpush(_queue_key("perplexity"), *reversed(kept))
 
@@ -134,7 +139,7 @@ def test_item_whose_worker_is_lost_too_often_fails(user, settings) -> None:
     group = _submit(user, prompts=2, providers=["chatgpt"])
     doomed, healthy = JobItem.objects.filter(group=group).order_by("id")
     _empty_queue("chatgpt")
-    answer_record(item_id=healthy.id, group_id=group.id, provider_id="chatgpt", backend="simulated", error="no")
+    answer_record(item=QueuedItem.of(healthy), backend="simulated", error="no")
     _mark_running(doomed, heartbeat_age=WINDOW + 5, attempts=settings.AGENT_MAX_ATTEMPTS + EXTRA_LOSSES_ALLOWED)
 
     report = recovery_sweep()
@@ -156,7 +161,7 @@ def test_deadline_fails_unfinished_items_and_closes_the_group(user, api, setting
     settings.AGENT_GROUP_DEADLINE_SECONDS = 600
     group = _submit(user, prompts=3, providers=["chatgpt", "gemini"])
     answered = JobItem.objects.filter(group=group, provider="chatgpt").order_by("id").first()
-    answer_record(item_id=answered.id, group_id=group.id, provider_id="chatgpt", backend="simulated",
+    answer_record(item=QueuedItem.of(answered), backend="simulated",
                   answer=_answer())
     running = JobItem.objects.filter(group=group, provider="gemini").order_by("id").first()
     _mark_running(running, heartbeat_age=1)
@@ -181,7 +186,7 @@ def test_deadline_fails_unfinished_items_and_closes_the_group(user, api, setting
     }
     assert "deadline exceeded" in body["response"]["error"]
     # The worker that was still running the item finishes late: its answer is dropped, not counted.
-    assert answer_record(item_id=running.id, group_id=group.id, provider_id="gemini", backend="simulated",
+    assert answer_record(item=QueuedItem.of(running), backend="simulated",
                          answer=_answer()) is False
 
 
@@ -214,7 +219,7 @@ def test_redis_restarted_empty_progress_is_rebuilt_and_items_requeued(user, api)
     group = _submit(user, prompts=4, providers=["chatgpt", "perplexity"])
     items = list(JobItem.objects.filter(group=group).order_by("id"))
     for item in items[:3]:
-        answer_record(item_id=item.id, group_id=group.id, provider_id=item.provider, backend="simulated", error="x")
+        answer_record(item=QueuedItem.of(item), backend="simulated", error="x")
     _mark_running(items[3], heartbeat_age=WINDOW + 5)
     redis_client().flushdb()
 
@@ -283,7 +288,7 @@ def test_lost_items_of_a_cancelled_group_are_cancelled_not_run_again(user) -> No
     group = _submit(user, prompts=3, providers=["chatgpt"])
     lost, done, _ = JobItem.objects.filter(group=group).order_by("id")
     _mark_running(lost, heartbeat_age=1)
-    answer_record(item_id=done.id, group_id=group.id, provider_id="chatgpt", backend="simulated", answer=_answer())
+    answer_record(item=QueuedItem.of(done), backend="simulated", answer=_answer())
     job_group_cancel(group=group)
     _empty_queue("chatgpt")
     JobItem.objects.filter(id=lost.id).update(heartbeat_at=timezone.now() - timedelta(seconds=WINDOW + 5))
@@ -313,11 +318,11 @@ def test_redelivered_message_for_a_running_or_finished_item_is_dropped(user, mon
     group = _submit(user, prompts=2, providers=["chatgpt"])
     running, finished = JobItem.objects.filter(group=group).order_by("id")
     _mark_running(running, heartbeat_age=1)
-    answer_record(item_id=finished.id, group_id=group.id, provider_id="chatgpt", backend="simulated", answer=_answer())
-    monkeypatch.setattr("agent.services.provider_for", lambda provider_id: _MustNotBeAsked())
+    answer_record(item=QueuedItem.of(finished), backend="simulated", answer=_answer())
+    monkeypatch.setattr("agent.services.items.provider_for", lambda provider_id: _MustNotBeAsked())
 
-    item_run(item_id=running.id, provider_id="chatgpt")
-    item_run(item_id=finished.id, provider_id="chatgpt")
+    item_run(item=QueuedItem.of(running))
+    item_run(item=QueuedItem.of(finished))
 
     running.refresh_from_db()
     finished.refresh_from_db()
@@ -343,10 +348,10 @@ def test_the_same_message_delivered_twice_runs_the_item_once(user) -> None:
 
 @pytest.mark.parametrize("payload", ["x", None, True, 1.5, [1], {"item_id": 1}])
 def test_task_drops_a_payload_of_the_wrong_shape(payload, caplog) -> None:
-    huey = huey_for("chatgpt")
+    huey, task = huey_for("chatgpt"), item_run_task("chatgpt")
     with caplog.at_level(logging.ERROR, logger="agent.tasks"):
-        huey.item_run_task.func(payload)
-        huey.execute(huey.item_run_task.s(payload))
+        task.func(payload)
+        huey.execute(task.s(payload))
     assert "malformed payload" in caplog.text
     assert huey.scheduled_count() == 0, "a malformed payload is not retried"
 
@@ -355,11 +360,11 @@ def test_task_for_an_item_whose_group_was_deleted_is_dropped(user, caplog) -> No
     group = _submit(user, prompts=2, providers=["gemini"])
     item_ids = list(JobItem.objects.filter(group=group).values_list("id", flat=True))
     JobGroup.objects.filter(id=group.id).delete()
-    huey = huey_for("gemini")
+    huey, task = huey_for("gemini"), item_run_task("gemini")
 
-    with caplog.at_level(logging.WARNING, logger="agent.services"):
-        huey.item_run_task.func(item_ids[0])
-        huey.execute(huey.item_run_task.s(item_ids[1]))
+    with caplog.at_level(logging.WARNING, logger="agent.services.items"):
+        task.func(item_ids[0])
+        huey.execute(task.s(QueuedItem(item_ids[1], str(group.id), "gemini")))
 
     assert "no longer exists" in caplog.text
     assert huey.scheduled_count() == 0
@@ -369,8 +374,8 @@ def test_task_for_an_item_whose_group_was_deleted_is_dropped(user, caplog) -> No
 def test_task_for_an_item_of_another_queue_is_dropped(user, caplog) -> None:
     group = _submit(user, prompts=1, providers=["gemini"])
     item = JobItem.objects.get(group=group)
-    with caplog.at_level(logging.ERROR, logger="agent.services"):
-        huey_for("chatgpt").item_run_task.func(item.id)
+    with caplog.at_level(logging.ERROR, logger="agent.services.items"):
+        item_run_task("chatgpt").func(item.id)
     assert "not to the chatgpt queue" in caplog.text
     item.refresh_from_db()
     assert item.status == JobItem.Status.QUEUED
@@ -385,7 +390,7 @@ def test_database_unavailable_in_the_worker_is_retried_later_not_lost(user, monk
     def database_away(**kwargs) -> None:
         raise OperationalError("could not connect to server")
 
-    monkeypatch.setattr("agent.services.item_run", database_away)
+    monkeypatch.setattr("agent.services.items.item_run", database_away)
     huey.execute(huey.deserialize_task(message))  # ...and the database was away
 
     assert huey.scheduled_count() == 1, "Huey retries the task after a delay"

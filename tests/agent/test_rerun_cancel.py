@@ -7,7 +7,9 @@ import io
 import pytest
 
 from agent.models import JobGroup, JobItem
-from agent.services import answer_record, job_group_submit
+from agent.services.items import answer_record
+from agent.services.submit import job_group_submit
+from agent.tasks import QueuedItem
 from tests.factories import wait_for_group_closed, wait_for_status, workspace_with_prompts
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -37,7 +39,7 @@ def test_cancel_keeps_answers_already_stored(api, user) -> None:
     workspace = workspace_with_prompts(user=user, prompts=2, providers=["claude"])
     group = job_group_submit(workspace=workspace, user=user).job_group
     first = JobItem.objects.filter(group=group).order_by("id").first()
-    answer_record(item_id=first.id, group_id=group.id, provider_id="claude", backend="simulated", error="timeout")
+    answer_record(item=QueuedItem.of(first), backend="simulated", error="timeout")
     api.post(f"/api/runs/{group.id}/cancel/")
     statuses = sorted(JobItem.objects.filter(group=group).values_list("status", flat=True))
     assert statuses == ["cancelled", "failed"]
@@ -49,7 +51,7 @@ def test_cancel_of_a_finished_group_is_409(api, user) -> None:
     workspace = workspace_with_prompts(user=user, prompts=1, providers=["claude"])
     group = job_group_submit(workspace=workspace, user=user).job_group
     item = JobItem.objects.get(group=group)
-    answer_record(item_id=item.id, group_id=group.id, provider_id="claude", backend="simulated", error="x")
+    answer_record(item=QueuedItem.of(item), backend="simulated", error="x")
     response = api.post(f"/api/runs/{group.id}/cancel/")
     assert response.status_code == 409
     assert "already completed" in response.json()["detail"]
@@ -59,7 +61,7 @@ def test_rerun_only_failed_asks_exactly_the_unanswered_items(api, user) -> None:
     workspace = workspace_with_prompts(user=user, prompts=3, providers=["chatgpt", "gemini"])
     group = job_group_submit(workspace=workspace, user=user).job_group
     items = list(JobItem.objects.filter(group=group).order_by("id"))
-    answer_record(item_id=items[0].id, group_id=group.id, provider_id=items[0].provider, backend="simulated", error="down")
+    answer_record(item=QueuedItem.of(items[0]), backend="simulated", error="down")
     api.post(f"/api/runs/{group.id}/cancel/")  # the other five end cancelled
 
     response = api.post(f"/api/runs/{group.id}/rerun/", {"only_failed": True}, format="json")
@@ -117,7 +119,7 @@ def test_answers_export_as_csv(api, user) -> None:
     workspace = workspace_with_prompts(user=user, prompts=2, providers=["chatgpt"])
     group = job_group_submit(workspace=workspace, user=user).job_group
     item = JobItem.objects.filter(group=group).first()
-    answer_record(item_id=item.id, group_id=group.id, provider_id="chatgpt", backend="simulated", error='said "no", twice')
+    answer_record(item=QueuedItem.of(item), backend="simulated", error='said "no", twice')
     response = api.get(f"/api/runs/{group.id}/answers/?format=csv")
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/csv")

@@ -33,7 +33,7 @@ def test_submits_by_id_without_waiting(user) -> None:
     code, out, _ = run_group(str(workspace.id))
     group = JobGroup.objects.get(workspace=workspace)
     assert code == 0
-    assert f"Submitted group {group.id}" in out and "3 prompts x 2 providers = 6 items" in out
+    assert f"Submitted run {group.id}" in out and "3 prompts x 2 providers = 6 items" in out
     assert group.status == "queued" and group.triggered_by is None
 
 
@@ -76,7 +76,7 @@ def test_wait_times_out_with_exit_2_when_no_consumer_runs(user) -> None:
     code, out, err = run_group(str(workspace.id), "--wait", "--timeout", "1.5")
     group = JobGroup.objects.get(workspace=workspace)
     assert code == 2
-    assert re.search(rf"Group {group.id} timed out after [12] s with 0/2 finished .*; it keeps running\.", out)
+    assert re.search(rf"Run {group.id} timed out after [12] s with 0/2 finished .*; it keeps running\.", out)
     assert "ChatGPT" in err and "0/2" in err  # the provider's bar
 
 
@@ -88,7 +88,7 @@ def test_wait_shows_a_bar_per_provider_and_exits_0_when_all_answered(user, consu
     code, out, err = run_group(str(workspace.id), "--wait", "--timeout", "60")
     group = JobGroup.objects.get(workspace=workspace)
     assert code == 0, out + err + consumers.logs()
-    assert f"Group {group.id} completed in" in out and "8 answered, 0 failed, 0 cancelled of 8" in out
+    assert f"Run {group.id} completed in" in out and "8 answered, 0 failed, 0 cancelled of 8" in out
     assert "ChatGPT" in err and "Gemini" in err and "4/4" in err and "completed, 4 ok, 0 failed" in err
 
 

@@ -9,7 +9,9 @@ from django.test import Client
 from agent.models import JobGroup, JobItem
 from agent.progress import progress_get
 from agent.providers.base import Answer
-from agent.services import answer_record, job_group_submit
+from agent.services.items import answer_record
+from agent.services.submit import job_group_submit
+from agent.tasks import QueuedItem
 from prompts.models import Prompt
 from tests.factories import workspace_with_prompts
 
@@ -31,8 +33,7 @@ def text_of(response) -> str:
 
 def answer(group: JobGroup, provider: str, *, text: str = "Try HubSpot.", sources=None, error: str = "") -> JobItem:
     item = JobItem.objects.filter(group=group, provider=provider, status="queued").order_by("id").first()
-    answer_record(
-        item_id=item.id, group_id=group.id, provider_id=provider, backend="simulated",
+    answer_record(item=QueuedItem.of(item), backend="simulated",
         answer=None if error else Answer(text=text, sources=sources or [], latency_ms=321, model="simulated-gpt"),
         error=error,
     )
@@ -261,7 +262,7 @@ def test_run_buttons_share_the_api_submission_throttle(browser, user, monkeypatc
     from django.core.cache import cache
     from rest_framework.test import APIClient
 
-    from agent.api import RunSubmitThrottle
+    from agent.throttles import RunSubmitThrottle
 
     monkeypatch.setattr(RunSubmitThrottle, "THROTTLE_RATES", {"submit": "3/min"})  # DRF reads rates at class definition
     cache.clear()

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from django.conf import settings as django_settings
 
-from oneglanse.queues import queues_reset
+from agent.queues import queues_reset
 from tests.faults.support import RECOVERY_TIMES, FaultRedis
 
 

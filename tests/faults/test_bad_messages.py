@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import pytest
 
+from agent.connections import redis_client
 from agent.models import JobGroup, JobItem
-from oneglanse.queues import huey_for, redis_client
+from agent.queues import huey_for
+from agent.tasks import item_run_task
 from tests.factories import workspace_with_prompts
 from tests.faults.support import FAST_RECOVERY, assert_exactly_one_result_per_item, wait_closed
 
@@ -12,16 +14,16 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.consumers]
 
 
 def test_garbage_wrong_payloads_and_deleted_items_do_not_stop_a_consumer(api, user, consumers, fault_redis) -> None:
-    huey = huey_for("claude")
+    huey, task = huey_for("claude"), item_run_task("claude")
     doomed = workspace_with_prompts(user=user, prompts=2, providers=["claude"])
     doomed_group = api.post(f"/api/workspaces/{doomed.id}/runs/").json()["jobGroupId"]
     JobGroup.objects.filter(id=doomed_group).delete()  # its items go with it; their messages stay queued
     bad = [
         b"\x00 not a pickle at all",
-        huey.serialize_task(huey.item_run_task.s("12")),
-        huey.serialize_task(huey.item_run_task.s({"item_id": 1})),
-        huey.serialize_task(huey.item_run_task.s(None)),
-        huey.serialize_task(huey.item_run_task.s(1, 2)),  # wrong arity: Huey logs it and retries it a few times
+        huey.serialize_task(task.s("12")),
+        huey.serialize_task(task.s({"item_id": 1})),
+        huey.serialize_task(task.s(None)),
+        huey.serialize_task(task.s(1, 2)),  # wrong arity: Huey logs it and retries it a few times
     ]
     redis_client().lpush(huey.storage.queue_key, *bad)
     consumer = consumers.start("claude", workers=2, **dict(FAST_RECOVERY, REDIS_URL=fault_redis.url))

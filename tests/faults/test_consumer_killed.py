@@ -9,8 +9,15 @@ from django.db.models import Max
 from agent.models import JobItem
 from tests.factories import workspace_with_prompts
 from tests.faults.support import (
-    FAST_RECOVERY, PROVIDERS, assert_exactly_one_result_per_item, finished_items, kill, record_recovery, running_items,
-    wait_closed, wait_until,
+    FAST_RECOVERY,
+    PROVIDERS,
+    assert_exactly_one_result_per_item,
+    finished_items,
+    kill,
+    record_recovery,
+    running_items,
+    wait_closed,
+    wait_until,
 )
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.consumers]

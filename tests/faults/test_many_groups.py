@@ -9,7 +9,11 @@ from rest_framework.test import APIClient
 from agent.models import JobItem
 from tests.factories import UserFactory, workspace_with_prompts
 from tests.faults.support import (
-    FAST_RECOVERY, PROVIDERS, assert_exactly_one_result_per_item, record_recovery, wait_closed,
+    FAST_RECOVERY,
+    PROVIDERS,
+    assert_exactly_one_result_per_item,
+    record_recovery,
+    wait_closed,
 )
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.consumers]

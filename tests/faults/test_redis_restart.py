@@ -8,8 +8,14 @@ import pytest
 from agent.models import JobGroup, JobItem
 from tests.factories import workspace_with_prompts
 from tests.faults.support import (
-    FAST_RECOVERY, PROVIDERS, assert_exactly_one_result_per_item, finished_items, record_recovery, running_items,
-    wait_closed, wait_until,
+    FAST_RECOVERY,
+    PROVIDERS,
+    assert_exactly_one_result_per_item,
+    finished_items,
+    record_recovery,
+    running_items,
+    wait_closed,
+    wait_until,
 )
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.consumers]
@@ -56,4 +62,5 @@ def test_redis_restarted_with_its_data_wiped_mid_group(api, user, consumers, fau
     assert statuses == {"ok": ITEMS}
     redone = JobItem.objects.filter(group_id=group_id, attempts__gt=1).count()
     record_recovery("3. Redis restarted empty mid-group (4 x 50)", done_at - restarted_at,
-                    f"Redis down {restarted_at - down_at:.1f} s; {done_at - down_at:.1f} s from the crash; {redone} items run again")
+                    f"Redis down {restarted_at - down_at:.1f} s; {done_at - down_at:.1f} s from the crash; "
+                    f"{redone} items run again")

@@ -1,8 +1,8 @@
-"""`manage.py run_group <workspace id or name> [--wait]`: submit a group from the shell and follow it.
+"""`manage.py run_group <workspace id or name> [--wait]`: start a run from the shell and follow it.
 
 It calls the same submit service as the API and, with --wait, reads the same progress object as
 the status API, once a second. Exit codes: 0 every item answered, 1 an item failed or was
-cancelled, 2 --timeout reached (the group keeps running), 3 nothing could be submitted.
+cancelled, 2 --timeout reached (the run keeps going), 3 nothing could be submitted.
 """
 from __future__ import annotations
 
@@ -14,12 +14,13 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from agent.exceptions import DomainError
+from agent import outcomes
 from agent.models import JobGroup
 from agent.progress import progress_get
-from agent.providers.registry import PROVIDER_LABELS
-from agent.services import job_group_submit
 from agent.selectors import job_item_counts_by_provider
+from agent.services.submit import job_group_submit
+from oneglanse.exceptions import DomainError
+from oneglanse.provider_ids import provider_label
 from workspaces.models import Workspace
 
 EXIT_ANSWERED, EXIT_UNANSWERED, EXIT_TIMEOUT, EXIT_NOT_SUBMITTED = 0, 1, 2, 3
@@ -52,28 +53,31 @@ def summary_line(group: JobGroup, progress: dict, seconds: float) -> str:
         f"{stats['cancelledResponses']} cancelled of {stats['expectedResponses']}"
     )
     if progress["status"] != "completed":
-        finished = stats["actualResponses"] + stats["failedResponses"] + stats["cancelledResponses"]
-        return f"Group {group.id} timed out after {seconds:.0f} s with {finished}/{stats['expectedResponses']} finished ({counts}); it keeps running."
+        finished = outcomes.finished_count(stats)
+        return (
+            f"Run {group.id} timed out after {seconds:.0f} s with {finished}/{stats['expectedResponses']} finished "
+            f"({counts}); it keeps running."
+        )
     verdict = "cancelled" if progress.get("cancelled") else "completed"
     failing = [f"{p} {n}" for p, n in progress["failed"].items() if n]
     why = f" (failed per provider: {', '.join(failing)})" if failing else ""
     if progress.get("error"):
         why += f"; {progress['error']}"
-    return f"Group {group.id} {verdict} in {seconds:.1f} s: {counts}{why}."
+    return f"Run {group.id} {verdict} in {seconds:.1f} s: {counts}{why}."
 
 
 class Command(BaseCommand):
     help = (
-        "Submit a job group for a workspace (by id or name). With --wait, show a progress bar per "
+        "Start a run of a workspace's prompts (workspace by id or name). With --wait, show a progress bar per "
         "provider and exit 0 when every item was answered, 1 when any failed or was cancelled, "
         "2 on timeout; 3 when nothing could be submitted."
     )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("workspace", help="workspace id or exact name")
-        parser.add_argument("--wait", action="store_true", help="follow the group until it finishes")
+        parser.add_argument("--wait", action="store_true", help="follow the run until it finishes")
         parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait with --wait (default 600)")
-        parser.add_argument("--user", help="username recorded as who triggered the group")
+        parser.add_argument("--user", help="username recorded as who started the run")
 
     def handle(self, *args, workspace: str, wait: bool, timeout: float, user: str | None, **options) -> None:
         target = workspace_find(workspace)
@@ -91,7 +95,7 @@ class Command(BaseCommand):
             self.stdout.write(f"Nothing to run: workspace {target.name!r} has no active prompts.")
             return
         self.stdout.write(
-            f"Submitted group {group.id} for {target.name!r}: {group.total_prompts} prompts x "
+            f"Submitted run {group.id} for {target.name!r}: {group.total_prompts} prompts x "
             f"{len(group.providers)} providers = {group.expected_responses} items."
         )
         if not wait:
@@ -102,11 +106,11 @@ class Command(BaseCommand):
 
     def _follow(self, group: JobGroup, *, timeout: float) -> int:
         expected = {p: c["all"] for p, c in job_item_counts_by_provider(group).items()}
-        width = max(len(PROVIDER_LABELS.get(p, p)) for p in group.providers)
+        width = max(len(provider_label(p)) for p in group.providers)
         # tqdm rewrites its lines in place, so it gets the raw stream, not Django's line-ending wrapper.
         stream = getattr(self.stderr, "_out", sys.stderr)
         bars = {
-            p: tqdm(total=expected[p], desc=PROVIDER_LABELS.get(p, p).ljust(width), position=i, file=stream,
+            p: tqdm(total=expected[p], desc=provider_label(p).ljust(width), position=i, file=stream,
                     unit="item", leave=True, dynamic_ncols=True, mininterval=0)
             for i, p in enumerate(group.providers)
         }
@@ -118,9 +122,7 @@ class Command(BaseCommand):
                 for provider, bar in bars.items():
                     state = progress["providers"].get(provider, "pending")
                     ok, failed = progress["results"].get(provider, 0), progress["failed"].get(provider, 0)
-                    # Cancelled items are counted only in the group's total: a provider in a final state is full.
-                    done = expected[provider] if state in ("completed", "failed") else min(expected[provider], ok + failed)
-                    bar.n = done
+                    bar.n = outcomes.provider_bar_fill(state=state, expected=expected[provider], ok=ok, failed=failed)
                     bar.set_postfix_str(f"{state}, {ok} ok, {failed} failed", refresh=False)
                     bar.refresh()
                 elapsed = time.monotonic() - started

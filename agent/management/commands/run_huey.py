@@ -10,9 +10,10 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 from huey.consumer_options import ConsumerConfig, OptionParserHandler
 
-from agent.providers.registry import PROVIDER_IDS
+from agent.queues import queue_name
 from agent.recovery import recovery_sweeper_start
-from oneglanse.queues import huey_for, queue_name
+from agent.tasks import consumer_huey
+from oneglanse.provider_ids import PROVIDER_IDS
 
 
 class Command(BaseCommand):
@@ -58,7 +59,7 @@ class Command(BaseCommand):
         if config.logfile or config.verbose is not None or not logging.getLogger().handlers:
             config.setup_logger(huey_logger)
             huey_logger.propagate = False
-        huey = huey_for(queue)
+        huey = consumer_huey(queue)
         recovery_sweeper_start()
         self.stdout.write(f"Consuming {queue_name(queue)} with {config.workers} {config.worker_type} worker(s)")
         huey.create_consumer(**config.values).run()

@@ -13,8 +13,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from agent.providers.registry import PROVIDER_IDS
 from oneglanse.processes import processes_stop
+from oneglanse.provider_ids import PROVIDER_IDS
 from workspaces.demo import demo_ensure
 
 

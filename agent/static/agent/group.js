@@ -1,12 +1,13 @@
 /* The live part of a group's page: polls GET /api/runs/{id}/status/ every 2 s, re-reads the
    visible page of answers only when updateId changed, and stops once the group is completed.
    Status requests revalidate with the API's ETag, so an unchanged group costs a 304 and no body.
-   The outcome rules mirror agent/web.py (group_outcome, provider_progress). */
+   The rules (bar fill, outcome, error format) come from rules.js, the copy of agent/outcomes.py. */
 (function () {
   "use strict";
 
   var root = document.getElementById("group");
-  if (!root || !window.fetch) return;
+  var rules = window.OneglanseRules;
+  if (!root || !window.fetch || !rules) return;
 
   var POLL_MS = 2000;
   var MAX_BACKOFF_MS = 30000;
@@ -25,7 +26,7 @@
 
   function byId(id) { return document.getElementById(id); }
 
-  function percent(done, total) { return total ? Math.min(100, Math.floor(done * 100 / total)) : 100; }
+  var percent = rules.percent;
 
   function label(provider) {
     var row = providerRows[provider];
@@ -42,30 +43,16 @@
     return element;
   }
 
-  /* "gemini: all 3 items failed; last error: ...; chatgpt: ..." -> {gemini: "...", chatgpt: "..."} */
-  function providerErrors(error) {
-    var found = {};
-    if (!error) return found;
-    var names = Object.keys(providerRows).join("|");
-    if (!names) return found;
-    var parts = error.split(new RegExp("; (?=(?:" + names + "): )"));
-    parts.forEach(function (part) {
-      var match = part.match(new RegExp("^(" + names + "): ([\\s\\S]*)$"));
-      if (match) found[match[1]] = match[2];
-    });
-    return found;
+  /* A source the answer cites, or one the provider only retrieved (same words as templates/runs/_answer.html). */
+  function citedBadge(cited) {
+    if (cited === true) return node("span", { "class": "badge cited", title: "Cited in the answer" }, ["cited"]);
+    if (cited === false) return node("span", { "class": "badge found", title: "Retrieved by the provider but not cited in the answer" }, ["found only"]);
+    return null;
   }
 
   function outcomeOf(progress, groupStatus) {
-    var stats = progress.stats;
-    if (progress.cancelled || groupStatus === "cancelled") return ["cancelled", "Cancelled"];
-    if (groupStatus === "failed") return ["failed", "Could not run"];
-    if (progress.status === "completed") {
-      return stats.failedResponses ? ["failures", "Finished with failures"] : ["completed", "Completed"];
-    }
-    var started = Object.keys(progress.providers).some(function (p) { return progress.providers[p] !== "pending"; });
-    if (started || stats.actualResponses + stats.failedResponses) return ["running", "Running"];
-    return ["queued", "Queued"];
+    var outcome = rules.runOutcome(progress, groupStatus);
+    return [outcome, rules.OUTCOME_LABELS[outcome]];
   }
 
   function statusText(outcome, progress, detail) {
@@ -108,7 +95,7 @@
 
   function renderProgress(progress) {
     var s = progress.stats;
-    var finished = s.actualResponses + s.failedResponses + s.cancelledResponses;
+    var finished = rules.finishedCount(s);
     var total = byId("bar-total");
     total.max = s.expectedResponses;
     total.value = finished;
@@ -127,9 +114,7 @@
       var expected = Number(row.dataset.expected);
       var ok = progress.results[provider] || 0;
       var failed = progress.failed[provider] || 0;
-      // The progress object counts cancelled items only in the group total, so a provider
-      // in a final state is full whatever its ok + failed.
-      var done = state === "completed" || state === "failed" ? expected : Math.min(expected, ok + failed);
+      var done = rules.providerBarFill(state, expected, ok, failed);
       var bar = row.querySelector("progress");
       bar.value = done;
       bar.textContent = percent(done, expected) + " %";
@@ -158,14 +143,15 @@
       body.push(node("div", { "class": "answer-text", tabindex: "0", role: "region", "aria-label": label(provider) + " answer" }, [item.text]));
       var sources = (item.sources || []).map(function (source) {
         var url = String(source.url || "");
-        var text = source.title || source.domain || url;
+        var text = String(source.title || source.domain || url);
         // Sources come from outside: only http(s) becomes a link, never javascript: and the like.
         var safe = /^https?:\/\//i.test(url);
         var first = safe
           ? node("a", { href: url, target: "_blank", rel: "noopener noreferrer nofollow" }, [text])
           : node("span", {}, [text + " "]);
         return node("li", {}, [first, safe ? null : node("span", { "class": "muted" }, ["(" + url + ")"]),
-          source.domain ? " " : null, source.domain ? node("span", { "class": "muted" }, [source.domain]) : null]);
+          source.domain ? " " : null, source.domain ? node("span", { "class": "muted" }, [String(source.domain)]) : null,
+          citedBadge(source.cited)]);
       });
       if (sources.length) body.push(node("ul", { "class": "sources", "aria-label": "Sources" }, sources));
       var meta = [];
@@ -223,7 +209,7 @@
         showOutcome(outcome, statusText(outcome[0], progress, detail));
         var fromRows = {};
         ((detail && detail.group_providers) || []).forEach(function (row) { if (row.error) fromRows[row.provider] = row.error; });
-        var lastErrors = providerErrors(progress.error);
+        var lastErrors = rules.providerErrors(progress.error, Object.keys(progress.providers));
         Object.keys(itemErrors).forEach(function (p) { if (!lastErrors[p]) lastErrors[p] = itemErrors[p]; });
         var lines = [];
         if (outcome[0] === "failed" && detail && detail.error) lines.push(["Run", detail.error]);

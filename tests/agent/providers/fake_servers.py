@@ -17,7 +17,9 @@ POST `{url}/_fake/reset`. A prompt's own script is used before the shared one, s
 with several concurrent workers can say which item meets which behaviour. Run one
 standalone with `python -m tests.agent.providers.fake_servers claude --port 8101`.
 
-Kinds: ok (options: text; perplexity: without_search_results), rate_limited (retry_after
+Kinds: ok (options: text; perplexity: without_search_results), recorded (file: a body in
+recorded/, as a provider really sent it; see recorded/README.md), odd (an answer whose
+`model` is 5,000 characters and whose source titles are an object and a number), rate_limited (retry_after
 seconds, default 7; retry_after_http_date: true), quota_exhausted, server_error, overloaded,
 unauthorized (echoes the key it was sent, as a careless upstream might), malformed, empty,
 stall (seconds, default 5; then answers ok), error (status, message).
@@ -31,7 +33,12 @@ import time
 from collections import deque
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
+
+RECORDED_DIR = Path(__file__).resolve().parent / "recorded"
+ODD_MODEL = "m" * 5000
+ODD_TITLES = ({"text": "Best CRM tools", "lang": "en"}, 2025)  # what the odd behaviour sends as titles
 
 Behaviour = str | dict[str, Any]
 
@@ -43,12 +50,22 @@ SOURCES = [  # the third repeats the first, so adapters' de-duplication shows
 ]
 
 
-def expected_sources() -> list[dict]:
-    """SOURCES as every adapter should return them: normalised, de-duplicated, in order."""
+def expected_sources(provider: str) -> list[dict]:
+    """SOURCES as each adapter should return them: normalised, de-duplicated, cited first.
+
+    The Claude fake cites only the first source and merely retrieves the second; the other
+    fakes cite both."""
     return [
-        {"url": "https://www.example.com/best-crm", "title": "Best CRM tools in 2025", "domain": "example.com"},
-        {"url": "https://reviews.example.org/crm", "title": "CRM reviews", "domain": "reviews.example.org"},
+        {"url": "https://www.example.com/best-crm", "title": "Best CRM tools in 2025", "domain": "example.com",
+         "cited": True},
+        {"url": "https://reviews.example.org/crm", "title": "CRM reviews", "domain": "reviews.example.org",
+         "cited": provider != "claude"},
     ]
+
+
+def recorded_body(name: str) -> dict:
+    """The provider's body kept in recorded/`name` (without the note saying where it came from)."""
+    return json.loads((RECORDED_DIR / name).read_text())["body"]
 
 
 def answer_text(provider: str, prompt: str) -> str:
@@ -192,6 +209,10 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if kind == "ok":
                 self._send(200, wire.answer(self.path, body or {}, behaviour))
+            elif kind == "recorded":
+                self._send(200, recorded_body(behaviour["file"]))
+            elif kind == "odd":
+                self._send(200, wire.odd(self.path, body or {}, behaviour))
             elif kind == "malformed":
                 self._send_raw(200, b'{"choices": [{"message": {"content": "cut of', "application/json")
             elif kind == "empty":
@@ -252,13 +273,34 @@ class _Wire:
         return headers.get("authorization", "").removeprefix("Bearer ")
 
     def prompt(self, body: dict) -> str:
-        return body["messages"][-1]["content"]
+        # The user's message: a continued Claude turn ends with the assistant's paused content.
+        return [message for message in body["messages"] if message["role"] == "user"][-1]["content"]
 
     def answer(self, path: str, body: dict, behaviour: dict[str, Any]) -> dict:
         raise NotImplementedError
 
     def empty(self, path: str, body: dict) -> dict:
         return {"model": body.get("model"), "choices": [{"index": 0, "message": {"role": "assistant", "content": ""}}]}
+
+    def odd(self, path: str, body: dict, behaviour: dict[str, Any]) -> dict:
+        """An ordinary answer whose model is 5,000 characters and whose titles are not strings."""
+        payload = json.loads(json.dumps(self.answer(path, body, behaviour)))
+        payload["model" if self.provider != "gemini" else "modelVersion"] = ODD_MODEL
+        odd_titles = iter(ODD_TITLES * 2)
+
+        def retitle(node: Any) -> None:
+            if isinstance(node, dict):
+                for key in list(node):
+                    if key == "title" and isinstance(node[key], str):
+                        node[key] = next(odd_titles)
+                    else:
+                        retitle(node[key])
+            elif isinstance(node, list):
+                for child in node:
+                    retitle(child)
+
+        retitle(payload)
+        return payload
 
     def error(self, status: int, message: str, kind: str) -> dict:
         kinds = {"unauthorized": "invalid_request_error", "server_error": "server_error", "overloaded": "server_error"}
@@ -354,7 +396,7 @@ class _GeminiWire(_Wire):
                 }
             ],
             "usageMetadata": {
-                "promptTokenCount": 8, "candidatesTokenCount": 40, "totalTokenCount": 48, "toolUsePromptTokenCount": 90
+                "promptTokenCount": 8, "candidatesTokenCount": 40, "totalTokenCount": 138, "toolUsePromptTokenCount": 90
             },
             "modelVersion": self._model(path),
             "responseId": "fake-gemini",

@@ -58,16 +58,15 @@ def provider(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def server(
-    servers: dict[str, FakeProviderServer], provider: str, monkeypatch: pytest.MonkeyPatch
-) -> FakeProviderServer:
+def server(servers: dict[str, FakeProviderServer], provider: str, settings) -> FakeProviderServer:
+    # Adapters read their knobs through Django settings (which read the env vars once).
     fake = servers[provider]
     fake.reset()
     spec = SPECS[provider]
-    monkeypatch.setenv(spec.key_variable, SECRET)
-    monkeypatch.setenv(spec.base_url_variable, fake.url)
-    monkeypatch.delenv(spec.model_variable, raising=False)
-    monkeypatch.delenv("AGENT_PROVIDER_TIMEOUT", raising=False)
+    setattr(settings, spec.key_variable, SECRET)
+    setattr(settings, spec.base_url_variable, fake.url)
+    setattr(settings, spec.model_variable, "")
+    settings.AGENT_PROVIDER_TIMEOUT = 120.0
     return fake
 
 
@@ -89,7 +88,7 @@ def test_answer_has_text_sources_usage_and_the_responding_model(provider: str, s
     answer = live_provider(provider).ask("Which CRM suits a 10-person team?")
 
     assert answer.text == answer_text(provider, "Which CRM suits a 10-person team?")
-    assert answer.sources == expected_sources()
+    assert answer.sources == expected_sources(provider)
     assert answer.usage["total_tokens"] == answer.usage["prompt_tokens"] + answer.usage["completion_tokens"] > 0
     assert answer.latency_ms >= 0
     default_model = {"chatgpt": "gpt-4o-search-preview-2025-03-11", "perplexity": "sonar",
@@ -103,9 +102,9 @@ def test_different_prompts_get_different_answers(provider: str, server: FakeProv
 
 
 def test_request_carries_the_key_the_model_and_the_search_tool(
-    provider: str, server: FakeProviderServer, monkeypatch: pytest.MonkeyPatch
+    provider: str, server: FakeProviderServer, settings
 ) -> None:
-    monkeypatch.setenv(SPECS[provider].model_variable, "configured-search-model")
+    setattr(settings, SPECS[provider].model_variable, "configured-search-model")
     live_provider(provider).ask("hello")
 
     (request,) = server.requests
@@ -131,9 +130,9 @@ def test_request_carries_the_key_the_model_and_the_search_tool(
 
 @chatgpt_only
 def test_chatgpt_sends_web_search_options_only_to_search_models(
-    provider: str, server: FakeProviderServer, monkeypatch: pytest.MonkeyPatch
+    provider: str, server: FakeProviderServer, settings
 ) -> None:
-    monkeypatch.setenv("OPENAI_MODEL", "gpt-4o-mini")
+    settings.OPENAI_MODEL = "gpt-4o-mini"
     live_provider("chatgpt").ask("hello")
     assert "web_search_options" not in server.requests[0]["json"]
 
@@ -142,8 +141,8 @@ def test_chatgpt_sends_web_search_options_only_to_search_models(
 def test_perplexity_falls_back_to_bare_citations(provider: str, server: FakeProviderServer) -> None:
     server.script([{"kind": "ok", "without_search_results": True}])
     sources = live_provider(provider).ask("hello").sources
-    assert [source["url"] for source in sources] == [source["url"] for source in expected_sources()]
-    assert all(source["title"] == "" for source in sources)
+    assert [source["url"] for source in sources] == [source["url"] for source in expected_sources(provider)]
+    assert all(source["title"] == "" and source["cited"] for source in sources)
 
 
 @claude_only
@@ -236,9 +235,9 @@ def test_an_answer_without_text_is_permanent(provider: str, server: FakeProvider
 
 
 def test_a_stall_past_the_read_timeout_is_transient_and_takes_about_the_timeout(
-    provider: str, server: FakeProviderServer, monkeypatch: pytest.MonkeyPatch
+    provider: str, server: FakeProviderServer, settings
 ) -> None:
-    monkeypatch.setenv("AGENT_PROVIDER_TIMEOUT", "0.5")
+    settings.AGENT_PROVIDER_TIMEOUT = 0.5
     server.script([{"kind": "stall", "seconds": 5}])
     started = time.monotonic()
     error = ask_error(provider)
@@ -247,21 +246,17 @@ def test_a_stall_past_the_read_timeout_is_transient_and_takes_about_the_timeout(
     assert 0.45 <= elapsed < 1.5
 
 
-def test_an_unreachable_provider_is_transient(
-    provider: str, server: FakeProviderServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_unreachable_provider_is_transient(provider: str, server: FakeProviderServer, settings) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]
-    monkeypatch.setenv(SPECS[provider].base_url_variable, f"http://127.0.0.1:{closed_port}")
+    setattr(settings, SPECS[provider].base_url_variable, f"http://127.0.0.1:{closed_port}")
     error = ask_error(provider)
     assert isinstance(error, TransientProviderError) and "connection failed" in str(error)
 
 
-def test_a_missing_key_fails_at_once_naming_the_variable(
-    provider: str, server: FakeProviderServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv(SPECS[provider].key_variable)
+def test_a_missing_key_fails_at_once_naming_the_variable(provider: str, server: FakeProviderServer, settings) -> None:
+    setattr(settings, SPECS[provider].key_variable, "")
     started = time.monotonic()
     error = ask_error(provider)
     assert isinstance(error, PermanentProviderError)
@@ -270,11 +265,9 @@ def test_a_missing_key_fails_at_once_naming_the_variable(
     assert server.requests == []
 
 
-def test_the_key_never_appears_in_any_error_message(
-    provider: str, server: FakeProviderServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_key_never_appears_in_any_error_message(provider: str, server: FakeProviderServer, settings) -> None:
     # The fake's 401 echoes the key it was sent; the adapter must not pass it on.
-    monkeypatch.setenv("AGENT_PROVIDER_TIMEOUT", "0.3")
+    settings.AGENT_PROVIDER_TIMEOUT = 0.3
     behaviours = [
         "unauthorized", "rate_limited", "quota_exhausted", "server_error", "overloaded", "malformed", "empty",
         {"kind": "stall", "seconds": 2}, {"kind": "error", "status": 400, "message": f"bad key {SECRET}"},
@@ -285,10 +278,10 @@ def test_the_key_never_appears_in_any_error_message(
     assert all(SECRET not in message for message in messages)
 
 
-def test_adapters_read_their_configuration_when_constructed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ANTHROPIC_MODEL", "claude-test")
-    monkeypatch.setenv("ANTHROPIC_MAX_TOKENS", "512")
-    monkeypatch.setenv("ANTHROPIC_BASE_URL", "http://127.0.0.1:1/v1/")
+def test_adapters_read_their_configuration_from_settings_when_constructed(settings) -> None:
+    settings.ANTHROPIC_MODEL = "claude-test"
+    settings.ANTHROPIC_MAX_TOKENS = 512
+    settings.ANTHROPIC_BASE_URL = "http://127.0.0.1:1/v1/"
     adapter = live_provider("claude")
     assert isinstance(adapter, LiveProvider)
     assert adapter.model == "claude-test" and adapter.max_tokens == 512
@@ -304,23 +297,26 @@ def test_retry_delay_backs_off_with_jitter_and_honours_the_providers_hint() -> N
 
 
 def test_gemini_grounding_redirects_are_credited_to_the_site_they_name() -> None:
+    from agent.providers.base import sources_build
     from agent.providers.gemini import GeminiProvider
 
     redirect = "https://vertexaisearch.cloud.google.com/grounding-api-redirect/AbC123"
     data = {
         "candidates": [{
             "content": {"parts": [{"text": "HubSpot and Pipedrive are popular."}]},
-            "groundingMetadata": {"groundingChunks": [
-                {"web": {"uri": redirect, "title": "g2.com"}},
-                {"web": {"uri": "https://www.capterra.com/crm-software/", "title": "Capterra CRM"}},
-            ]},
+            "groundingMetadata": {
+                "groundingChunks": [
+                    {"web": {"uri": redirect, "title": "g2.com"}},
+                    {"web": {"uri": "https://www.capterra.com/crm-software/", "title": "Capterra CRM"}},
+                ],
+                "groundingSupports": [{"segment": {"startIndex": 0, "endIndex": 7}, "groundingChunkIndices": [0]}],
+            },
         }],
         "usageMetadata": {"promptTokenCount": 5, "candidatesTokenCount": 7, "totalTokenCount": 12},
     }
-    from agent.providers.base import sources_normalise
-
     reply = GeminiProvider().parse(data)
-    assert sources_normalise(reply.sources) == [
-        {"url": redirect, "title": "g2.com", "domain": "g2.com"},
-        {"url": "https://www.capterra.com/crm-software/", "title": "Capterra CRM", "domain": "capterra.com"},
+    assert sources_build(reply.cited, reply.found) == [
+        {"url": redirect, "title": "g2.com", "domain": "g2.com", "cited": True},
+        {"url": "https://www.capterra.com/crm-software/", "title": "Capterra CRM", "domain": "capterra.com",
+         "cited": False},
     ]

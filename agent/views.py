@@ -1,4 +1,4 @@
-"""Server-rendered pages: the caller's workspaces, their prompts, and a group's live progress page.
+"""Server-rendered pages: the caller's workspaces, their prompts, and a run's live progress page.
 
 Views are thin: a selector scopes every id to the caller's workspaces (anything else is 404), a
 service does the writing (the same ones the API and the admin call), and a domain error becomes
@@ -6,9 +6,6 @@ a message on the page. The group page's script polls the JSON API for the live p
 """
 from __future__ import annotations
 
-import math
-import re
-from dataclasses import dataclass
 from functools import wraps
 from itertools import groupby
 
@@ -16,141 +13,38 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from agent.api import RunSubmitThrottle
-from agent.exceptions import DomainError, NotFound
-from agent.models import JobGroup, JobItem
+from agent import outcomes
+from agent.display import provider_progress, run_outcome, run_problems
+from agent.models import JobGroup
 from agent.progress import progress_get
-from agent.providers.registry import PROVIDER_LABELS
 from agent.selectors import (
     job_group_finished_count,
     job_group_get_for_user,
+    job_groups_of_workspace,
     job_groups_with_finished_count,
     job_item_counts_by_provider,
     job_items_of_group,
 )
-from agent.services import job_group_cancel, job_group_rerun, job_group_submit
-from prompts.models import PROMPT_TEXT_MAX_LENGTH, Prompt
-from prompts.selectors import prompt_get_for_user
+from agent.services.closing import job_group_cancel
+from agent.services.submit import job_group_rerun, job_group_submit
+from agent.throttles import submission_wait
+from oneglanse.exceptions import DomainError, NotFound
+from oneglanse.provider_ids import provider_label
+from prompts.models import PROMPT_TEXT_MAX_LENGTH
+from prompts.selectors import prompt_get_for_user, prompts_of_workspace
 from prompts.services import prompt_create, prompt_update
 from workspaces.models import Workspace
-from workspaces.selectors import workspace_get_for_user, workspaces_of_user
+from workspaces.selectors import workspace_get_for_user, workspaces_of_user, workspaces_with_active_prompt_count
 
 # A page of answers holds this many prompts of a full run (x providers items), so a group of
 # thousands of items never becomes one huge page and the script re-reads one small page at a time.
 ANSWER_PROMPTS_PER_PAGE = 25
 RUNS_PER_PAGE = 20
-
-
-@dataclass(frozen=True)
-class ProviderProgress:
-    """One provider's bar: `finished` over `expected`, as the page's script computes it too."""
-
-    provider: str
-    label: str
-    state: str
-    expected: int
-    finished: int
-    ok: int
-    failed: int
-    error: str
-
-    @property
-    def percent(self) -> int:
-        return 100 if not self.expected else min(100, self.finished * 100 // self.expected)
-
-
-def provider_progress(progress: dict, expected_by_provider: dict[str, int], errors: dict[str, str]) -> list[ProviderProgress]:
-    """Per-provider bars from the progress object (contract), which counts cancelled items
-    only in the group total: a provider in a final state is therefore shown as full."""
-    rows = []
-    for provider, state in progress["providers"].items():
-        expected = expected_by_provider.get(provider, 0)
-        ok, failed = progress["results"].get(provider, 0), progress["failed"].get(provider, 0)
-        finished = expected if state in ("completed", "failed") else min(expected, ok + failed)
-        rows.append(ProviderProgress(
-            provider=provider, label=PROVIDER_LABELS.get(provider, provider), state=state, expected=expected,
-            finished=finished, ok=ok, failed=failed, error=errors.get(provider, ""),
-        ))
-    return rows
-
-
-def group_outcome(progress: dict, group_status: str) -> tuple[str, str]:
-    """(status key, label) that the page shows for a group; the script applies the same rules."""
-    stats = progress["stats"]
-    if progress.get("cancelled") or group_status == JobGroup.Status.CANCELLED:
-        return "cancelled", "Cancelled"
-    if group_status == JobGroup.Status.FAILED:
-        return "failed", "Could not run"
-    if progress["status"] == "completed":
-        if stats["failedResponses"]:
-            return "failures", "Finished with failures"
-        return "completed", "Completed"
-    if any(state != "pending" for state in progress["providers"].values()) or stats["actualResponses"] + stats["failedResponses"]:
-        return "running", "Running"
-    return "queued", "Queued"
-
-
-def _last_errors_by_provider(error: str, providers: list[str]) -> dict[str, str]:
-    """Split the progress object's "p1: e1; p2: e2" error text by provider."""
-    if not error or not providers:
-        return {}
-    names = "|".join(re.escape(p) for p in providers)
-    found = {}
-    for part in re.split(f"; (?=(?:{names}): )", error):
-        match = re.match(f"^({names}): (.*)$", part, re.DOTALL)
-        if match:
-            found[match.group(1)] = match.group(2)
-    return found
-
-
-def group_problems(progress: dict, group: JobGroup, provider_errors: dict[str, str]) -> list[tuple[str, str]]:
-    """(who, why) lines for a finished group: the run's own error, then each provider with failures."""
-    if progress["status"] != "completed":
-        return []
-    lines = []
-    if group.status == JobGroup.Status.FAILED and group.error:
-        lines.append(("Run", group.error))
-    last_errors = _last_errors_by_provider(progress.get("error", ""), list(progress["providers"]))
-    for provider in progress["providers"]:
-        failed = progress["failed"].get(provider, 0)
-        if provider_errors.get(provider):
-            why = provider_errors[provider]
-        elif failed:
-            # A provider with some answers keeps no error of its own: show its latest failed item's.
-            last = last_errors.get(provider) or (
-                JobItem.objects.filter(group=group, provider=provider, status=JobItem.Status.FAILED)
-                .order_by("-finished_at").values_list("error", flat=True).first()
-            )
-            why = f"{failed} item{'s' if failed != 1 else ''} failed" + (f"; last error: {last}" if last else "")
-        else:
-            continue
-        lines.append((PROVIDER_LABELS.get(provider, provider), why))
-    return lines
-
-
-# --- views ---
-
-class _SubmitScope:
-    """Stands for a view in DRF's throttle API: the pages count against the API's "submit" scope."""
-
-    throttle_scope = "submit"
-
-
-def _submission_wait(request: HttpRequest) -> int | None:
-    """Seconds to wait when the caller used up AGENT_SUBMIT_RATE, else None (and this submission counts).
-
-    The pages share the API's throttle and its counters, so a button is not a way around the limit.
-    """
-    throttle = RunSubmitThrottle()
-    if throttle.allow_request(request, _SubmitScope()):
-        return None
-    return max(1, math.ceil(throttle.wait() or 1))
 
 
 def _throttled(request: HttpRequest, render_page, wait: int) -> HttpResponse:
@@ -186,11 +80,7 @@ class PromptAddForm(forms.Form):
 
 @login_required
 def workspace_list_page(request: HttpRequest) -> HttpResponse:
-    workspaces = (
-        workspaces_of_user(user=request.user)
-        .annotate(active_prompts=Count("prompts", filter=Q(prompts__is_active=True)))
-        .order_by("name", "created_at")
-    )
+    workspaces = workspaces_with_active_prompt_count(workspaces_of_user(user=request.user)).order_by("name", "created_at")
     return render(request, "workspaces/list.html", {"workspaces": workspaces})
 
 
@@ -201,10 +91,8 @@ def workspace_detail_page(request: HttpRequest, workspace_id: str) -> HttpRespon
 
 
 def _workspace_detail(request: HttpRequest, workspace: Workspace, form: PromptAddForm, status: int = 200) -> HttpResponse:
-    prompts = Prompt.objects.filter(workspace=workspace).order_by("-is_active", "created_at", "id")
-    runs = job_groups_with_finished_count(
-        JobGroup.objects.filter(workspace=workspace).select_related("triggered_by").order_by("-created_at")
-    )
+    prompts = prompts_of_workspace(workspace=workspace).order_by("-is_active", "created_at", "id")
+    runs = job_groups_with_finished_count(job_groups_of_workspace(workspace=workspace))
     runs_page = Paginator(runs, RUNS_PER_PAGE).get_page(request.GET.get("runs_page"))
     for group in runs_page:
         group.finished_count = job_group_finished_count(group)
@@ -215,7 +103,7 @@ def _workspace_detail(request: HttpRequest, workspace: Workspace, form: PromptAd
             "workspace": workspace,
             "prompts": prompts,
             "active_prompts": sum(1 for p in prompts if p.is_active),
-            "providers": [(p, PROVIDER_LABELS.get(p, p)) for p in workspace.enabled_providers],
+            "providers": [(p, provider_label(p)) for p in workspace.enabled_providers],
             "form": form,
             "runs_page": runs_page,
         },
@@ -227,7 +115,7 @@ def _workspace_detail(request: HttpRequest, workspace: Workspace, form: PromptAd
 @_page_scoped
 def workspace_run_page(request: HttpRequest, workspace_id: str) -> HttpResponse:
     workspace = workspace_get_for_user(user=request.user, workspace_id=workspace_id)
-    wait = _submission_wait(request)
+    wait = submission_wait(request)
     if wait is not None:
         return _throttled(request, lambda: _workspace_detail(request, workspace, PromptAddForm(), status=429), wait)
     try:
@@ -282,14 +170,17 @@ def _run_detail(request: HttpRequest, group: JobGroup, status: int = 200) -> Htt
     provider_rows = {row.provider: row for row in group.group_providers.all()}
     errors = {provider: row.error for provider, row in provider_rows.items() if row.error}
     providers = provider_progress(progress, {p: c["all"] for p, c in counts.items()}, errors)
-    stats = progress["stats"]
-    finished = stats["actualResponses"] + stats["failedResponses"] + stats["cancelledResponses"]
-    outcome, outcome_label = group_outcome(progress, group.status)
+    finished = outcomes.finished_count(progress["stats"])
+    outcome, outcome_label = run_outcome(progress, group.status)
 
     page_size = max(1, len(group.providers)) * ANSWER_PROMPTS_PER_PAGE
     answers_page = Paginator(job_items_of_group(group=group), page_size).get_page(request.GET.get("page"))
     prompts = [
-        {"prompt_id": prompt_id, "text": items[0].prompt_text, "cells": [(p, next((i for i in items if i.provider == p), None)) for p in group.providers]}
+        {
+            "prompt_id": prompt_id,
+            "text": items[0].prompt_text,
+            "cells": [(p, next((i for i in items if i.provider == p), None)) for p in group.providers],
+        }
         for prompt_id, items in ((key, list(rows)) for key, rows in groupby(answers_page, key=lambda item: item.prompt_id))
     ]
     unanswered = sum(c["failed"] + c["cancelled"] for c in counts.values())
@@ -304,7 +195,7 @@ def _run_detail(request: HttpRequest, group: JobGroup, status: int = 200) -> Htt
             "providers": providers,
             "outcome": outcome,
             "outcome_label": outcome_label,
-            "problems": group_problems(progress, group, errors),
+            "problems": run_problems(progress, group, errors),
             "is_unfinished": group.status in JobGroup.UNFINISHED,
             "unanswered": unanswered,
             "answers_page": answers_page,
@@ -325,7 +216,10 @@ def run_cancel_page(request: HttpRequest, group_id: str) -> HttpResponse:
         messages.error(request, exc.detail)
     else:
         still = f"; {cancelled.running_items} already running will finish" if cancelled.running_items else ""
-        messages.success(request, f"Run cancelled: {cancelled.cancelled_items} waiting items cancelled{still}. Answers already received are kept.")
+        messages.success(
+            request,
+            f"Run cancelled: {cancelled.cancelled_items} waiting items cancelled{still}. Answers already received are kept.",
+        )
     return redirect("run-detail", group_id=group.id)
 
 
@@ -333,7 +227,7 @@ def run_cancel_page(request: HttpRequest, group_id: str) -> HttpResponse:
 @_page_scoped
 def run_rerun_page(request: HttpRequest, group_id: str) -> HttpResponse:
     group = job_group_get_for_user(user=request.user, group_id=group_id)
-    wait = _submission_wait(request)
+    wait = submission_wait(request)
     if wait is not None:
         return _throttled(request, lambda: _run_detail(request, group, status=429), wait)
     only_failed = request.POST.get("only_failed") == "true"

@@ -1,14 +1,17 @@
-"""Huey wiring: one Redis-backed Huey per provider queue, all on one shared Redis connection pool."""
+"""One Redis-backed Huey per provider queue, on the shared connection pool; no task is known here.
+
+Tasks are registered on these instances by `agent.tasks`, the only module that builds messages.
+"""
 from __future__ import annotations
 
 import functools
 
 import redis
-from django.conf import settings
 from huey import RedisHuey
 from huey.storage import RedisStorage
 
-from agent.providers.registry import PROVIDER_IDS
+from agent.connections import connections_reset, redis_pool
+from oneglanse.provider_ids import PROVIDER_IDS
 
 # Redis keys have no hyphens (Huey cleans the name), so the queue list of "chatgpt" is
 # `huey.redis.oneglanseagentchatgpt`; the Huey name itself is the contract.
@@ -39,29 +42,11 @@ class BulkRedisStorage(RedisStorage):
 
 
 @functools.cache
-def redis_pool() -> redis.ConnectionPool:
-    options: dict = {"health_check_interval": 30, "socket_connect_timeout": 5, "max_connections": 256}
-    if not settings.REDIS_URL.startswith("unix://"):
-        options["socket_keepalive"] = True  # TCP only; unix sockets take no keepalive
-    return redis.ConnectionPool.from_url(settings.REDIS_URL, **options)
-
-
-@functools.cache
-def _client_for(pool: redis.ConnectionPool) -> redis.Redis:
-    return redis.Redis(connection_pool=pool)
-
-
-def redis_client() -> redis.Redis:
-    """One client per pool, so registered scripts are reused rather than rebuilt on every call."""
-    return _client_for(redis_pool())
-
-
-@functools.cache
 def huey_for(provider_id: str) -> RedisHuey:
-    """The Huey instance serving one provider's queue, with the agent's tasks registered on it."""
+    """The Huey instance of one provider's queue (tasks are registered on it by `agent.tasks`)."""
     if provider_id not in PROVIDER_IDS:
         raise KeyError(f"no queue for unknown provider {provider_id!r}")
-    huey = RedisHuey(
+    return RedisHuey(
         name=queue_name(provider_id),
         storage_class=BulkRedisStorage,
         connection_pool=redis_pool(),
@@ -69,16 +54,14 @@ def huey_for(provider_id: str) -> RedisHuey:
         immediate=False,  # djhuey would default this to DEBUG and run tasks inline.
         utc=True,
     )
-    from agent.tasks import tasks_register
 
-    tasks_register(huey, provider_id)
-    return huey
+
+def queue_key(provider_id: str) -> str:
+    """The Redis list that holds a provider's waiting messages."""
+    return huey_for(provider_id).storage.queue_key
 
 
 def queues_reset() -> None:
     """Forget cached connections and Huey instances (after a fork, or when tests move REDIS_URL)."""
-    if redis_pool.cache_info().currsize:
-        redis_pool().disconnect()
-    redis_pool.cache_clear()
-    _client_for.cache_clear()
+    connections_reset()
     huey_for.cache_clear()

@@ -1,12 +1,15 @@
-"""Maps domain errors to JSON responses; everything else goes through DRF's own handler."""
+"""What every API view shares: the one exception handler (domain errors to 4xx/503 JSON) and pagination."""
+from __future__ import annotations
+
 from django.core.exceptions import RequestDataTooBig
+from rest_framework import pagination
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from agent.exceptions import DomainError
+from oneglanse.exceptions import DomainError
 
 
-def domain_exception_handler(exc, context):
+def domain_exception_handler(exc, context) -> Response | None:
     if isinstance(exc, DomainError):
         body = {exc.field: [exc.detail]} if exc.field else {"detail": exc.detail}
         headers = {"Retry-After": "5"} if exc.status_code == 503 else None
@@ -15,3 +18,11 @@ def domain_exception_handler(exc, context):
         # Raised while DRF reads the body; Django alone would answer with an HTML 400.
         return Response({"detail": "The request body is too large."}, status=413)
     return exception_handler(exc, context)
+
+
+class PageNumberPagination(pagination.PageNumberPagination):
+    """The pagination every list endpoint uses: {"count", "next", "previous", "results"}."""
+
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 1000

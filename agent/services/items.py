@@ -1,0 +1,222 @@
+"""Running one item: claim it, try its provider, decide whether to retry, record the result once."""
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from agent import heartbeat, progress
+from agent.models import JobGroup, JobGroupProvider, JobItem
+from agent.providers.base import Answer, Provider, ProviderError, TransientProviderError
+from agent.providers.registry import provider_for
+from agent.providers.retry import retry_delay
+from agent.ratelimit import rate_limit_wait
+from agent.services.closing import item_count_and_close
+from agent.tasks import QueuedItem, item_schedule
+
+logger = logging.getLogger(__name__)
+
+# A retry wait up to this long is slept in the worker; a longer one goes back on the queue
+# with an ETA, so a worker thread is never parked for a long rate-limit or backoff.
+INLINE_RETRY_MAX_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """An item this worker moved from queued to running; `item.group_id` is the row's."""
+
+    item: QueuedItem
+    prompt_text: str
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One try of a provider: an answer, a final error, a transient error, or a rate-limit wait."""
+
+    answer: Answer | None = None
+    error: str = ""
+    transient: TransientProviderError | None = None
+    rate_limited_for: float = 0.0
+
+
+@dataclass(frozen=True)
+class RetryDecision:
+    give_up: bool
+    delay: float = 0.0
+    inline: bool = False  # sleep `delay` in this worker rather than going back on the queue
+
+
+def item_run(*, item: QueuedItem) -> None:
+    """Ask one item's provider and record the result (the body of the queue task).
+
+    Only a queued item starts, so a redelivered or duplicated message for an item that is
+    running or finished is dropped: one provider call at a time, one answer per item.
+    """
+    claimed = item_claim(item=item)
+    if claimed is None:
+        return
+    item = claimed.item
+    _provider_started(group_id=item.group_id, provider_id=item.provider_id)
+    provider = provider_for(item.provider_id)
+    while True:
+        attempt = item_try(claimed=claimed, provider=provider)
+        if attempt.rate_limited_for:
+            # Over the shared limit: back on the queue until a slot frees up; no attempt is spent.
+            item_retry_later(item=item, delay=attempt.rate_limited_for + random.uniform(0, 0.25),
+                             reason=f"{item.provider_id}: waiting for the rate limit", attempt_spent=False)
+            return
+        if attempt.transient is None:
+            answer_record(item=item, backend=provider.backend, answer=attempt.answer, error=attempt.error)
+            return
+        attempts = JobItem.objects.filter(id=item.item_id).values_list("attempts", flat=True).first() or 0
+        decision = retry_decide(attempts=attempts, max_attempts=settings.AGENT_MAX_ATTEMPTS,
+                                retry_after=attempt.transient.retry_after)
+        if decision.give_up:
+            answer_record(item=item, backend=provider.backend, error=f"{attempt.transient} (gave up after {attempts} attempts)")
+            return
+        if not decision.inline:
+            item_retry_later(item=item, delay=decision.delay, reason=str(attempt.transient))
+            return
+        logger.info("item %s: %s; retrying in %.1f s", item.item_id, attempt.transient, decision.delay)
+        with heartbeat.beating(item.item_id):  # a waiting item is not a lost one
+            time.sleep(decision.delay)
+        if not JobItem.objects.filter(id=item.item_id, status=JobItem.Status.RUNNING).update(
+            attempts=F("attempts") + 1, heartbeat_at=timezone.now()
+        ):
+            return  # recovered or recorded elsewhere meanwhile
+
+
+def item_claim(*, item: QueuedItem) -> Claimed | None:
+    """Move a queued item to running; None when this message must not run it (logged why)."""
+    row = (
+        JobItem.objects.filter(id=item.item_id)
+        .values("group_id", "provider", "prompt_text", "status", "group__status")
+        .first()
+    )
+    if row is None:
+        logger.warning("item %s no longer exists; dropped", item.item_id)
+        return None
+    if row["provider"] != item.provider_id:
+        logger.error("item %s belongs to %s, not to the %s queue; dropped", item.item_id, row["provider"], item.provider_id)
+        return None
+    group_id = str(row["group_id"])
+    if item.group_id and item.group_id != group_id:
+        logger.error("item %s belongs to group %s, not to %s; dropped", item.item_id, group_id, item.group_id)
+        return None
+    if row["status"] != JobItem.Status.QUEUED:
+        logger.info("item %s is %s; duplicate delivery dropped", item.item_id, row["status"])
+        return None
+    item = QueuedItem(item_id=item.item_id, group_id=group_id, provider_id=item.provider_id)
+    if row["group__status"] == JobGroup.Status.CANCELLED:
+        # Put back on the queue (retry, rate limit) before the group was cancelled: it never starts.
+        if JobItem.objects.filter(id=item.item_id, status=JobItem.Status.QUEUED).update(
+            status=JobItem.Status.CANCELLED, finished_at=timezone.now(), error="cancelled before it started"
+        ):
+            item_count_and_close(group_id=group_id, item_id=item.item_id, provider_id=item.provider_id,
+                                 status=JobItem.Status.CANCELLED)
+        return None
+    now = timezone.now()
+    started = JobItem.objects.filter(id=item.item_id, status=JobItem.Status.QUEUED).update(
+        status=JobItem.Status.RUNNING, attempts=F("attempts") + 1, heartbeat_at=now, next_attempt_at=None,
+        started_at=Coalesce("started_at", Value(now)),
+    )
+    if not started:
+        return None  # another delivery started it, or it was cancelled, a moment ago
+    return Claimed(item=item, prompt_text=row["prompt_text"])
+
+
+def item_try(*, claimed: Claimed, provider: Provider) -> Attempt:
+    """One try: take a rate-limit slot, then ask the provider while the item heartbeats."""
+    item = claimed.item
+    # The slot is taken right before the request (first try and every retry alike), after
+    # the database writes, so the provider sees requests spaced as the limit granted them.
+    wait = rate_limit_wait(item.provider_id)
+    if wait > 0:
+        return Attempt(rate_limited_for=wait)
+    try:
+        with heartbeat.beating(item.item_id):
+            return Attempt(answer=provider.ask(claimed.prompt_text))
+    except TransientProviderError as exc:
+        return Attempt(transient=exc)
+    except ProviderError as exc:
+        return Attempt(error=str(exc))
+    except Exception as exc:  # a bug in an adapter must still end the item, visibly
+        logger.exception("item %s: unexpected error from %s", item.item_id, item.provider_id)
+        return Attempt(error=f"{item.provider_id}: internal error ({exc.__class__.__name__}: {exc})")
+
+
+def retry_decide(*, attempts: int, max_attempts: int, retry_after: float | None) -> RetryDecision:
+    """After a transient failure of attempt `attempts`: give up, wait here, or go back on the queue."""
+    if attempts >= max_attempts:
+        return RetryDecision(give_up=True)
+    delay = retry_delay(attempt=attempts, retry_after=retry_after)
+    return RetryDecision(give_up=False, delay=delay, inline=delay <= INLINE_RETRY_MAX_SECONDS)
+
+
+def item_retry_later(
+    *, item: QueuedItem, delay: float, reason: str, from_status: str = JobItem.Status.RUNNING,
+    attempt_spent: bool = True,
+) -> None:
+    """Put an item back on its queue to run after `delay` seconds (backoff or rate limit).
+
+    `next_attempt_at` tells the recovery sweep the item is waiting, not lost, until then.
+    `attempt_spent=False` gives back the attempt counted when the item started (it never asked).
+    """
+    when = timezone.now() + timedelta(seconds=delay)
+    changes = dict(status=JobItem.Status.QUEUED, next_attempt_at=when, error=reason[:1000])
+    if not attempt_spent:
+        changes["attempts"] = F("attempts") - 1
+    if not JobItem.objects.filter(id=item.item_id, status=from_status).update(**changes):
+        return
+    item_schedule(item, delay=delay)
+    logger.info("item %s: %s; back on the queue in %.1f s", item.item_id, reason, delay)
+
+
+# (group, provider) pairs this process has already reported as started: the provider leaves
+# "pending" once, so each process pays that Redis round trip once per pair, not once per item.
+_STARTED_SEEN: set[tuple[str, str]] = set()
+_STARTED_SEEN_MAX = 10_000
+
+
+def _provider_started(*, group_id: str, provider_id: str) -> None:
+    key = (group_id, provider_id)
+    if key in _STARTED_SEEN:
+        return
+    if len(_STARTED_SEEN) >= _STARTED_SEEN_MAX:
+        _STARTED_SEEN.clear()
+    _STARTED_SEEN.add(key)
+    if progress.progress_item_started(group_id=group_id, provider=provider_id):
+        now = timezone.now()
+        JobGroupProvider.objects.filter(group_id=group_id, provider=provider_id, status=JobGroupProvider.Status.PENDING).update(
+            status=JobGroupProvider.Status.PROCESSING, started_at=now
+        )
+        JobGroup.objects.filter(id=group_id, status=JobGroup.Status.QUEUED).update(status=JobGroup.Status.RUNNING)
+
+
+def answer_record(*, item: QueuedItem, backend: str, answer: Answer | None = None, error: str = "") -> bool:
+    """Record an item's result once. Returns False when it was already recorded (a redelivery)."""
+    now = timezone.now()
+    if answer is not None:
+        status = JobItem.Status.OK
+        fields = dict(
+            text=answer.text, sources=answer.sources, usage=answer.usage, latency_ms=answer.latency_ms,
+            model=answer.model, error="",
+        )
+    else:
+        status = JobItem.Status.FAILED
+        fields = dict(error=error[:4000])
+    changed = JobItem.objects.filter(id=item.item_id, status__in=JobItem.UNFINISHED).update(
+        status=status, backend=backend, finished_at=now, heartbeat_at=now, **fields
+    )
+    if not changed:
+        logger.info("item %s was already recorded; this result is dropped", item.item_id)
+        return False
+    item_count_and_close(group_id=item.group_id, item_id=item.item_id, provider_id=item.provider_id, status=status, error=error)
+    return True

@@ -1,0 +1,226 @@
+"""Submitting a run: idempotency, the group and its items in one transaction, then the queues."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+import redis
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from agent import progress
+from agent.connections import redis_client
+from agent.models import JobGroup, JobGroupProvider, JobItem
+from agent.services.closing import job_group_fail
+from agent.tasks import QueuedItem, item_messages_push_on
+from oneglanse.exceptions import InvalidInput, QueueUnavailable
+from oneglanse.provider_ids import PROVIDER_IDS, unknown_provider_ids
+from prompts.models import Prompt
+from workspaces.models import Workspace
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+logger = logging.getLogger(__name__)
+
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+IDEMPOTENCY_KEY_MAX_LENGTH = 255
+
+
+@dataclass(frozen=True)
+class Submitted:
+    status: str  # "queued" | "empty"
+    job_group: JobGroup | None = None
+    replayed: bool = False  # the same Idempotency-Key was submitted before: nothing new was created
+
+    def as_response(self) -> dict:
+        if self.job_group is None:
+            return {"status": self.status}
+        return {"status": self.status, "jobGroupId": str(self.job_group.id)}
+
+
+def job_group_submit(
+    *,
+    workspace: Workspace,
+    user: User | None = None,
+    pairs: list[tuple[str, int]] | None = None,
+    rerun_of: JobGroup | None = None,
+    idempotency_key: str = "",
+) -> Submitted:
+    """Create a group of every active prompt x every enabled provider and put it on the queues.
+
+    `pairs` limits the group to given (provider, prompt id) items (a re-run of failed items).
+    An `idempotency_key` already used by the same user within 24 h returns that group instead.
+    """
+    if idempotency_key:
+        if len(idempotency_key) > IDEMPOTENCY_KEY_MAX_LENGTH:
+            raise InvalidInput(f"The Idempotency-Key header is longer than {IDEMPOTENCY_KEY_MAX_LENGTH} characters.")
+        replay = _idempotent_replay(user=user, idempotency_key=idempotency_key)
+        if replay:
+            return replay
+    providers: list[str] = []
+    if pairs is None:
+        providers = list(workspace.enabled_providers or [])
+        if not providers:
+            raise InvalidInput(f"Workspace {workspace.name!r} has no enabled providers; enable at least one.")
+        unknown = unknown_provider_ids(providers)
+        if unknown:
+            raise InvalidInput(f"Workspace {workspace.name!r} enables unknown providers: {', '.join(unknown)}.")
+
+    try:
+        with transaction.atomic():
+            group = _job_group_create(workspace=workspace, user=user, providers=providers, pairs=pairs,
+                                      rerun_of=rerun_of, idempotency_key=idempotency_key)
+    except IntegrityError:
+        # The same key was submitted concurrently and the other request won: answer with its group.
+        replay = _idempotent_replay(user=user, idempotency_key=idempotency_key) if idempotency_key else None
+        if replay is None:
+            raise
+        return replay
+    if group is None:
+        return Submitted(status="empty")
+
+    if connection.in_atomic_block:
+        # Inside a caller's transaction: workers must not look for rows that are not committed yet.
+        transaction.on_commit(lambda: job_group_enqueue(group=group))
+    else:
+        job_group_enqueue(group=group)
+    return Submitted(status="queued", job_group=group)
+
+
+def _idempotent_replay(*, user: User | None, idempotency_key: str) -> Submitted | None:
+    if user is None:
+        return None
+    previous = JobGroup.objects.filter(triggered_by=user, idempotency_key=idempotency_key).first()
+    if previous is None:
+        return None
+    if previous.created_at >= timezone.now() - IDEMPOTENCY_WINDOW:
+        return Submitted(status="queued", job_group=previous, replayed=True)
+    # Older than the window: the key is free again; the old group keeps its audit trail.
+    JobGroup.objects.filter(id=previous.id).update(idempotency_key="")
+    return None
+
+
+def _job_group_create(
+    *, workspace: Workspace, user: User | None, providers: list[str], pairs: list[tuple[str, int]] | None,
+    rerun_of: JobGroup | None, idempotency_key: str,
+) -> JobGroup | None:
+    """The group, its provider rows and its items, inside the caller's transaction; None if empty."""
+    if pairs is None:
+        prompt_count = Prompt.objects.filter(workspace=workspace, is_active=True).count()
+        wanted = []
+        expected = prompt_count * len(providers)
+    else:
+        texts = dict(
+            Prompt.objects.filter(workspace=workspace, id__in={prompt_id for _, prompt_id in pairs}).values_list("id", "text")
+        )
+        wanted = [(provider, prompt_id, texts[prompt_id]) for provider, prompt_id in pairs if prompt_id in texts]
+        providers = [p for p in PROVIDER_IDS if any(w[0] == p for w in wanted)]
+        prompt_count = len({prompt_id for _, prompt_id, _ in wanted})
+        expected = len(wanted)
+    if not expected:
+        return None
+    group = JobGroup.objects.create(
+        workspace=workspace,
+        triggered_by=user,
+        providers=providers,
+        total_prompts=prompt_count,
+        expected_responses=expected,
+        rerun_of=rerun_of,
+        idempotency_key=idempotency_key if user is not None else "",
+    )
+    JobGroupProvider.objects.bulk_create([JobGroupProvider(group=group, provider=p) for p in providers])
+    # next_attempt_at is when the item is due: the recovery sweep measures "overdue" from it.
+    if pairs is None:
+        inserted = sum(_items_insert_active_prompts(group=group, provider_id=p) for p in providers)
+        if inserted != expected:
+            # A prompt was switched on or off between the count and the insert (PostgreSQL's
+            # READ COMMITTED allows it): the group records what was really inserted.
+            group.expected_responses = inserted
+            group.total_prompts = JobItem.objects.filter(group=group).values("prompt_id").distinct().count()
+            group.save(update_fields=["expected_responses", "total_prompts"])
+    else:
+        JobItem.objects.bulk_create(
+            [
+                JobItem(group=group, provider=p, prompt_id=prompt_id, prompt_text=text, next_attempt_at=group.created_at)
+                for p, prompt_id, text in wanted
+            ],
+            batch_size=1000,
+        )
+    return group
+
+
+def _items_insert_active_prompts(*, group: JobGroup, provider_id: str) -> int:
+    """One item per active prompt of the group's workspace, in one INSERT ... SELECT.
+
+    The ORM has no INSERT ... SELECT; building thousands of model instances to bulk_create them
+    cost ten times as much (BENCHMARKS.md, submit). Column values go through the fields' own
+    database preparation, so UUIDs, datetimes and JSON are stored exactly as the ORM would.
+    """
+    item, prompt = JobItem._meta, Prompt._meta
+    quote = connection.ops.quote_name
+    prepared = {
+        "group_id": item.get_field("group").get_db_prep_save(group.id, connection),
+        "provider": provider_id,
+        "status": JobItem.Status.QUEUED.value,
+        "attempts": 0,
+        "next_attempt_at": item.get_field("next_attempt_at").get_db_prep_save(group.created_at, connection),
+        "backend": "", "model": "", "text": "", "error": "",
+        "sources": item.get_field("sources").get_db_prep_save([], connection),
+        "usage": item.get_field("usage").get_db_prep_save({}, connection),
+    }
+    columns = [*prepared, "prompt_id", "prompt_text"]
+    sql = (
+        f"INSERT INTO {quote(item.db_table)} ({', '.join(quote(c) for c in columns)}) "
+        f"SELECT {', '.join(['%s'] * len(prepared))}, p.{quote('id')}, p.{quote('text')} "
+        f"FROM {quote(prompt.db_table)} p WHERE p.{quote('workspace_id')} = %s AND p.{quote('is_active')} "
+        f"ORDER BY p.{quote('id')}"
+    )
+    workspace_id = prompt.get_field("workspace").get_db_prep_value(group.workspace_id, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*prepared.values(), workspace_id])
+        return cursor.rowcount
+
+
+def job_group_enqueue(*, group: JobGroup) -> None:
+    """Create the progress object and push every item, in one Redis round trip (MULTI/EXEC).
+
+    If Redis refuses, nothing was pushed (the transaction is all or nothing): the group is
+    marked failed with the error and QueueUnavailable (503) is raised, never left pending.
+    """
+    items = JobItem.objects.filter(group=group).order_by("id").values_list("id", "provider")
+    group_id = str(group.id)
+    by_provider: dict[str, list[QueuedItem]] = {p: [] for p in group.providers}
+    for item_id, provider in items:
+        by_provider[provider].append(QueuedItem(item_id=item_id, group_id=group_id, provider_id=provider))
+    try:
+        pipeline = redis_client().pipeline(transaction=True)
+        progress.progress_create_on(pipeline, group, {p: len(queued) for p, queued in by_provider.items()})
+        for provider, queued in by_provider.items():
+            item_messages_push_on(pipeline, provider_id=provider, items=queued)
+        pipeline.execute()
+    except redis.RedisError as exc:
+        message = f"Could not enqueue the group: the queue (Redis) is unavailable ({exc.__class__.__name__})."
+        logger.error("group %s: %s %s", group.id, message, exc)
+        job_group_fail(group_id=group.id, error=message)
+        raise QueueUnavailable(message + " Nothing was run; try again.") from exc
+
+
+def job_group_rerun(*, group: JobGroup, user: User | None = None, only_failed: bool = False) -> Submitted:
+    """A new group for the same workspace, linked to `group`.
+
+    A full re-run asks the workspace's active prompts and enabled providers as they are now;
+    `only_failed` asks again exactly the original's items that have no answer (failed or cancelled).
+    """
+    if not only_failed:
+        return job_group_submit(workspace=group.workspace, user=user, rerun_of=group)
+    pairs = list(
+        JobItem.objects.filter(group=group, status__in=[JobItem.Status.FAILED, JobItem.Status.CANCELLED])
+        .order_by("prompt_id", "provider")
+        .values_list("provider", "prompt_id")
+    )
+    if not pairs:
+        return Submitted(status="empty")
+    return job_group_submit(workspace=group.workspace, user=user, pairs=pairs, rerun_of=group)
