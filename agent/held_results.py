@@ -14,8 +14,9 @@ from dataclasses import asdict, dataclass
 
 import redis
 
+from agent.connections import redis_client
 from agent.providers.base import Answer
-from oneglanse.queues import redis_client
+from agent.tasks import QueuedItem
 
 logger = logging.getLogger(__name__)
 
@@ -29,15 +30,14 @@ HELD_TTL_SECONDS = 7 * 24 * 3600
 class ItemResult:
     """What a provider call produced for one item: an answer, or the error that ends the item."""
 
-    group_id: str
-    provider_id: str
+    item: QueuedItem
     backend: str
     answer: Answer | None = None
     error: str = ""
 
     def to_json(self) -> str:
         return json.dumps({
-            "group_id": self.group_id, "provider_id": self.provider_id, "backend": self.backend,
+            "item": asdict(self.item), "backend": self.backend,
             "answer": asdict(self.answer) if self.answer is not None else None, "error": self.error,
         })
 
@@ -45,20 +45,20 @@ class ItemResult:
     def from_json(cls, raw: bytes | str) -> ItemResult:
         data = json.loads(raw)
         answer = Answer(**data["answer"]) if data["answer"] is not None else None
-        return cls(group_id=data["group_id"], provider_id=data["provider_id"], backend=data["backend"],
-                   answer=answer, error=data["error"])
+        return cls(item=QueuedItem(**data["item"]), backend=data["backend"], answer=answer, error=data["error"])
 
 
 def held_key(item_id: int) -> str:
     return f"{HELD_KEY_PREFIX}{item_id}"
 
 
-def held_result_put(item_id: int, result: ItemResult) -> bool:
+def held_result_put(result: ItemResult) -> bool:
     """Hold a result until it is recorded; False when Redis is away too (the worker keeps it in memory)."""
     try:
-        redis_client().set(held_key(item_id), result.to_json(), ex=HELD_TTL_SECONDS)
+        redis_client().set(held_key(result.item.item_id), result.to_json(), ex=HELD_TTL_SECONDS)
     except redis.RedisError as exc:
-        logger.warning("item %s: could not hold its result in Redis either (%s); kept in memory", item_id, exc)
+        logger.warning("item %s: could not hold its result in Redis either (%s); kept in memory",
+                       result.item.item_id, exc)
         return False
     return True
 
@@ -69,7 +69,7 @@ def held_results_get(item_ids: list[int]) -> dict[int, ItemResult]:
         return {}
     raw = redis_client().mget([held_key(item_id) for item_id in item_ids])
     held = {}
-    for item_id, value in zip(item_ids, raw):
+    for item_id, value in zip(item_ids, raw, strict=True):
         if value is None:
             continue
         try:

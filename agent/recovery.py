@@ -4,34 +4,47 @@ Huey's Redis queue pops a message and keeps no acknowledgement, so a killed cons
 items it held, and a Redis restarted empty loses queues and progress. The database knows every
 item's state, so a sweep that runs inside the live consumers (one at a time, by a Redis lock):
 - fails items of groups past AGENT_GROUP_DEADLINE_SECONDS ("deadline exceeded"),
+- records results a worker received but could not record (held in Redis during a database outage),
 - puts back on the queue running items whose heartbeat stopped, and queued items overdue by
   AGENT_RECOVERY_SECONDS that their queue no longer holds (in a cancelled group they end
   cancelled instead: cancelling means nothing new starts),
 - reconciles each unfinished group's progress object with the rows (idempotent merge), and
 - closes groups whose items are all finished.
 Pushing an item twice is harmless: only a queued item starts, and recording succeeds once.
+
+Every step works in bounded batches: at most AGENT_RECOVERY_BATCH items per step and sweep, at
+most UPDATE_CHUNK ids per statement (far below any SQLite's bound-variable limit, and short write
+locks), and the items put back are shared fairly between workspaces, then between their runs, so
+a workspace with a backlog of hundreds of thousands never holds up another's few lost items.
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import random
 import threading
 import uuid
+from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import redis
 from django.conf import settings
 from django.db import close_old_connections, connection
-from django.db.models import Count, Q
+from django.db.models import Count, Exists, Min, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from agent import progress
 from agent.connections import redis_client
+from agent.fair_shares import fair_shares_nested
+from agent.held_results import held_results_drop, held_results_get
 from agent.models import JobGroup, JobItem
 from agent.queues import queue_key
 from agent.services.closing import job_group_finalize
+from agent.services.items import item_result_record
 from agent.tasks import QueuedItem, item_messages_push_on
+from oneglanse.database_outage import DATABASE_UNAVAILABLE_ERRORS
+from oneglanse.provider_ids import PROVIDER_IDS
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +55,9 @@ BACKLOG_PATIENCE_WINDOWS = 10
 # A running item lost this many times more than the attempts allow is failed, so an item
 # that kills its worker (say, out of memory) cannot crash-loop the consumers forever.
 EXTRA_LOSSES_ALLOWED = 2
+UPDATE_CHUNK = 500  # ids per UPDATE statement and per Redis read of held results
+PUSH_CHUNK = 5000  # messages per Redis round trip
+GROUPS_PER_SWEEP = 200  # progress rebuilds, and closes, per sweep
 
 
 @dataclass
@@ -50,121 +66,211 @@ class SweepReport:
     deadline_failed: int = 0
     lost_too_often: int = 0
     cancelled: int = 0
+    held_recorded: int = 0
     progress_rebuilt: int = 0
     groups_closed: int = 0
 
     def __bool__(self) -> bool:
-        return bool(sum(self.requeued.values()) or self.deadline_failed or self.lost_too_often
-                    or self.cancelled or self.progress_rebuilt or self.groups_closed)
+        return bool(sum(self.requeued.values()) or self.deadline_failed or self.lost_too_often or self.cancelled
+                    or self.held_recorded or self.progress_rebuilt or self.groups_closed)
 
 
 def _open_groups() -> Q:
     return Q(status__in=JobGroup.UNFINISHED) | Q(status=JobGroup.Status.CANCELLED, finished_at__isnull=True)
 
 
-def recovery_sweep(*, now=None) -> SweepReport:
-    """One pass over every unfinished group; safe to run beside live workers and other sweeps."""
+def recovery_sweep(*, now: datetime | None = None) -> SweepReport:
+    """One bounded pass over the unfinished groups; safe to run beside live workers and other sweeps."""
     now = now or timezone.now()
     report = SweepReport()
+    budget = settings.AGENT_RECOVERY_BATCH
     window = timedelta(seconds=settings.AGENT_RECOVERY_SECONDS)
-    open_group_ids = list(JobGroup.objects.filter(_open_groups()).values_list("id", flat=True))
-    if not open_group_ids:
+    if not JobGroup.objects.filter(_open_groups()).exists():
         return report
 
-    deadline = now - timedelta(seconds=settings.AGENT_GROUP_DEADLINE_SECONDS)
-    expired = JobGroup.objects.filter(id__in=open_group_ids, created_at__lt=deadline).values("id")
-    report.deadline_failed = JobItem.objects.filter(group_id__in=expired, status__in=JobItem.UNFINISHED).update(
-        status=JobItem.Status.FAILED, finished_at=now, error="deadline exceeded (AGENT_GROUP_DEADLINE_SECONDS)"
-    )
-
-    cancelled_group_ids = set(
-        JobGroup.objects.filter(id__in=open_group_ids, status=JobGroup.Status.CANCELLED).values_list("id", flat=True)
-    )
-    to_push: dict[str, list[QueuedItem]] = {}
-    stale_running = JobItem.objects.filter(
-        group_id__in=open_group_ids, status=JobItem.Status.RUNNING, heartbeat_at__lt=now - window
-    ).values_list("id", "group_id", "provider", "attempts")
-    for item_id, group_id, provider_id, attempts in stale_running:
-        stale = JobItem.objects.filter(id=item_id, status=JobItem.Status.RUNNING, heartbeat_at__lt=now - window)
-        if group_id in cancelled_group_ids:
-            report.cancelled += stale.update(
-                status=JobItem.Status.CANCELLED, finished_at=now,
-                error="cancelled: the worker running it was lost after the group was cancelled",
-            )
-        elif attempts >= settings.AGENT_MAX_ATTEMPTS + EXTRA_LOSSES_ALLOWED:
-            report.lost_too_often += stale.update(
-                status=JobItem.Status.FAILED, finished_at=now,
-                error=f"{provider_id}: the worker running this item was lost {attempts} times; giving up",
-            )
-        elif stale.update(status=JobItem.Status.QUEUED, next_attempt_at=now):
-            to_push.setdefault(provider_id, []).append(QueuedItem(item_id, str(group_id), provider_id))
-
-    if cancelled_group_ids:
-        # A retry or rate-limit wait put these back on the queue after the group was cancelled.
-        report.cancelled += JobItem.objects.filter(
-            group_id__in=cancelled_group_ids, status=JobItem.Status.QUEUED
-        ).update(status=JobItem.Status.CANCELLED, finished_at=now, error="cancelled before it started")
-    overdue = list(
-        JobItem.objects.filter(group_id__in=open_group_ids, status=JobItem.Status.QUEUED)
-        .filter(Q(next_attempt_at__lt=now - window) | Q(next_attempt_at__isnull=True))
-        .values_list("id", "group_id", "provider", "next_attempt_at")
-    )
-    if overdue:
-        backlog = _queue_lengths({provider_id for _, _, provider_id, _ in overdue})
-        lost = [
-            QueuedItem(item_id, str(group_id), provider_id)
-            for item_id, group_id, provider_id, due in overdue
-            if backlog[provider_id] == 0 or due is None or due < now - window * BACKLOG_PATIENCE_WINDOWS
-        ]
-        # Due again from now, so the next sweeps give the pushed message a full window.
-        JobItem.objects.filter(id__in=[item.item_id for item in lost], status=JobItem.Status.QUEUED).update(
-            next_attempt_at=now
-        )
-        for item in lost:
-            to_push.setdefault(item.provider_id, []).append(item)
-
-    if to_push:
-        pipeline = redis_client().pipeline(transaction=False)
-        for provider_id, items in to_push.items():
-            item_messages_push_on(pipeline, provider_id=provider_id, items=items)
-        pipeline.execute()
-        report.requeued = {p: len(items) for p, items in to_push.items()}
+    report.deadline_failed = _deadline_fail(now=now, budget=budget)
+    report.cancelled = _cancelled_groups_settle(now=now, window=window, budget=budget)
+    _lost_items_recover(now=now, window=window, budget=budget, report=report)
+    if report.requeued:
         logger.warning("recovery: put lost items back on their queues: %s", report.requeued)
 
-    report.progress_rebuilt = _progress_reconcile(open_group_ids)
-
-    still_running = set(
-        JobItem.objects.filter(group_id__in=open_group_ids, status__in=JobItem.UNFINISHED)
-        .order_by().values_list("group_id", flat=True).distinct()
-    )
-    for group_id in open_group_ids:
-        if group_id not in still_running:
-            report.groups_closed += job_group_finalize(group_id=group_id)  # it settles the providers too
+    groups = _open_groups_fair_order()
+    report.progress_rebuilt = _progress_reconcile(groups)
+    report.groups_closed = _groups_close()
     return report
 
 
-def _queue_lengths(provider_ids: set[str]) -> dict[str, int]:
+def _update_in_chunks(queryset: QuerySet, *, limit: int, **changes) -> int:
+    """Apply `changes` to at most `limit` rows of `queryset`, UPDATE_CHUNK ids per statement."""
+    done = 0
+    while done < limit:
+        ids = list(queryset.order_by("id").values_list("id", flat=True)[: min(UPDATE_CHUNK, limit - done)])
+        if not ids:
+            break
+        changed = queryset.filter(id__in=ids).update(**changes)
+        if not changed:  # every row changed under us (a worker was quicker): the next sweep looks again
+            break
+        done += changed
+    return done
+
+
+def _deadline_fail(*, now: datetime, budget: int) -> int:
+    deadline = now - timedelta(seconds=settings.AGENT_GROUP_DEADLINE_SECONDS)
+    failed = 0
+    expired = JobGroup.objects.filter(_open_groups(), created_at__lt=deadline).order_by("created_at")
+    for group_id in expired.values_list("id", flat=True)[:GROUPS_PER_SWEEP]:
+        if failed >= budget:
+            break
+        failed += _update_in_chunks(
+            JobItem.objects.filter(group_id=group_id, status__in=JobItem.UNFINISHED), limit=budget - failed,
+            status=JobItem.Status.FAILED, finished_at=now, error="deadline exceeded (AGENT_GROUP_DEADLINE_SECONDS)",
+        )
+    return failed
+
+
+def _cancelled_groups_settle(*, now: datetime, window: timedelta, budget: int) -> int:
+    """Items of cancelled groups that a retry put back, or whose worker was lost, end cancelled."""
+    cancelled = 0
+    open_cancelled = JobGroup.objects.filter(status=JobGroup.Status.CANCELLED, finished_at__isnull=True)
+    for group_id in open_cancelled.order_by("created_at").values_list("id", flat=True)[:GROUPS_PER_SWEEP]:
+        for items, error in (
+            (JobItem.objects.filter(group_id=group_id, status=JobItem.Status.QUEUED), "cancelled before it started"),
+            (JobItem.objects.filter(group_id=group_id, status=JobItem.Status.RUNNING, heartbeat_at__lt=now - window),
+             "cancelled: the worker running it was lost after the group was cancelled"),
+        ):
+            if cancelled >= budget:
+                return cancelled
+            cancelled += _update_in_chunks(items, limit=budget - cancelled, status=JobItem.Status.CANCELLED,
+                                           finished_at=now, error=error)
+    return cancelled
+
+
+def _lost_items(*, now: datetime, window: timedelta) -> QuerySet:
+    """Items of running groups that no worker holds: running with a stopped heartbeat, or queued and overdue."""
+    backlog = _queue_lengths()
+    overdue = Q(next_attempt_at__isnull=True)
+    for provider_id in PROVIDER_IDS:
+        patience = window * (BACKLOG_PATIENCE_WINDOWS if backlog[provider_id] else 1)
+        overdue |= Q(provider=provider_id, next_attempt_at__lt=now - patience)
+    return JobItem.objects.filter(
+        group_id__in=JobGroup.objects.filter(status__in=JobGroup.UNFINISHED).values("id")
+    ).filter((Q(status=JobItem.Status.QUEUED) & overdue) | Q(status=JobItem.Status.RUNNING, heartbeat_at__lt=now - window))
+
+
+def _lost_items_recover(*, now: datetime, window: timedelta, budget: int, report: SweepReport) -> None:
+    lost = _lost_items(now=now, window=window)
+    # One aggregate finds who lost what; the oldest run first in each workspace, the workspace whose
+    # oldest lost item is oldest first (the order the leftovers of the fair split follow).
+    demands: dict = defaultdict(dict)
+    for row in (lost.values("group_id", "group__workspace_id").annotate(n=Count("id"), first=Min("id"))
+                .order_by("first")):
+        demands[row["group__workspace_id"]][row["group_id"]] = row["n"]
+    if not demands:
+        return
+    shares = fair_shares_nested(demands, budget)
+    workspace_of = {group_id: workspace_id for workspace_id, groups in demands.items() for group_id in groups}
+    to_push: dict[str, dict] = defaultdict(lambda: defaultdict(list))  # provider -> workspace -> item ids
+    for group_id, share in shares.items():
+        if not share:
+            continue
+        rows = list(lost.filter(group_id=group_id).order_by("id").values_list("id", "provider", "status", "attempts")[:share])
+        for start in range(0, len(rows), UPDATE_CHUNK):
+            for item_id, provider_id in _lost_chunk_recover(rows[start:start + UPDATE_CHUNK], now=now, window=window,
+                                                            report=report):
+                to_push[provider_id][workspace_of[group_id]].append(QueuedItem(item_id, str(group_id), provider_id))
+    _push_fairly(to_push, report)
+
+
+def _lost_chunk_recover(rows: list[tuple], *, now: datetime, window: timedelta, report: SweepReport) -> list[tuple[int, str]]:
+    """Record held results, fail items lost too often, and mark the rest due now; returns what to push."""
+    held = held_results_get([item_id for item_id, *_ in rows])
+    for result in held.values():
+        # Received by a worker while the database was away: recorded now, the provider is not asked again.
+        report.held_recorded += item_result_record(result=result, wait_out_outage=False)
+    held_results_drop(list(held))
+    if held:
+        logger.warning("recovery: %d held results recorded once the database was back", len(held))
+
+    stale = Q(status=JobItem.Status.RUNNING, heartbeat_at__lt=now - window)
+    give_up = settings.AGENT_MAX_ATTEMPTS + EXTRA_LOSSES_ALLOWED
+    too_often = [item_id for item_id, _, status, attempts in rows
+                 if item_id not in held and status == JobItem.Status.RUNNING and attempts >= give_up]
+    running = [item_id for item_id, _, status, attempts in rows
+               if item_id not in held and status == JobItem.Status.RUNNING and attempts < give_up]
+    queued = [item_id for item_id, _, status, _ in rows if item_id not in held and status == JobItem.Status.QUEUED]
+    if too_often:
+        report.lost_too_often += JobItem.objects.filter(stale, id__in=too_often).update(
+            status=JobItem.Status.FAILED, finished_at=now,
+            error=f"the worker running this item was lost {give_up} times or more; giving up",
+        )
+    # Due again from now, so the next sweeps give the pushed message a full window.
+    if running:
+        JobItem.objects.filter(stale, id__in=running).update(status=JobItem.Status.QUEUED, next_attempt_at=now)
+    if queued:
+        JobItem.objects.filter(id__in=queued, status=JobItem.Status.QUEUED).update(next_attempt_at=now)
+    pushed = set(running) | set(queued)
+    return [(item_id, provider_id) for item_id, provider_id, _, _ in rows if item_id in pushed]
+
+
+def _push_fairly(to_push: dict[str, dict], report: SweepReport) -> None:
+    """Each queue gets its items one workspace after another, so no backlog sits in front of a small run."""
+    client = redis_client()
+    for provider_id, by_workspace in to_push.items():
+        interleaved = [item for batch in itertools.zip_longest(*by_workspace.values()) for item in batch
+                       if item is not None]
+        for start in range(0, len(interleaved), PUSH_CHUNK):
+            pipeline = client.pipeline(transaction=False)
+            item_messages_push_on(pipeline, provider_id=provider_id, items=interleaved[start:start + PUSH_CHUNK])
+            pipeline.execute()
+        report.requeued[provider_id] = len(interleaved)
+
+
+def _queue_lengths() -> dict[str, int]:
     pipeline = redis_client().pipeline(transaction=False)
-    for provider_id in sorted(provider_ids):
+    for provider_id in PROVIDER_IDS:
         pipeline.llen(queue_key(provider_id))
-    return dict(zip(sorted(provider_ids), pipeline.execute(), strict=True))
+    return dict(zip(PROVIDER_IDS, pipeline.execute(), strict=True))
+
+
+def _open_groups_fair_order() -> list:
+    """Ids of the unfinished groups, one workspace after another (oldest run first in each)."""
+    by_workspace: dict = defaultdict(list)
+    for group_id, workspace_id in JobGroup.objects.filter(_open_groups()).order_by("created_at").values_list(
+        "id", "workspace_id"
+    ):
+        by_workspace[workspace_id].append(group_id)
+    return [group_id for batch in itertools.zip_longest(*by_workspace.values()) for group_id in batch
+            if group_id is not None]
 
 
 def _progress_reconcile(group_ids: list) -> int:
-    """Merge the rows into every progress object that is missing or counts fewer items than the rows."""
+    """Merge the rows into progress objects that are missing or count fewer items than the rows (a few per sweep)."""
     finished = dict(
-        JobItem.objects.filter(group_id__in=group_ids, status__in=JobItem.FINISHED)
-        .values_list("group_id").annotate(n=Count("id"))
+        JobItem.objects.filter(group_id__in=JobGroup.objects.filter(_open_groups()).values("id"),
+                               status__in=JobItem.FINISHED)
+        .values_list("group_id").annotate(n=Count("id")).order_by()
     )
-    pipeline = redis_client().pipeline(transaction=False)
-    for group_id in group_ids:
-        pipeline.hget(progress.progress_key(group_id), "n")
     rebuilt = 0
-    for group_id, counted in zip(group_ids, pipeline.execute(), strict=True):
-        if counted is None or int(counted) < finished.get(group_id, 0):
-            progress.progress_rebuild(group_id)
-            rebuilt += 1
+    client = redis_client()
+    for start in range(0, len(group_ids), UPDATE_CHUNK):
+        chunk = group_ids[start:start + UPDATE_CHUNK]
+        pipeline = client.pipeline(transaction=False)
+        for group_id in chunk:
+            pipeline.hget(progress.progress_key(group_id), "n")
+        for group_id, counted in zip(chunk, pipeline.execute(), strict=True):
+            if counted is None or int(counted) < finished.get(group_id, 0):
+                progress.progress_rebuild(group_id)
+                rebuilt += 1
+                if rebuilt >= GROUPS_PER_SWEEP:
+                    return rebuilt
     return rebuilt
+
+
+def _groups_close() -> int:
+    unfinished = JobItem.objects.filter(group_id=OuterRef("id"), status__in=JobItem.UNFINISHED)
+    closable = JobGroup.objects.filter(_open_groups()).filter(~Exists(unfinished)).order_by("created_at")
+    return sum(job_group_finalize(group_id=group_id)  # it settles the providers too
+               for group_id in closable.values_list("id", flat=True)[:GROUPS_PER_SWEEP])
 
 
 class RecoverySweeper(threading.Thread):
@@ -195,7 +301,9 @@ class RecoverySweeper(threading.Thread):
             return report
         except redis.RedisError as exc:
             logger.warning("recovery sweep skipped: Redis unavailable (%s)", exc)
-        except Exception:  # the database may be away; the next tick tries again
+        except DATABASE_UNAVAILABLE_ERRORS as exc:
+            logger.warning("recovery sweep skipped: the database is unavailable (%s)", exc)
+        except Exception:
             logger.exception("recovery sweep failed; the next tick tries again")
         finally:
             connection.close()

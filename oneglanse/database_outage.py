@@ -1,19 +1,25 @@
-"""What a request gets while the database is unreachable: a 503 with Retry-After, never an HTML 500.
+"""Riding out a database outage: requests get a 503 with Retry-After, background work waits and resumes.
 
-The DRF exception handler answers the API's views with `database_unavailable_response`; the
+The DRF exception handler answers the API's views with `database_unavailable_body`; the
 middleware does the same for every other view (pages, admin), and `server_error` catches what
 escapes elsewhere (another middleware), so no request path turns an outage into a 500.
+Workers call `database_outage_wait_out` to retry an operation until the database is back.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
+import time
+from collections.abc import Callable
+from typing import TypeVar
 
-from django.db import InterfaceError, OperationalError
+from django.db import DatabaseError, InterfaceError, OperationalError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.defaults import server_error as django_server_error
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Down, restarting, unreachable or locked: the kinds of database error that pass by themselves.
 DATABASE_UNAVAILABLE_ERRORS = (OperationalError, InterfaceError)
@@ -61,3 +67,41 @@ def server_error(request: HttpRequest, *args, **kwargs) -> HttpResponse:
     if isinstance(sys.exc_info()[1], DATABASE_UNAVAILABLE_ERRORS):
         return database_unavailable_response(request)
     return django_server_error(request, *args, **kwargs)
+
+
+def database_connection_drop() -> None:
+    """Forget this thread's connection: after an outage error it is broken, and Django would reuse it."""
+    with contextlib.suppress(DatabaseError):
+        connection.close()
+
+
+def database_outage_wait_out(
+    operation: Callable[[], T], *, patience: float, what: str, first_error: Exception | None = None,
+    on_failure: Callable[[Exception], None] | None = None,
+) -> T:
+    """Run `operation` until the database takes it, backing off from 0.5 s to 5 s between tries.
+
+    Gives up (re-raising the last error) after `patience` seconds. `on_failure` runs after every
+    failed try (say, to hold a result somewhere durable). Call it only once a first try has
+    failed, so the normal path costs nothing.
+    """
+    deadline = time.monotonic() + patience
+    delay = 0.5
+    error = first_error
+    if error is not None:
+        logger.warning("%s: the database is unavailable (%s); retrying until it is back", what, error)
+    while True:
+        if error is not None:
+            database_connection_drop()
+            if time.monotonic() + delay > deadline:
+                raise error
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+        try:
+            return operation()
+        except DATABASE_UNAVAILABLE_ERRORS as exc:
+            if error is None:
+                logger.warning("%s: the database is unavailable (%s); retrying until it is back", what, exc)
+            error = exc
+            if on_failure is not None:
+                on_failure(exc)

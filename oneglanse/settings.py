@@ -53,6 +53,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "oneglanse.database_outage.DatabaseUnavailableMiddleware",  # an outage is a 503, not a 500
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -205,3 +206,9 @@ LOGGING = {
 AGENT_RECOVERY_SECONDS = env.float("AGENT_RECOVERY_SECONDS", default=300.0)
 AGENT_RECOVERY_INTERVAL = env.float("AGENT_RECOVERY_INTERVAL", default=30.0)
 AGENT_GROUP_DEADLINE_SECONDS = env.float("AGENT_GROUP_DEADLINE_SECONDS", default=21600.0)
+# At most this many lost items are put back (and as many failed or cancelled) per sweep, shared
+# fairly between workspaces; the next sweep takes the rest.
+AGENT_RECOVERY_BATCH = env.int("AGENT_RECOVERY_BATCH", default=10000)
+# A worker holding a provider's result waits this long for the database to come back before it
+# leaves the result held in Redis for the recovery sweep to record.
+AGENT_DB_OUTAGE_SECONDS = env.float("AGENT_DB_OUTAGE_SECONDS", default=600.0)

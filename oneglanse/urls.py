@@ -29,3 +29,6 @@ urlpatterns = [
     *api,
     path("", include("agent.urls")),
 ]
+
+# A database outage that escapes the views (in a middleware) is still a 503 with Retry-After.
+handler500 = "oneglanse.database_outage.server_error"

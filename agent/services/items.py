@@ -1,4 +1,10 @@
-"""Running one item: claim it, try its provider, decide whether to retry, record the result once."""
+"""Running one item: claim it, try its provider, decide whether to retry, record the result once.
+
+A result a provider gave is never thrown away: when the database cannot take it (down,
+restarting, locked), the worker holds it in Redis and keeps retrying until the database is back
+(`item_result_record`); a worker that dies meanwhile leaves it held, and the recovery sweep or
+the next worker to pick the item up records it instead of asking the provider again.
+"""
 from __future__ import annotations
 
 import logging
@@ -7,12 +13,14 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
+import redis
 from django.conf import settings
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from agent import heartbeat, progress
+from agent.held_results import ItemResult, held_result_put, held_results_drop, held_results_get
 from agent.models import JobGroup, JobGroupProvider, JobItem
 from agent.providers.base import Answer, Provider, ProviderError, TransientProviderError
 from agent.providers.registry import provider_for
@@ -20,6 +28,7 @@ from agent.providers.retry import retry_delay
 from agent.ratelimit import rate_limit_wait
 from agent.services.closing import item_count_and_close
 from agent.tasks import QueuedItem, item_schedule
+from oneglanse.database_outage import DATABASE_UNAVAILABLE_ERRORS, database_outage_wait_out
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +106,7 @@ def item_claim(*, item: QueuedItem) -> Claimed | None:
     """Move a queued item to running; None when this message must not run it (logged why)."""
     row = (
         JobItem.objects.filter(id=item.item_id)
-        .values("group_id", "provider", "prompt_text", "status", "group__status")
+        .values("group_id", "provider", "prompt_text", "status", "attempts", "group__status")
         .first()
     )
     if row is None:
@@ -122,6 +131,8 @@ def item_claim(*, item: QueuedItem) -> Claimed | None:
             item_count_and_close(group_id=group_id, item_id=item.item_id, provider_id=item.provider_id,
                                  status=JobItem.Status.CANCELLED)
         return None
+    if row["attempts"] and _held_result_record(item):
+        return None
     now = timezone.now()
     started = JobItem.objects.filter(id=item.item_id, status=JobItem.Status.QUEUED).update(
         status=JobItem.Status.RUNNING, attempts=F("attempts") + 1, heartbeat_at=now, next_attempt_at=None,
@@ -130,6 +141,23 @@ def item_claim(*, item: QueuedItem) -> Claimed | None:
     if not started:
         return None  # another delivery started it, or it was cancelled, a moment ago
     return Claimed(item=item, prompt_text=row["prompt_text"])
+
+
+def _held_result_record(item: QueuedItem) -> bool:
+    """An item that ran before may have a result its worker received but could not record
+    (a database outage, then the worker died): record that one instead of asking again.
+    Only items with attempts behind them look, so a first run costs no Redis round trip."""
+    try:
+        held = held_results_get([item.item_id]).get(item.item_id)
+    except redis.RedisError as exc:
+        logger.warning("item %s: could not look for a held result (%s); running it", item.item_id, exc)
+        return False
+    if held is None:
+        return False
+    item_result_record(result=held)
+    held_results_drop([item.item_id])
+    logger.warning("item %s: its held result was recorded once the database was back; not asked again", item.item_id)
+    return True
 
 
 def item_try(*, claimed: Claimed, provider: Provider) -> Attempt:
@@ -202,7 +230,32 @@ def _provider_started(*, group_id: str, provider_id: str) -> None:
 
 def answer_record(*, item: QueuedItem, backend: str, answer: Answer | None = None, error: str = "") -> bool:
     """Record an item's result once. Returns False when it was already recorded (a redelivery)."""
+    return item_result_record(result=ItemResult(item=item, backend=backend, answer=answer, error=error))
+
+
+def item_result_record(*, result: ItemResult, wait_out_outage: bool = True) -> bool:
+    """Record a result once, waiting out a database outage (holding the result in Redis meanwhile)
+    unless `wait_out_outage` is False. Returns False when it was already recorded."""
+    item = result.item
+    try:
+        changed = _item_result_write(result)
+    except DATABASE_UNAVAILABLE_ERRORS as exc:
+        if not wait_out_outage:
+            raise
+        changed = _item_result_write_through_outage(result, exc)
+    if not changed:
+        logger.info("item %s was already recorded; this result is dropped", item.item_id)
+        return False
+    status = JobItem.Status.OK if result.answer is not None else JobItem.Status.FAILED
+    item_count_and_close(group_id=item.group_id, item_id=item.item_id, provider_id=item.provider_id, status=status,
+                         error=result.error)
+    return True
+
+
+def _item_result_write(result: ItemResult) -> int:
+    """The one conditional UPDATE that records a result (only from queued or running)."""
     now = timezone.now()
+    answer = result.answer
     if answer is not None:
         status = JobItem.Status.OK
         fields = dict(
@@ -211,12 +264,36 @@ def answer_record(*, item: QueuedItem, backend: str, answer: Answer | None = Non
         )
     else:
         status = JobItem.Status.FAILED
-        fields = dict(error=error[:4000])
-    changed = JobItem.objects.filter(id=item.item_id, status__in=JobItem.UNFINISHED).update(
-        status=status, backend=backend, finished_at=now, heartbeat_at=now, **fields
+        fields = dict(error=result.error[:4000])
+    return JobItem.objects.filter(id=result.item.item_id, status__in=JobItem.UNFINISHED).update(
+        status=status, backend=result.backend, finished_at=now, heartbeat_at=now, **fields
     )
-    if not changed:
-        logger.info("item %s was already recorded; this result is dropped", item.item_id)
-        return False
-    item_count_and_close(group_id=item.group_id, item_id=item.item_id, provider_id=item.provider_id, status=status, error=error)
-    return True
+
+
+def _item_result_write_through_outage(result: ItemResult, error: Exception) -> int:
+    """Keep retrying the write until the database is back; the result is held in Redis meanwhile,
+    so it outlives this worker. Raises after AGENT_DB_OUTAGE_SECONDS, leaving it held for the sweep."""
+    item_id = result.item.item_id
+    started = time.monotonic()
+    held = held_result_put(result)
+
+    def hold_again(_error: Exception) -> None:
+        nonlocal held
+        held = held or held_result_put(result)
+
+    with heartbeat.beating(item_id):  # so the sweep, once it can run again, sees a live item
+        try:
+            changed = database_outage_wait_out(
+                lambda: _item_result_write(result), patience=settings.AGENT_DB_OUTAGE_SECONDS,
+                what=f"item {item_id}: recording its result", first_error=error, on_failure=hold_again,
+            )
+        except DATABASE_UNAVAILABLE_ERRORS:
+            logger.error("item %s: the database stayed away %.0f s; its result is %s", item_id,
+                         time.monotonic() - started,
+                         "held in Redis for the recovery sweep" if held else "lost (Redis was away too)")
+            raise
+    if held:
+        held_results_drop([item_id])
+    logger.warning("item %s: result recorded once the database was back (%.1f s later)", item_id,
+                   time.monotonic() - started)
+    return changed

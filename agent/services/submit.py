@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
+PROMPT_IDS_PER_QUERY = 1000
 
 
 @dataclass(frozen=True)
@@ -113,9 +114,12 @@ def _job_group_create(
         wanted = []
         expected = prompt_count * len(providers)
     else:
-        texts = dict(
-            Prompt.objects.filter(workspace=workspace, id__in={prompt_id for _, prompt_id in pairs}).values_list("id", "text")
-        )
+        # In slices: a list of ids is one bound variable each, and SQLite's limit may be 32,766.
+        prompt_ids = sorted({prompt_id for _, prompt_id in pairs})
+        texts: dict[int, str] = {}
+        for start in range(0, len(prompt_ids), PROMPT_IDS_PER_QUERY):
+            texts.update(Prompt.objects.filter(workspace=workspace, id__in=prompt_ids[start:start + PROMPT_IDS_PER_QUERY])
+                         .values_list("id", "text"))
         wanted = [(provider, prompt_id, texts[prompt_id]) for provider, prompt_id in pairs if prompt_id in texts]
         providers = [p for p in PROVIDER_IDS if any(w[0] == p for w in wanted)]
         prompt_count = len({prompt_id for _, prompt_id, _ in wanted})

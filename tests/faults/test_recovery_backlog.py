@@ -11,61 +11,22 @@ import time
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
-from agent.models import JobGroup, JobGroupProvider, JobItem
-from oneglanse.queues import huey_for, redis_client
-from prompts.models import Prompt
-from tests.factories import WorkspaceFactory, workspace_with_prompts
+from agent.connections import redis_client
+from agent.models import JobItem
+from agent.queues import huey_for
+from tests.backlog import lost_backlog
+from tests.factories import workspace_with_prompts
 from tests.faults.support import assert_exactly_one_result_per_item, record_recovery, wait_closed, wait_until
+from tests.sqlite_stock_limits import SQLITE_STOCK_VARIABLE_LIMIT
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.consumers]
 
 RUNS = int(os.environ.get("FAULT_BACKLOG_RUNS", "40"))
 PROMPTS = 1000
 LOST = RUNS * PROMPTS
-SQLITE_STOCK_VARIABLE_LIMIT = 32_766
-
-
-def _lost_backlog(*, runs: int, lost_at) -> tuple[JobGroup, int]:
-    """`runs` chatgpt runs of PROMPTS prompts in one workspace, every item lost long ago; one run with
-    a stale running item per run (its worker died) too. Returns the workspace and the item count."""
-    workspace = WorkspaceFactory(name="Big backlog", enabled_providers=["chatgpt"])
-    Prompt.objects.bulk_create([Prompt(workspace=workspace, text=f"Backlog question {i}?") for i in range(PROMPTS)])
-    groups = JobGroup.objects.bulk_create([
-        JobGroup(workspace=workspace, providers=["chatgpt"], total_prompts=PROMPTS, expected_responses=PROMPTS)
-        for _ in range(runs)
-    ])
-    JobGroup.objects.filter(workspace=workspace).update(created_at=lost_at, status=JobGroup.Status.RUNNING)
-    JobGroupProvider.objects.bulk_create([JobGroupProvider(group=g, provider="chatgpt") for g in groups])
-
-    item, prompt, group = JobItem._meta, Prompt._meta, JobGroup._meta
-    quote = connection.ops.quote_name
-    prepared = {
-        "provider": "chatgpt", "status": JobItem.Status.QUEUED.value, "attempts": 0,
-        "next_attempt_at": item.get_field("next_attempt_at").get_db_prep_save(lost_at, connection),
-        "backend": "", "model": "", "text": "", "error": "",
-        "sources": item.get_field("sources").get_db_prep_save([], connection),
-        "usage": item.get_field("usage").get_db_prep_save({}, connection),
-    }
-    columns = ["group_id", "prompt_id", "prompt_text", *prepared]
-    workspace_id = group.get_field("workspace").get_db_prep_value(workspace.id, connection)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {quote(item.db_table)} ({', '.join(quote(c) for c in columns)}) "
-            f"SELECT g.{quote('id')}, p.{quote('id')}, p.{quote('text')}, {', '.join(['%s'] * len(prepared))} "
-            f"FROM {quote(group.db_table)} g CROSS JOIN {quote(prompt.db_table)} p "
-            f"WHERE g.{quote('workspace_id')} = %s AND p.{quote('workspace_id')} = %s",
-            [*prepared.values(), workspace_id, workspace_id],
-        )
-        inserted = cursor.rowcount
-    first_prompt = Prompt.objects.filter(workspace=workspace).order_by("id").values_list("id", flat=True).first()
-    JobItem.objects.filter(group__workspace=workspace, prompt_id=first_prompt).update(
-        status=JobItem.Status.RUNNING, attempts=1, heartbeat_at=lost_at, next_attempt_at=None
-    )
-    return workspace, inserted
 
 
 def _not_yet_recovered(workspace, since) -> int:
@@ -78,7 +39,7 @@ def _not_yet_recovered(workspace, since) -> int:
 
 def _queued_item_ids(provider: str) -> set[int]:
     huey = huey_for(provider)
-    return {huey.deserialize_task(m).args[0] for m in redis_client().lrange(huey.storage.queue_key, 0, -1)}
+    return {huey.deserialize_task(m).args[0].item_id for m in redis_client().lrange(huey.storage.queue_key, 0, -1)}
 
 
 def test_a_backlog_beyond_sqlites_variable_limit_is_recovered_and_another_workspaces_run_finishes_quickly(
@@ -89,7 +50,7 @@ def test_a_backlog_beyond_sqlites_variable_limit_is_recovered_and_another_worksp
     assert LOST > SQLITE_STOCK_VARIABLE_LIMIT
     lost_at = timezone.now() - timedelta(hours=1)
     built = time.monotonic()
-    backlog, inserted = _lost_backlog(runs=RUNS, lost_at=lost_at)
+    backlog, inserted = lost_backlog(runs=RUNS, prompts=PROMPTS, lost_at=lost_at)
     assert inserted == LOST
     built = time.monotonic() - built
 
