@@ -14,8 +14,9 @@ Pushing an item twice is harmless: only a queued item starts, and recording succ
 
 Every step works in bounded batches: at most AGENT_RECOVERY_BATCH items per step and sweep, at
 most UPDATE_CHUNK ids per statement (far below any SQLite's bound-variable limit, and short write
-locks), and the items put back are shared fairly between workspaces, then between their runs, so
-a workspace with a backlog of hundreds of thousands never holds up another's few lost items.
+locks), and the items put back are shared fairly between workspaces, then between their runs
+(smallest share first), so a workspace with a backlog of hundreds of thousands never holds up
+another's few lost items.
 """
 from __future__ import annotations
 
@@ -56,7 +57,6 @@ BACKLOG_PATIENCE_WINDOWS = 10
 # that kills its worker (say, out of memory) cannot crash-loop the consumers forever.
 EXTRA_LOSSES_ALLOWED = 2
 UPDATE_CHUNK = 500  # ids per UPDATE statement and per Redis read of held results
-PUSH_CHUNK = 5000  # messages per Redis round trip
 GROUPS_PER_SWEEP = 200  # progress rebuilds, and closes, per sweep
 
 
@@ -145,40 +145,38 @@ def _cancelled_groups_settle(*, now: datetime, window: timedelta, budget: int) -
     return cancelled
 
 
-def _lost_items(*, now: datetime, window: timedelta) -> QuerySet:
-    """Items of running groups that no worker holds: running with a stopped heartbeat, or queued and overdue."""
+def _lost_condition(*, now: datetime, window: timedelta) -> Q:
+    """An item no worker holds: running with a stopped heartbeat, or queued and overdue (with more
+    patience while its queue has a backlog, which may be the item itself)."""
     backlog = _queue_lengths()
     overdue = Q(next_attempt_at__isnull=True)
     for provider_id in PROVIDER_IDS:
         patience = window * (BACKLOG_PATIENCE_WINDOWS if backlog[provider_id] else 1)
         overdue |= Q(provider=provider_id, next_attempt_at__lt=now - patience)
-    return JobItem.objects.filter(
-        group_id__in=JobGroup.objects.filter(status__in=JobGroup.UNFINISHED).values("id")
-    ).filter((Q(status=JobItem.Status.QUEUED) & overdue) | Q(status=JobItem.Status.RUNNING, heartbeat_at__lt=now - window))
+    return (Q(status=JobItem.Status.QUEUED) & overdue) | Q(status=JobItem.Status.RUNNING, heartbeat_at__lt=now - window)
 
 
 def _lost_items_recover(*, now: datetime, window: timedelta, budget: int, report: SweepReport) -> None:
-    lost = _lost_items(now=now, window=window)
-    # One aggregate finds who lost what; the oldest run first in each workspace, the workspace whose
-    # oldest lost item is oldest first (the order the leftovers of the fair split follow).
+    lost = _lost_condition(now=now, window=window)
+    # One aggregate finds who lost what, oldest first (the order the leftovers of the fair split follow).
     demands: dict = defaultdict(dict)
-    for row in (lost.values("group_id", "group__workspace_id").annotate(n=Count("id"), first=Min("id"))
-                .order_by("first")):
+    running_groups = JobGroup.objects.filter(status__in=JobGroup.UNFINISHED).values("id")
+    for row in (JobItem.objects.filter(lost, group_id__in=running_groups)
+                .values("group_id", "group__workspace_id").annotate(n=Count("id"), first=Min("id")).order_by("first")):
         demands[row["group__workspace_id"]][row["group_id"]] = row["n"]
     if not demands:
         return
     shares = fair_shares_nested(demands, budget)
-    workspace_of = {group_id: workspace_id for workspace_id, groups in demands.items() for group_id in groups}
-    to_push: dict[str, dict] = defaultdict(lambda: defaultdict(list))  # provider -> workspace -> item ids
-    for group_id, share in shares.items():
+    # Smallest share first, each chunk pushed as soon as it is marked: a run that lost a few items
+    # has them back on the queue at the start of the sweep, ahead of any backlog's share.
+    for group_id, share in sorted(shares.items(), key=lambda pair: pair[1]):
         if not share:
             continue
-        rows = list(lost.filter(group_id=group_id).order_by("id").values_list("id", "provider", "status", "attempts")[:share])
+        rows = list(JobItem.objects.filter(lost, group_id=group_id).order_by("id")
+                    .values_list("id", "provider", "status", "attempts")[:share])
         for start in range(0, len(rows), UPDATE_CHUNK):
-            for item_id, provider_id in _lost_chunk_recover(rows[start:start + UPDATE_CHUNK], now=now, window=window,
-                                                            report=report):
-                to_push[provider_id][workspace_of[group_id]].append(QueuedItem(item_id, str(group_id), provider_id))
-    _push_fairly(to_push, report)
+            pushed = _lost_chunk_recover(rows[start:start + UPDATE_CHUNK], now=now, window=window, report=report)
+            _push(group_id, pushed, report)
 
 
 def _lost_chunk_recover(rows: list[tuple], *, now: datetime, window: timedelta, report: SweepReport) -> list[tuple[int, str]]:
@@ -212,17 +210,18 @@ def _lost_chunk_recover(rows: list[tuple], *, now: datetime, window: timedelta, 
     return [(item_id, provider_id) for item_id, provider_id, _, _ in rows if item_id in pushed]
 
 
-def _push_fairly(to_push: dict[str, dict], report: SweepReport) -> None:
-    """Each queue gets its items one workspace after another, so no backlog sits in front of a small run."""
-    client = redis_client()
-    for provider_id, by_workspace in to_push.items():
-        interleaved = [item for batch in itertools.zip_longest(*by_workspace.values()) for item in batch
-                       if item is not None]
-        for start in range(0, len(interleaved), PUSH_CHUNK):
-            pipeline = client.pipeline(transaction=False)
-            item_messages_push_on(pipeline, provider_id=provider_id, items=interleaved[start:start + PUSH_CHUNK])
-            pipeline.execute()
-        report.requeued[provider_id] = len(interleaved)
+def _push(group_id, items: list[tuple[int, str]], report: SweepReport) -> None:
+    """Push one chunk of a group's items (one round trip), counting them per provider."""
+    if not items:
+        return
+    by_provider: dict[str, list[QueuedItem]] = defaultdict(list)
+    for item_id, provider_id in items:
+        by_provider[provider_id].append(QueuedItem(item_id, str(group_id), provider_id))
+    pipeline = redis_client().pipeline(transaction=False)
+    for provider_id, queued in by_provider.items():
+        item_messages_push_on(pipeline, provider_id=provider_id, items=queued)
+        report.requeued[provider_id] = report.requeued.get(provider_id, 0) + len(queued)
+    pipeline.execute()
 
 
 def _queue_lengths() -> dict[str, int]:

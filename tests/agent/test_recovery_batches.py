@@ -11,11 +11,10 @@ from agent.connections import redis_client
 from agent.held_results import ItemResult, held_key, held_result_put
 from agent.models import JobGroup, JobItem
 from agent.providers.base import Answer
-from agent.queues import huey_for
 from agent.recovery import recovery_sweep
 from agent.services.items import item_run
 from agent.services.submit import job_group_submit
-from agent.tasks import QueuedItem
+from agent.tasks import QueuedItem, consumer_huey
 from oneglanse.database_outage import database_outage_wait_out
 from tests.backlog import lost_backlog
 from tests.factories import workspace_with_prompts
@@ -39,7 +38,7 @@ def _later(seconds: float):
 
 def _popped(provider: str) -> list[int]:
     """Pop every waiting message of a queue, in the order the consumers would take them."""
-    huey = huey_for(provider)
+    huey = consumer_huey(provider)  # its task registered, so messages decode
     raw = redis_client().lrange(huey.storage.queue_key, 0, -1)
     redis_client().delete(huey.storage.queue_key)
     return [huey.deserialize_task(message).args[0].item_id for message in reversed(raw)]

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from agent.connections import redis_client
 from agent.models import JobItem
-from agent.queues import huey_for
+from agent.tasks import consumer_huey
 from tests.backlog import lost_backlog
 from tests.factories import workspace_with_prompts
 from tests.faults.support import assert_exactly_one_result_per_item, record_recovery, wait_closed, wait_until
@@ -38,7 +38,7 @@ def _not_yet_recovered(workspace, since) -> int:
 
 
 def _queued_item_ids(provider: str) -> set[int]:
-    huey = huey_for(provider)
+    huey = consumer_huey(provider)  # its task registered, so messages decode
     return {huey.deserialize_task(m).args[0].item_id for m in redis_client().lrange(huey.storage.queue_key, 0, -1)}
 
 
