@@ -80,8 +80,8 @@ class Web:
 
     def _up(self) -> bool:
         try:
-            return requests.get(f"{self.url}/login/", timeout=2).status_code == 200
-        except requests.ConnectionError:
+            return requests.get(f"{self.url}/login/", timeout=5).status_code == 200
+        except requests.RequestException:  # not listening yet, or still loading the project
             return False
 
     def stop(self) -> None:
@@ -150,9 +150,10 @@ def test_a_20_s_database_outage_mid_run_loses_no_answer_and_asks_no_provider_twi
         up_at = time.monotonic()
         postgres.start()
 
-        done_at = wait_until(lambda: _finished(api, web, group_id) == ITEMS, what="the run to complete",
+        done_at = wait_until(lambda: _finished(api, web, group_id) == ITEMS, what="every item to be answered",
                              timeout=180, logs=consumers.logs)
-        assert api.get(f"{web.url}/api/runs/{group_id}/", timeout=30).json()["status"] == "completed"
+        wait_until(lambda: api.get(f"{web.url}/api/runs/{group_id}/", timeout=30).json()["status"] == "completed",
+                   what="the run to be closed", timeout=60, logs=consumers.logs)
         answers = api.get(f"{web.url}/api/runs/{group_id}/answers/?page_size=1000", timeout=30).json()
     finally:
         web.stop()
@@ -168,7 +169,7 @@ def test_a_20_s_database_outage_mid_run_loses_no_answer_and_asks_no_provider_twi
     for provider, fake in fakes.items():
         for request in fake.requests:
             calls[(provider, request["prompt"])] += 1
-            in_flight += down_wall - PROVIDER_SECONDS - 1.0 < request["at"] < down_wall
+            in_flight += down_wall - PROVIDER_SECONDS < request["at"] < down_wall  # answered after the stop
     per_item = sum(calls.values()) / ITEMS
     assert len(calls) == ITEMS and max(calls.values()) == 1, f"asked twice: {[k for k, n in calls.items() if n > 1]}"
     assert in_flight > 0, "no provider call was in flight when the database stopped: the test proved nothing"
