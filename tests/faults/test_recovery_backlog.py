@@ -67,7 +67,8 @@ def test_a_backlog_beyond_sqlites_variable_limit_is_recovered_and_another_worksp
 
     claude_done_at = wait_closed(claude_run, logs=consumers.logs, timeout=60)
     assert assert_exactly_one_result_per_item(api, claude_run, expected_items=2) == {"ok": 2}
-    recovered_at = wait_until(lambda: _not_yet_recovered(backlog, flushed) == 0, timeout=120, logs=consumers.logs,
+    recovered_at = wait_until(lambda: _not_yet_recovered(backlog, flushed) == 0, timeout=max(120, LOST / 1000),
+                              logs=consumers.logs,
                               what="every lost backlog item to be put back on its queue")
     consumers.stop()  # graceful: nothing is popped after this, so the queue can be compared with the rows
 
