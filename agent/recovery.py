@@ -24,6 +24,7 @@ import itertools
 import logging
 import random
 import threading
+import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from datetime import datetime, timedelta
 import redis
 from django.conf import settings
 from django.db import close_old_connections, connection
-from django.db.models import Count, Exists, Min, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, F, Min, OuterRef, Q, QuerySet
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -51,6 +52,9 @@ from oneglanse.provider_ids import PROVIDER_IDS
 logger = logging.getLogger(__name__)
 
 SWEEP_LOCK_KEY = "oneglanse:recovery:lock"
+# The lock is held while a sweep runs (up to this long, so a sweeper that dies frees it), then
+# kept until one interval has passed since the sweep began: one sweep at a time, one per interval.
+SWEEP_LOCK_HOLD_SECONDS = 300
 # A queued item overdue by this many recovery windows is pushed again even while its queue
 # still has a backlog: the backlog may be new work while the item itself was lost.
 BACKLOG_PATIENCE_WINDOWS = 10
@@ -189,7 +193,10 @@ def _lost_items_recover(*, now: datetime, window: timedelta, budget: int, report
     for group_id, share in sorted(shares.items(), key=lambda pair: pair[1]):
         if not share:
             continue
-        rows = list(JobItem.objects.filter(lost, group_id=group_id).order_by("id")
+        # Longest overdue first: an item never put back goes before one pushed a while ago that is
+        # still waiting behind a long queue, so a backlog larger than the budget is worked through.
+        rows = list(JobItem.objects.filter(lost, group_id=group_id)
+                    .order_by(F("next_attempt_at").asc(nulls_first=True), "id")
                     .values_list("id", "provider", "status", "attempts")[:share])
         for start in range(0, len(rows), UPDATE_CHUNK):
             pushed = _lost_chunk_recover(rows[start:start + UPDATE_CHUNK], now=now, window=window, report=report)
@@ -293,7 +300,8 @@ class RecoverySweeper(threading.Thread):
     """Runs the sweep about every AGENT_RECOVERY_INTERVAL seconds in whichever consumers are alive.
 
     Every consumer ticks at half the interval (with jitter); a tick sweeps only if it can take
-    a Redis lock that lives one interval, so across all hosts one sweep runs per interval.
+    a Redis lock, held while the sweep runs and until one interval has passed since it began,
+    so across all hosts one sweep runs at a time, and one per interval.
     """
 
     def __init__(self) -> None:
@@ -308,10 +316,15 @@ class RecoverySweeper(threading.Thread):
 
     def tick(self, interval: float) -> SweepReport | None:
         try:
-            if not redis_client().set(SWEEP_LOCK_KEY, self.token, nx=True, px=max(100, int(interval * 1000))):
+            hold = max(interval, SWEEP_LOCK_HOLD_SECONDS)
+            if not redis_client().set(SWEEP_LOCK_KEY, self.token, nx=True, px=int(hold * 1000)):
                 return None
-            close_old_connections()
-            report = recovery_sweep()
+            began = time.monotonic()
+            try:
+                close_old_connections()
+                report = recovery_sweep()
+            finally:
+                self._lock_keep_until(began + interval)
             if report:
                 logger.info("recovery sweep: %s", report)
             return report
@@ -324,6 +337,13 @@ class RecoverySweeper(threading.Thread):
         finally:
             connection.close()
         return None
+
+
+    def _lock_keep_until(self, deadline: float) -> None:
+        """Shorten our lock to end `deadline` (monotonic); a lock that is no longer ours is left alone."""
+        client = redis_client()
+        if client.get(SWEEP_LOCK_KEY) == self.token.encode():
+            client.pexpire(SWEEP_LOCK_KEY, max(1, int((deadline - time.monotonic()) * 1000)))
 
 
 def recovery_sweeper_start() -> RecoverySweeper:

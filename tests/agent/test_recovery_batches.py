@@ -11,7 +11,7 @@ from agent.connections import redis_client
 from agent.held_results import ItemResult, held_key, held_result_put
 from agent.models import JobGroup, JobItem
 from agent.providers.base import Answer
-from agent.recovery import recovery_sweep
+from agent.recovery import BACKLOG_PATIENCE_WINDOWS, recovery_sweep
 from agent.services.items import item_run
 from agent.services.submit import job_group_submit
 from agent.tasks import QueuedItem, consumer_huey
@@ -135,3 +135,17 @@ def test_waiting_out_an_outage_gives_up_after_its_patience() -> None:
 
     with pytest.raises(OperationalError):
         database_outage_wait_out(operation, patience=1, what="test")
+
+
+def test_items_never_put_back_go_before_items_still_waiting_behind_a_long_queue(settings) -> None:
+    settings.AGENT_RECOVERY_BATCH = 100
+    lost_backlog(runs=1, prompts=300, lost_at=timezone.now() - timedelta(hours=1))
+    recovery_sweep()
+    first = set(_popped("chatgpt"))
+    redis_client().lpush(consumer_huey("chatgpt").storage.queue_key, b"a long queue the consumers have not reached")
+
+    # Much later, the first hundred are overdue again (still queued), but the other two hundred longer.
+    recovery_sweep(now=_later(WINDOW * (BACKLOG_PATIENCE_WINDOWS + 1)))
+    redis_client().rpop(consumer_huey("chatgpt").storage.queue_key)
+    second = set(_popped("chatgpt"))
+    assert len(first) == len(second) == 100 and not first & second
