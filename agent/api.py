@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 from agent.api_csv import AnswersCsvRenderer
 from agent.models import JobGroup, JobGroupProvider, JobItem
 from agent.progress import progress_get, progress_update_id
+from agent.queue_ops import queues_paused_cached
 from agent.selectors import job_group_get_for_user, job_groups_of_workspace, job_items_of_group
 from agent.services.closing import job_group_cancel
 from agent.services.submit import job_group_rerun, job_group_submit
@@ -32,8 +33,18 @@ class JobGroupListSerializer(serializers.ModelSerializer):
         model = JobGroup
         fields = [
             "id", "workspace", "status", "providers", "total_prompts", "expected_responses", "error",
-            "rerun_of", "triggered_by", "created_at", "finished_at",
+            "rerun_of", "triggered_by", "trigger", "priority", "run_at", "schedule", "scheduled_for", "late",
+            "created_at", "finished_at",
         ]
+
+
+
+class RunSubmitInputSerializer(serializers.Serializer):
+    """The submit body: optional; the defaults are priority "normal", run now."""
+
+    priority = serializers.ChoiceField(choices=JobGroup.Priority.choices, default=JobGroup.Priority.NORMAL)
+    run_at = serializers.DateTimeField(required=False, allow_null=True, default=None,
+                                       help_text="ISO 8601; a time already passed runs now.")
 
 
 class AnswerSerializer(serializers.ModelSerializer):
@@ -48,8 +59,9 @@ class AnswerSerializer(serializers.ModelSerializer):
 
 
 class SubmittedSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=["queued", "empty"])
+    status = serializers.ChoiceField(choices=["queued", "scheduled", "empty"])
     jobGroupId = serializers.UUIDField(required=False)
+    runAt = serializers.DateTimeField(required=False, help_text="Only for a delayed run.")
 
 
 class ProgressSerializer(serializers.Serializer):
@@ -74,6 +86,16 @@ class ProgressSerializer(serializers.Serializer):
 class RunStatusSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=["pending", "completed"])
     response = ProgressSerializer()
+    paused_providers = serializers.ListField(child=serializers.CharField(), help_text=(
+        "Providers of this run whose queue an operator paused while the run still waits on them."))
+
+
+def run_paused_providers(group: JobGroup, progress: dict) -> list[str]:
+    """The run's unfinished providers whose queue is paused (a view at most a few seconds old)."""
+    if progress["status"] == "completed":
+        return []
+    paused = queues_paused_cached()
+    return [p for p, state in progress["providers"].items() if p in paused and state in ("pending", "processing")]
 
 
 class RunDetailSerializer(JobGroupListSerializer):
@@ -103,15 +125,18 @@ class WorkspaceRunsApi(ListAPIView):
         return job_groups_of_workspace(workspace=workspace)
 
     @extend_schema(
-        request=None,
+        request=RunSubmitInputSerializer,
         responses={202: SubmittedSerializer, 200: SubmittedSerializer, 400: ERROR, 404: ERROR, 429: ERROR, 503: ERROR},
         parameters=[OpenApiParameter("Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False,
-                                     description="The same key from the same user within 24 h returns the same group (200).")],
+                                     description="The same key from the same user within 24 h returns the same run (200).")],
     )
     def post(self, request, workspace_id):
         workspace = workspace_get_for_user(user=request.user, workspace_id=workspace_id)
+        body = RunSubmitInputSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
         submitted = job_group_submit(
-            workspace=workspace, user=request.user, idempotency_key=request.headers.get("Idempotency-Key", "").strip()
+            workspace=workspace, user=request.user, idempotency_key=request.headers.get("Idempotency-Key", "").strip(),
+            **body.validated_data,
         )
         code = status.HTTP_202_ACCEPTED if submitted.job_group and not submitted.replayed else status.HTTP_200_OK
         return Response(submitted.as_response(), status=code)
@@ -122,18 +147,20 @@ class RunStatusApi(APIView):
     def get(self, request, group_id):
         group = job_group_get_for_user(user=request.user, group_id=group_id)
         # Pollers send back the ETag they got; an unchanged updateId costs one Redis read and no body.
+        # A pause changes the answer without changing updateId, so the tag names the paused queues too.
         seen = request.headers.get("If-None-Match")
-        if seen and seen == _status_etag(group.id, progress_update_id(group)):
+        if seen and seen == _status_etag(group.id, progress_update_id(group), sorted(queues_paused_cached())):
             return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": seen})
         progress = progress_get(group)
         return Response(
-            {"status": progress["status"], "response": progress},
-            headers={"ETag": _status_etag(group.id, progress["updateId"]), "Cache-Control": "private, no-cache"},
+            {"status": progress["status"], "response": progress, "paused_providers": run_paused_providers(group, progress)},
+            headers={"ETag": _status_etag(group.id, progress["updateId"], sorted(queues_paused_cached())),
+                     "Cache-Control": "private, no-cache"},
         )
 
 
-def _status_etag(group_id, update_id: int | None) -> str:
-    return f'"{group_id}-{update_id}"' if update_id is not None else ""
+def _status_etag(group_id, update_id: int | None, paused: list[str] = ()) -> str:
+    return f'"{group_id}-{update_id}{"-" + ".".join(paused) if paused else ""}"' if update_id is not None else ""
 
 
 class RunDetailApi(APIView):

@@ -7,6 +7,8 @@ import json
 from django.http import StreamingHttpResponse
 from rest_framework.renderers import BaseRenderer
 
+from oneglanse.spreadsheet import spreadsheet_safe_row
+
 CSV_COLUMNS = [
     "item_id", "provider", "prompt_id", "prompt_text", "status", "text", "sources", "source_urls", "cited_urls",
     "prompt_tokens", "completion_tokens", "total_tokens", "latency_ms", "attempts", "backend", "model", "error",
@@ -36,14 +38,14 @@ class AnswersCsvRenderer(BaseRenderer):
             yield writer.writerow(CSV_COLUMNS)
             for item in items.iterator(chunk_size=500):
                 usage = item.usage or {}
-                yield writer.writerow([
+                yield writer.writerow(spreadsheet_safe_row([
                     item.id, item.provider, item.prompt_id, item.prompt_text, item.status, item.text,
                     json.dumps(item.sources, ensure_ascii=False), " ".join(s.get("url", "") for s in item.sources or []),
                     " ".join(s.get("url", "") for s in item.sources or [] if s.get("cited")),
                     usage.get("prompt_tokens", ""), usage.get("completion_tokens", ""), usage.get("total_tokens", ""),
                     item.latency_ms if item.latency_ms is not None else "", item.attempts, item.backend, item.model,
                     item.error,
-                ])
+                ]))
 
         response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="oneglanse-{group.id}-answers.csv"'

@@ -6,6 +6,8 @@ the page script `agent/static/agent/rules.js` hold copies that parity tests pin 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 PENDING, PROCESSING, COMPLETED, FAILED = "pending", "processing", "completed", "failed"
 FINAL_PROVIDER_STATES = (COMPLETED, FAILED)
 
@@ -42,26 +44,103 @@ def percent(done: int, total: int) -> int:
     return min(100, done * 100 // total)
 
 
-# (key, label) of every outcome a run can show; the key is the CSS and data-attribute name.
+# One outcome word per run and per provider, the same on the pages, the admin, the CLI and the API.
+# The key is the CSS class and data-attribute name; the label is what a user reads.
 OUTCOME_LABELS = {
-    "cancelled": "Cancelled",
-    "failed": "Could not run",
-    "failures": "Finished with failures",
-    "completed": "Completed",
-    "running": "Running",
-    "queued": "Queued",
+    "scheduled": "scheduled",
+    "queued": "queued",
+    "running": "running",
+    "completed": "completed",
+    "completed_with_failures": "completed with failures",
+    "failed": "failed",
+    "cancelled": "cancelled",
 }
+FINISHED_OUTCOMES = ("completed", "completed_with_failures", "failed", "cancelled")
 
 
 def run_outcome(progress: dict, group_status: str) -> str:
-    """The outcome a run shows, from its progress object and the group's status."""
+    """The outcome a run shows, from its progress object and the group's status.
+
+    A finished run where nothing was answered and something failed is `failed`, like a provider.
+    """
     stats = progress["stats"]
     if progress.get("cancelled") or group_status == "cancelled":
         return "cancelled"
     if group_status == "failed":
         return "failed"
+    if group_status == "scheduled":
+        return "scheduled"
     if progress["status"] == COMPLETED:
-        return "failures" if stats["failedResponses"] else "completed"
+        if stats["failedResponses"] and not stats["actualResponses"]:
+            return "failed"
+        return "completed_with_failures" if stats["failedResponses"] else "completed"
     if any(state != PENDING for state in progress["providers"].values()) or stats["actualResponses"] + stats["failedResponses"]:
         return "running"
     return "queued"
+
+
+def outcome_label(outcome: str) -> str:
+    return OUTCOME_LABELS.get(outcome, outcome)
+
+
+@dataclass(frozen=True)
+class ProviderSplit:
+    """A provider's items as its bar draws them: answered, failed, cancelled, and still open."""
+
+    expected: int
+    ok: int
+    failed: int
+    cancelled: int
+
+    @property
+    def open(self) -> int:
+        return self.expected - self.ok - self.failed - self.cancelled
+
+    @property
+    def finished(self) -> int:
+        return self.ok + self.failed + self.cancelled
+
+    def as_json(self) -> dict:
+        return {"expected": self.expected, "ok": self.ok, "failed": self.failed, "cancelled": self.cancelled, "open": self.open}
+
+
+def provider_split(*, state: str, expected: int, ok: int, failed: int) -> ProviderSplit:
+    """The progress object counts cancelled items only in the run's total: once a provider is in a
+    final state, what is neither answered nor failed was cancelled (the same rule as the bar fill)."""
+    ok = min(ok, expected)
+    failed = min(failed, expected - ok)
+    cancelled = provider_bar_fill(state=state, expected=expected, ok=ok, failed=failed) - ok - failed
+    return ProviderSplit(expected=expected, ok=ok, failed=failed, cancelled=cancelled)
+
+
+def provider_outcome(*, state: str, split: ProviderSplit) -> str:
+    """A provider's outcome word: a provider with cancelled items reads `cancelled`, never `completed`."""
+    if state not in FINAL_PROVIDER_STATES:
+        return "queued" if state == PENDING else "running"
+    if split.cancelled:
+        return "cancelled"
+    if split.failed and not split.ok:
+        return "failed"
+    return "completed_with_failures" if split.failed else "completed"
+
+
+BAR_SCALE = 1000
+_MIN_SEGMENT = 4  # a non-zero count never vanishes from a long bar
+
+
+def bar_widths(*, expected: int, ok: int, failed: int, cancelled: int) -> dict[str, int]:
+    """Segment widths on a 0..BAR_SCALE bar (answered, failed, cancelled), never more than the whole."""
+    if not expected:
+        return {"ok": 0, "failed": 0, "cancelled": 0}
+
+    def width(n: int) -> int:
+        return max(_MIN_SEGMENT, n * BAR_SCALE // expected) if n else 0
+
+    widths = {"ok": width(ok), "failed": width(failed), "cancelled": width(cancelled)}
+    over = sum(widths.values()) - BAR_SCALE
+    for key in ("ok", "failed", "cancelled"):
+        if over > 0 and widths[key] > _MIN_SEGMENT:
+            take = min(over, widths[key] - _MIN_SEGMENT)
+            widths[key] -= take
+            over -= take
+    return widths

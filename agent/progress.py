@@ -2,7 +2,10 @@
 
 Layout (private to this module): `job:{id}:result` is a hash of counters and states; `job:{id}:done`
 is the set of item ids already counted, so counting an item is idempotent: a redelivered item, or
-a rebuild racing a worker, never counts twice. Both keys share one TTL, refreshed on every update.
+a rebuild racing a worker, never counts twice. The result has AGENT_PROGRESS_TTL, refreshed on every
+update; the done set lives AGENT_GROUP_DEADLINE_SECONDS longer while the group is open (a queue
+paused for hours lets the result expire), so the cluster metrics that the same scripts keep
+(agent/metrics.py) count every item once even when the result is rebuilt.
 """
 from __future__ import annotations
 
@@ -15,11 +18,12 @@ import redis
 from django.conf import settings
 from django.db.models import Count
 
-from agent import outcomes
+from agent import metrics, outcomes
 from agent.connections import redis_client
 from agent.models import JobGroup, JobGroupProvider, JobItem
 from agent.outcomes import COMPLETED, PENDING, PROCESSING
 from agent.progress_lua import FINISH_LUA, FLAG_LUA, REBUILD_LUA, START_LUA
+from agent.queue_ops import PAUSED_KEY, paused_cache
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +67,19 @@ def _ttl() -> int:
     return settings.AGENT_PROGRESS_TTL
 
 
+def _done_ttl() -> int:
+    return int(settings.AGENT_PROGRESS_TTL + settings.AGENT_GROUP_DEADLINE_SECONDS)
+
+
+def _keys(group_id) -> list[str]:
+    """The keys every counting script touches: progress result and done set, metrics totals and minute."""
+    return [progress_key(group_id), _done_key(group_id), metrics.TOTALS_KEY, metrics.current_minute_key()]
+
+
+def _rebuild_args(snapshot: dict) -> list:
+    return [_ttl(), _encode_snapshot(snapshot), _done_ttl(), metrics.MINUTE_KEY_TTL_SECONDS]
+
+
 def _snapshot(group: JobGroup) -> dict:
     """The progress object's inputs as the database has them now."""
     providers = list(group.providers)
@@ -70,9 +87,10 @@ def _snapshot(group: JobGroup) -> dict:
     for row in JobItem.objects.filter(group=group).values("provider").annotate(n=Count("id")):
         expected_by_provider[row["provider"]] = row["n"]
     finished = [
-        [str(item_id), provider, _OUTCOME_FIELD[status]]
-        for item_id, provider, status in JobItem.objects.filter(group=group, status__in=JobItem.FINISHED)
-        .values_list("id", "provider", "status")
+        [str(item_id), provider, _OUTCOME_FIELD[status],
+         *metrics.meter_duration(latency_ms if status == JobItem.Status.OK else None)]
+        for item_id, provider, status, latency_ms in JobItem.objects.filter(group=group, status__in=JobItem.FINISHED)
+        .values_list("id", "provider", "status", "latency_ms")
         .iterator(chunk_size=2000)
     ]
     provider_rows = list(JobGroupProvider.objects.filter(group=group).values("provider", "status", "error"))
@@ -119,9 +137,7 @@ def progress_create_on(pipeline: redis.client.Pipeline, group: JobGroup, expecte
         "cancelled": False,
         "error": "",
     }
-    _scripts.bind().rebuild(
-        keys=[progress_key(group.id), _done_key(group.id)], args=[_ttl(), _encode_snapshot(snapshot)], client=pipeline
-    )
+    _scripts.bind().rebuild(keys=_keys(group.id), args=_rebuild_args(snapshot), client=pipeline)
 
 
 def progress_rebuild(group_id) -> bool:
@@ -129,7 +145,7 @@ def progress_rebuild(group_id) -> bool:
     group = JobGroup.objects.get(id=group_id)
     snapshot = _snapshot(group)
     scripts = _scripts.bind()
-    done = scripts.rebuild(keys=[progress_key(group_id), _done_key(group_id)], args=[_ttl(), _encode_snapshot(snapshot)])
+    done = scripts.rebuild(keys=_keys(group_id), args=_rebuild_args(snapshot))
     logger.info("progress of group %s rebuilt from the database (%d finished items)", group_id, len(snapshot["finished"]))
     return bool(done)
 
@@ -144,11 +160,19 @@ def progress_item_started(*, group_id, provider: str) -> bool:
     return result == 1
 
 
-def progress_item_finished(*, group_id, item_id: int, provider: str, status: str, error: str = "") -> ItemCounted:
-    """Count one finished item, once. Call only after the item's row was updated in the database."""
+def progress_item_finished(
+    *, group_id, item_id: int, provider: str, status: str, error: str = "", latency_ms: int | None = None
+) -> ItemCounted:
+    """Count one finished item, once, in the progress object and the cluster metrics (one script call).
+
+    Call only after the item's row was updated in the database; `latency_ms` is an ok item's provider time.
+    """
     scripts = _scripts.bind()
-    args = [str(item_id), provider, _OUTCOME_FIELD[status], _ttl(), error[:500]]
-    counted, provider_done, group_done = scripts.finish(keys=[progress_key(group_id), _done_key(group_id)], args=args)
+    le, seconds = metrics.meter_duration(latency_ms if status == JobItem.Status.OK else None)
+    args = [str(item_id), provider, _OUTCOME_FIELD[status], _ttl(), error[:500], _done_ttl(), le, seconds,
+            metrics.MINUTE_KEY_TTL_SECONDS]
+    counted, provider_done, group_done, paused = scripts.finish(keys=[*_keys(group_id), PAUSED_KEY], args=args)
+    paused_cache.load_names(paused)
     if counted == -1:
         # The object expired or Redis lost it: the rebuild reads the rows, ours included.
         group_done = progress_rebuild(group_id)
@@ -255,13 +279,29 @@ def progress_from_database(group: JobGroup) -> dict:
         progress["error"] = error
     if group.status == JobGroup.Status.CANCELLED:
         progress["cancelled"] = True
-    return progress
+    return _with_run_at(progress, group)
 
 
 def progress_get(group: JobGroup) -> dict:
-    """The progress object for the status API: live from Redis, else from the database."""
+    """The progress object for the status API: live from Redis, else from the database.
+
+    A delayed run has no live object until it starts (it is read from the rows); every object
+    of a delayed run says when it was (or is) to start, as `runAt`.
+    """
+    return _with_run_at(_progress_get(group), group)
+
+
+def _with_run_at(progress: dict, group: JobGroup) -> dict:
+    if group.run_at and "runAt" not in progress:
+        progress = {**progress, "runAt": group.run_at.isoformat()}
+    return progress
+
+
+def _progress_get(group: JobGroup) -> dict:
     if group.status not in JobGroup.UNFINISHED and group.progress:
         return group.progress
+    if group.status == JobGroup.Status.SCHEDULED:
+        return progress_from_database(group)
     try:
         raw = redis_client().hgetall(progress_key(group.id))
         if raw:

@@ -5,30 +5,73 @@ Tasks are registered on these instances by `agent.tasks`, the only module that b
 from __future__ import annotations
 
 import functools
+import struct
+import time
+from collections.abc import Callable
 
 import redis
 from huey import RedisHuey
-from huey.storage import RedisStorage
+from huey.storage import PriorityRedisStorage
 
 from agent.connections import connections_reset, redis_pool
 from oneglanse.provider_ids import PROVIDER_IDS
 
-# Redis keys have no hyphens (Huey cleans the name), so the queue list of "chatgpt" is
+# Redis keys have no hyphens (Huey cleans the name), so the queue of "chatgpt" is
 # `huey.redis.oneglanseagentchatgpt`; the Huey name itself is the contract.
 QUEUE_NAME_PREFIX = "oneglanse-agent-"
+
+# Huey's priority: a higher number is taken first. Keyed by the run priority names.
+QUEUE_PRIORITY = {"high": 20, "normal": 10, "low": 0}
 
 
 def queue_name(provider_id: str) -> str:
     return f"{QUEUE_NAME_PREFIX}{provider_id}"
 
 
-class BulkRedisStorage(RedisStorage):
-    """Huey's Redis storage plus a bulk push: a whole group's items in one LPUSH per queue."""
+class BulkRedisStorage(PriorityRedisStorage):
+    """Huey's priority storage on Redis plus a bulk push: a whole group's items in one ZADD per queue.
 
-    def enqueue_many_on(self, pipeline: redis.client.Pipeline, messages: list[bytes]) -> None:
-        # LPUSH + Huey's BRPOP keep FIFO order: the first message pushed is the first popped.
+    The queue is a sorted set scored by minus the priority, so BZPOPMIN takes the highest priority
+    first; within a priority, members sort by the 8-byte microsecond stamp Huey prefixes them
+    with, so equal priorities keep submission order.
+
+    A consumer sets `dequeue_gate` (true while its queue is paused): its workers then leave the
+    messages on the queue, where they wait across restarts, instead of taking them.
+    """
+
+    dequeue_gate: Callable[[], bool] | None = None
+    GATED_WAIT_SECONDS = 0.5
+
+    def dequeue(self):
+        if self.dequeue_gate is not None and self.dequeue_gate():
+            time.sleep(self.GATED_WAIT_SECONDS)  # Huey's worker loops straight back on a blocking storage
+            return None
+        return super().dequeue()
+
+    def enqueue_many_on(self, pipeline: redis.client.Pipeline, messages: list[bytes], priority: int = 0) -> None:
         if messages:
-            pipeline.lpush(self.queue_key, *messages)
+            # The same stamp as Huey's own enqueue, one microsecond apart within the batch.
+            stamp = int(time.time() * 1e6)
+            pipeline.zadd(
+                self.queue_key, {struct.pack(">Q", stamp + n) + message: -priority for n, message in enumerate(messages)}
+            )
+
+    def queue_upgrade(self) -> int:
+        """Move messages of a release that queued them in a Redis list onto the sorted set (at normal priority)."""
+        client = self.conn
+        if client.type(self.queue_key) != b"list":
+            return 0
+        moved_key = f"{self.queue_key}.upgrading"
+        if not client.renamenx(self.queue_key, moved_key):
+            return 0
+        messages = list(reversed(client.lrange(moved_key, 0, -1)))  # LPUSH put the oldest last
+        stamp = int(time.time() * 1e6)
+        if messages:
+            client.zadd(self.queue_key, {
+                struct.pack(">Q", stamp + n) + m: -QUEUE_PRIORITY["normal"] for n, m in enumerate(messages)
+            })
+        client.delete(moved_key)
+        return len(messages)
 
     # The agent never revokes a Huey task (cancelling goes through the database), so the revoke
     # check before every task and the flag delete after it would be two wasted round trips.
@@ -57,8 +100,18 @@ def huey_for(provider_id: str) -> RedisHuey:
 
 
 def queue_key(provider_id: str) -> str:
-    """The Redis list that holds a provider's waiting messages."""
+    """The Redis sorted set that holds a provider's waiting messages."""
     return huey_for(provider_id).storage.queue_key
+
+
+def queue_length(provider_id: str) -> int:
+    """How many messages wait on a provider's queue."""
+    return huey_for(provider_id).storage.queue_size()
+
+
+def queue_messages(provider_id: str) -> list[bytes]:
+    """The waiting messages of a provider's queue, next to be taken first (for tests and tools)."""
+    return huey_for(provider_id).storage.enqueued_items()
 
 
 def queues_reset() -> None:

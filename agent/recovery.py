@@ -10,6 +10,8 @@ item's state, so a sweep that runs inside the live consumers (one at a time, by 
   cancelled instead: cancelling means nothing new starts),
 - reconciles each unfinished group's progress object with the rows (idempotent merge), and
 - closes groups whose items are all finished.
+A paused queue's items are waiting, not lost: they are never pushed again while it is paused,
+and its patience restarts when it is resumed; the deadline names the pause when it ends them.
 Pushing an item twice is harmless: only a queued item starts, and recording succeeds once.
 
 Every step works in bounded batches: at most AGENT_RECOVERY_BATCH items per step and sweep, at
@@ -34,14 +36,15 @@ import redis
 from django.conf import settings
 from django.db import close_old_connections, connection
 from django.db.models import Count, Exists, F, Min, OuterRef, Q, QuerySet
-from django.db.models.functions import Lower
+from django.db.models.functions import Coalesce, Lower
 from django.utils import timezone
 
 from agent import progress
 from agent.connections import redis_client
 from agent.fair_shares import fair_shares_nested
 from agent.held_results import held_results_drop, held_results_get
-from agent.models import JobGroup, JobItem
+from agent.models import JobGroup, JobItem, ProviderQueue
+from agent.queue_ops import queue_pause_mirror_sync
 from agent.queues import queue_key
 from agent.services.closing import job_group_finalize
 from agent.services.items import item_result_record
@@ -93,9 +96,12 @@ def recovery_sweep(*, now: datetime | None = None) -> SweepReport:
     if not JobGroup.objects.filter(_open_groups()).exists():
         return report
 
-    report.deadline_failed = _deadline_fail(now=now, budget=budget)
+    queues = list(ProviderQueue.objects.select_related("paused_by"))
+    paused = {q.provider: q for q in queues if q.paused}
+    resumed_at = {q.provider: q.resumed_at for q in queues if not q.paused and q.resumed_at}
+    report.deadline_failed = _deadline_fail(now=now, budget=budget, paused=paused)
     report.cancelled = _cancelled_groups_settle(now=now, window=window, budget=budget)
-    _lost_items_recover(now=now, window=window, budget=budget, report=report)
+    _lost_items_recover(now=now, window=window, budget=budget, report=report, paused=paused, resumed_at=resumed_at)
     if report.requeued:
         logger.warning("recovery: put lost items back on their queues: %s", report.requeued)
 
@@ -134,11 +140,22 @@ def _update_in_chunks(
     return done
 
 
-def _deadline_fail(*, now: datetime, budget: int) -> int:
+def _deadline_fail(*, now: datetime, budget: int, paused: dict[str, ProviderQueue]) -> int:
     deadline = now - timedelta(seconds=settings.AGENT_GROUP_DEADLINE_SECONDS)
     failed = 0
-    expired = JobGroup.objects.filter(_open_groups(), created_at__lt=deadline).order_by("created_at")
+    # A delayed run's deadline counts from the time it was due, not from when it was submitted.
+    expired = (JobGroup.objects.filter(_open_groups()).annotate(due_at=Coalesce("run_at", "created_at"))
+               .filter(due_at__lt=deadline).order_by("due_at"))
     for group_id in expired.values_list("id", flat=True)[:GROUPS_PER_SWEEP]:
+        for provider_id, queue in paused.items():
+            if failed >= budget:
+                return failed
+            by = f" by {queue.paused_by.username}" if queue.paused_by_id else ""
+            failed += _update_in_chunks(
+                group_id=group_id, statuses=(JobItem.Status.QUEUED,), condition=Q(provider=provider_id),
+                limit=budget - failed, status=JobItem.Status.FAILED, finished_at=now,
+                error=f"deadline exceeded: queue paused ({provider_id}, paused{by}) (AGENT_GROUP_DEADLINE_SECONDS)",
+            )
         if failed >= budget:
             break
         failed += _update_in_chunks(
@@ -166,25 +183,34 @@ def _cancelled_groups_settle(*, now: datetime, window: timedelta, budget: int) -
     return cancelled
 
 
-def _lost_condition(*, now: datetime, window: timedelta) -> Q:
+def _lost_condition(*, now: datetime, window: timedelta, paused: dict, resumed_at: dict) -> Q:
     """An item no worker holds: running with a stopped heartbeat, or queued and overdue (with more
-    patience while its queue has a backlog, which may be the item itself)."""
+    patience while its queue has a backlog, which may be the item itself). A paused queue's queued
+    items are waiting, not lost, and a resumed queue's are due no earlier than the resume."""
     backlog = _queue_lengths()
-    overdue = Q(next_attempt_at__isnull=True)
+    overdue = Q(pk__in=[])
     for provider_id in PROVIDER_IDS:
-        patience = window * (BACKLOG_PATIENCE_WINDOWS if backlog[provider_id] else 1)
-        overdue |= Q(provider=provider_id, next_attempt_at__lt=now - patience)
+        cutoff = now - window * (BACKLOG_PATIENCE_WINDOWS if backlog[provider_id] else 1)
+        resumed = resumed_at.get(provider_id)
+        if provider_id in paused or (resumed is not None and resumed >= cutoff):
+            continue
+        overdue |= Q(provider=provider_id) & (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lt=cutoff))
     return (Q(status=JobItem.Status.QUEUED) & overdue) | Q(status=JobItem.Status.RUNNING, heartbeat_at__lt=now - window)
 
 
-def _lost_items_recover(*, now: datetime, window: timedelta, budget: int, report: SweepReport) -> None:
-    lost = _lost_condition(now=now, window=window)
+def _lost_items_recover(
+    *, now: datetime, window: timedelta, budget: int, report: SweepReport, paused: dict, resumed_at: dict
+) -> None:
+    lost = _lost_condition(now=now, window=window, paused=paused, resumed_at=resumed_at)
     # One aggregate finds who lost what, oldest first (the order the leftovers of the fair split follow).
     demands: dict = defaultdict(dict)
+    priority_of = {}
     running_groups = JobGroup.objects.filter(status__in=JobGroup.UNFINISHED).values("id")
     for row in (JobItem.objects.filter(lost, group_id__in=running_groups)
-                .values("group_id", "group__workspace_id").annotate(n=Count("id"), first=Min("id")).order_by("first")):
+                .values("group_id", "group__workspace_id", "group__priority")
+                .annotate(n=Count("id"), first=Min("id")).order_by("first")):
         demands[row["group__workspace_id"]][row["group_id"]] = row["n"]
+        priority_of[row["group_id"]] = row["group__priority"]
     if not demands:
         return
     shares = fair_shares_nested(demands, budget)
@@ -200,7 +226,7 @@ def _lost_items_recover(*, now: datetime, window: timedelta, budget: int, report
                     .values_list("id", "provider", "status", "attempts")[:share])
         for start in range(0, len(rows), UPDATE_CHUNK):
             pushed = _lost_chunk_recover(rows[start:start + UPDATE_CHUNK], now=now, window=window, report=report)
-            _push(group_id, pushed, report)
+            _push(group_id, priority_of[group_id], pushed, report)
 
 
 def _lost_chunk_recover(rows: list[tuple], *, now: datetime, window: timedelta, report: SweepReport) -> list[tuple[int, str]]:
@@ -234,13 +260,13 @@ def _lost_chunk_recover(rows: list[tuple], *, now: datetime, window: timedelta, 
     return [(item_id, provider_id) for item_id, provider_id, _, _ in rows if item_id in pushed]
 
 
-def _push(group_id, items: list[tuple[int, str]], report: SweepReport) -> None:
+def _push(group_id, priority: str, items: list[tuple[int, str]], report: SweepReport) -> None:
     """Push one chunk of a group's items (one round trip), counting them per provider."""
     if not items:
         return
     by_provider: dict[str, list[QueuedItem]] = defaultdict(list)
     for item_id, provider_id in items:
-        by_provider[provider_id].append(QueuedItem(item_id, str(group_id), provider_id))
+        by_provider[provider_id].append(QueuedItem(item_id, str(group_id), provider_id, priority))
     pipeline = redis_client().pipeline(transaction=False)
     for provider_id, queued in by_provider.items():
         item_messages_push_on(pipeline, provider_id=provider_id, items=queued)
@@ -251,7 +277,7 @@ def _push(group_id, items: list[tuple[int, str]], report: SweepReport) -> None:
 def _queue_lengths() -> dict[str, int]:
     pipeline = redis_client().pipeline(transaction=False)
     for provider_id in PROVIDER_IDS:
-        pipeline.llen(queue_key(provider_id))
+        pipeline.zcard(queue_key(provider_id))
     return dict(zip(PROVIDER_IDS, pipeline.execute(), strict=True))
 
 
@@ -322,6 +348,7 @@ class RecoverySweeper(threading.Thread):
             began = time.monotonic()
             try:
                 close_old_connections()
+                queue_pause_mirror_sync()  # the database is the pause's truth: a lost or stale mirror heals here
                 report = recovery_sweep()
             finally:
                 self._lock_keep_until(began + interval)

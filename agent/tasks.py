@@ -15,7 +15,7 @@ from django.db import close_old_connections
 from huey import RedisHuey
 from huey.api import TaskWrapper
 
-from agent.queues import huey_for
+from agent.queues import QUEUE_PRIORITY, huey_for
 from oneglanse.database_outage import DATABASE_UNAVAILABLE_ERRORS, database_outage_wait_out
 
 logger = logging.getLogger(__name__)
@@ -33,14 +33,27 @@ class QueuedItem:
     item_id: int
     group_id: str
     provider_id: str
+    # The run's priority name; an older release's message has none and reads the class default.
+    priority: str = "normal"
 
     @classmethod
-    def of(cls, item) -> QueuedItem:
+    def of(cls, item, priority: str = "normal") -> QueuedItem:
         """The message value of a JobItem row."""
-        return cls(item_id=item.id, group_id=str(item.group_id), provider_id=item.provider)
+        return cls(item_id=item.id, group_id=str(item.group_id), provider_id=item.provider, priority=priority)
 
 
 _register_lock = threading.Lock()
+
+
+class TaskLinesFilter(logging.Filter):
+    """Drops Huey's own per-task lines ("Executing …", "… 5 retries executed in 0.5s"), which read
+    as if every item was retried five times: the item service logs what happened instead
+    (answered, failed or retried, attempts, time)."""
+
+    HIDDEN = ("Executing %s", "%s executed in %0.3fs")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg not in self.HIDDEN
 
 
 def item_run_task(provider_id: str) -> TaskWrapper:
@@ -60,14 +73,23 @@ def consumer_huey(provider_id: str) -> RedisHuey:
 
 
 def item_messages_push_on(pipeline: redis.client.Pipeline, *, provider_id: str, items: list[QueuedItem]) -> None:
-    """Queue one item-run message per item on the caller's pipeline: a single LPUSH for the queue."""
+    """Queue one item-run message per item on the caller's pipeline: one ZADD per queue and priority.
+
+    The priority travels in the message too, so Huey's own retries and delayed re-runs keep it.
+    """
     huey, task = huey_for(provider_id), item_run_task(provider_id)
-    huey.storage.enqueue_many_on(pipeline, [huey.serialize_task(task.s(item)) for item in items])
+    by_priority: dict[int, list[bytes]] = {}
+    for item in items:
+        priority = QUEUE_PRIORITY.get(item.priority, QUEUE_PRIORITY["normal"])
+        by_priority.setdefault(priority, []).append(huey.serialize_task(task.s(item, priority=priority)))
+    for priority, messages in by_priority.items():
+        huey.storage.enqueue_many_on(pipeline, messages, priority=priority)
 
 
 def item_schedule(item: QueuedItem, *, delay: float) -> None:
-    """Put one item's message on its queue to run in `delay` seconds (Huey's schedule)."""
-    item_run_task(item.provider_id).schedule(args=(item,), delay=delay)
+    """Put one item's message on its queue to run in `delay` seconds (Huey's schedule), at its priority."""
+    priority = QUEUE_PRIORITY.get(item.priority, QUEUE_PRIORITY["normal"])
+    item_run_task(item.provider_id).schedule(args=(item,), delay=delay, priority=priority)
 
 
 def _queued_item_from(provider_id: str, args: tuple, kwargs: dict) -> QueuedItem | None:

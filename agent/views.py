@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import wraps
 from itertools import groupby
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import messages
@@ -19,16 +20,29 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from agent import outcomes
-from agent.display import provider_progress, run_outcome, run_problems
-from agent.models import JobGroup
-from agent.progress import progress_get
+from agent.api import run_paused_providers
+from agent.display import (
+    group_duration,
+    past_run_row,
+    provider_progress,
+    run_bar,
+    run_cost,
+    run_outcome,
+    run_problems,
+)
+from agent.models import JobGroup, JobItem
+from agent.progress import progress_from_database, progress_get
 from agent.selectors import (
-    job_group_finished_count,
+    job_group_failures_answered_later,
     job_group_get_for_user,
+    job_group_reruns,
+    job_group_status_counts,
     job_groups_of_workspace,
     job_groups_with_finished_count,
     job_item_counts_by_provider,
+    job_item_error_groups,
     job_items_of_group,
+    read_snapshot,
 )
 from agent.services.closing import job_group_cancel
 from agent.services.submit import job_group_rerun, job_group_submit
@@ -87,25 +101,34 @@ def workspace_list_page(request: HttpRequest) -> HttpResponse:
 @_page_scoped
 def workspace_detail_page(request: HttpRequest, workspace_id: str) -> HttpResponse:
     workspace = workspace_get_for_user(user=request.user, workspace_id=workspace_id)
-    return _workspace_detail(request, workspace, PromptAddForm())
+    return workspace_detail_render(request, workspace, PromptAddForm())
 
 
-def _workspace_detail(request: HttpRequest, workspace: Workspace, form: PromptAddForm, status: int = 200) -> HttpResponse:
+def workspace_detail_render(
+    request: HttpRequest, workspace: Workspace, form: PromptAddForm | None = None, status: int = 200, schedule_form=None,
+) -> HttpResponse:
+    from agent.views_schedules import schedules_section
+
+    form = form or PromptAddForm()
     prompts = prompts_of_workspace(workspace=workspace).order_by("-is_active", "created_at", "id")
     runs = job_groups_with_finished_count(job_groups_of_workspace(workspace=workspace))
     runs_page = Paginator(runs, RUNS_PER_PAGE).get_page(request.GET.get("runs_page"))
-    for group in runs_page:
-        group.finished_count = job_group_finished_count(group)
+    open_counts = job_group_status_counts(group_ids=[g.id for g in runs_page if g.status in JobGroup.UNFINISHED])
+    rows = [past_run_row(group, open_counts.get(group.id)) for group in runs_page]
+    active_prompts = sum(1 for p in prompts if p.is_active)
     return render(
         request,
         "workspaces/detail.html",
         {
             "workspace": workspace,
             "prompts": prompts,
-            "active_prompts": sum(1 for p in prompts if p.is_active),
+            "active_prompts": active_prompts,
             "providers": [(p, provider_label(p)) for p in workspace.enabled_providers],
+            "cost": run_cost(workspace=workspace, prompts=active_prompts),
             "form": form,
             "runs_page": runs_page,
+            "schedules": schedules_section(workspace=workspace, user=request.user, form=schedule_form),
+            "runs": rows,
         },
         status=status,
     )
@@ -117,7 +140,7 @@ def workspace_run_page(request: HttpRequest, workspace_id: str) -> HttpResponse:
     workspace = workspace_get_for_user(user=request.user, workspace_id=workspace_id)
     wait = submission_wait(request)
     if wait is not None:
-        return _throttled(request, lambda: _workspace_detail(request, workspace, PromptAddForm(), status=429), wait)
+        return _throttled(request, lambda: workspace_detail_render(request, workspace, PromptAddForm(), status=429), wait)
     try:
         submitted = job_group_submit(workspace=workspace, user=request.user)
     except DomainError as exc:
@@ -135,12 +158,12 @@ def prompt_add_page(request: HttpRequest, workspace_id: str) -> HttpResponse:
     workspace = workspace_get_for_user(user=request.user, workspace_id=workspace_id)
     form = PromptAddForm(request.POST)
     if not form.is_valid():
-        return _workspace_detail(request, workspace, form, status=400)
+        return workspace_detail_render(request, workspace, form, status=400)
     try:
         prompt_create(workspace=workspace, text=form.cleaned_data["text"])
     except DomainError as exc:
         form.add_error("text", exc.detail)
-        return _workspace_detail(request, workspace, form, status=exc.status_code)
+        return workspace_detail_render(request, workspace, form, status=exc.status_code)
     messages.success(request, "Prompt added; it is asked on the next run.")
     return redirect(reverse("workspace-detail", kwargs={"workspace_id": workspace.id}) + "#prompts")
 
@@ -164,26 +187,45 @@ def run_detail_page(request: HttpRequest, group_id: str) -> HttpResponse:
     return _run_detail(request, job_group_get_for_user(user=request.user, group_id=group_id))
 
 
+def _answer_filters(request: HttpRequest, group: JobGroup) -> dict[str, str]:
+    """The run page's provider and status filters; unknown values are ignored, never a 500."""
+    provider = request.GET.get("provider", "")
+    status = request.GET.get("status", "")
+    return {
+        "provider": provider if provider in group.providers else "",
+        "status": status if status in JobItem.Status.values else "",
+    }
+
+
 def _run_detail(request: HttpRequest, group: JobGroup, status: int = 200) -> HttpResponse:
-    progress = progress_get(group)
-    counts = job_item_counts_by_provider(group)
-    provider_rows = {row.provider: row for row in group.group_providers.all()}
+    filters = _answer_filters(request, group)
+    page_size = max(1, len(group.providers)) * ANSWER_PROMPTS_PER_PAGE
+    # Counters, bars and answer cards of the first render come from one database snapshot, so they
+    # agree; the page script then follows the live progress object.
+    with read_snapshot():
+        progress = progress_get(group) if group.status not in JobGroup.UNFINISHED else progress_from_database(group)
+        counts = job_item_counts_by_provider(group)
+        provider_rows = {row.provider: row for row in group.group_providers.all()}
+        items = job_items_of_group(group=group, provider=filters["provider"] or None, status=filters["status"] or None)
+        answers_page = Paginator(items, page_size).get_page(request.GET.get("page"))
+        answers = list(answers_page)
+        error_groups = job_item_error_groups(group=group)
+        reruns = job_group_reruns(group=group)
+        answered_later = job_group_failures_answered_later(group=group) if reruns else 0
     errors = {provider: row.error for provider, row in provider_rows.items() if row.error}
     providers = provider_progress(progress, {p: c["all"] for p, c in counts.items()}, errors)
-    finished = outcomes.finished_count(progress["stats"])
     outcome, outcome_label = run_outcome(progress, group.status)
-
-    page_size = max(1, len(group.providers)) * ANSWER_PROMPTS_PER_PAGE
-    answers_page = Paginator(job_items_of_group(group=group), page_size).get_page(request.GET.get("page"))
+    shown = [filters["provider"]] if filters["provider"] else list(group.providers)
     prompts = [
         {
             "prompt_id": prompt_id,
-            "text": items[0].prompt_text,
-            "cells": [(p, next((i for i in items if i.provider == p), None)) for p in group.providers],
+            "text": rows[0].prompt_text,
+            "cells": [(p, next((i for i in rows if i.provider == p), None)) for p in shown],
         }
-        for prompt_id, items in ((key, list(rows)) for key, rows in groupby(answers_page, key=lambda item: item.prompt_id))
+        for prompt_id, rows in ((key, list(rows)) for key, rows in groupby(answers, key=lambda item: item.prompt_id))
     ]
     unanswered = sum(c["failed"] + c["cancelled"] for c in counts.values())
+    active_prompts = prompts_of_workspace(workspace=group.workspace).filter(is_active=True).count()
     return render(
         request,
         "runs/detail.html",
@@ -191,16 +233,29 @@ def _run_detail(request: HttpRequest, group: JobGroup, status: int = 200) -> Htt
             "group": group,
             "workspace": group.workspace,
             "progress": progress,
-            "finished": finished,
+            "bar": run_bar(progress, group.status),
+            "finished": outcomes.finished_count(progress["stats"]),
             "providers": providers,
             "outcome": outcome,
             "outcome_label": outcome_label,
             "problems": run_problems(progress, group, errors),
+            "error_groups": [{**row, "label": provider_label(row["provider"])} for row in error_groups],
+            "reruns": reruns,
+            "answered_later": answered_later,
             "is_unfinished": group.status in JobGroup.UNFINISHED,
             "unanswered": unanswered,
+            "rerun_cost": run_cost(workspace=group.workspace, prompts=active_prompts),
+            "rerun_failed_cost": run_cost(workspace=group.workspace, prompts=0, items=unanswered),
             "answers_page": answers_page,
             "answers_page_size": page_size,
             "prompts": prompts,
+            "filters": filters,
+            "filter_query": urlencode({k: v for k, v in filters.items() if v}),
+            "provider_choices": [(p, provider_label(p)) for p in group.providers],
+            "status_choices": JobItem.Status.values,
+            "trigger": getattr(group, "trigger", ""),
+            "duration": group_duration(group),
+            "paused_providers": run_paused_providers(group, progress),
         },
         status=status,
     )

@@ -51,7 +51,7 @@ def proposals_apply() -> None:
             allowed = set(Membership.objects.filter(user_id=request.user.id).values_list("workspace_id", flat=True))
             cache.set(f"bench:user-workspaces:{request.user.id}", allowed, MEMBERSHIP_CACHE_SECONDS)
         if workspace_id not in allowed:
-            raise NotFound("Job group not found.")
+            raise NotFound("Run not found.")
         progress = cache.get(f"bench:group-final:{group_id}")  # a finished group's progress never changes
         if progress is None:
             raw = agent.progress.redis_client().hgetall(agent.progress.progress_key(group_id))

@@ -58,6 +58,13 @@ def goal_rows(results: dict) -> list[tuple[str, str, str, str, object]]:
         rows.append(("4 progress", "Redis commands per answer (server; no-op task)",
                      f"{r['redis_commands_per_answer']:.1f} ({r['noop_redis_commands_per_task']:.1f})", "info", None))
         rows.append(("4 progress", "SQL queries per answer", f"{r['sql_queries_per_answer']:.1f}", "info", None))
+    r = results.get("9_schedules")
+    if r:
+        rows.append(("9 schedules", f"{r['schedules']} schedules due at once -> all fired",
+                     f"{r['seconds_until_all_fired']:.1f} s", f"<= {r['goal_seconds']:.0f} s",
+                     r["seconds_until_all_fired"] <= r["goal_seconds"]))
+        rows.append(("9 schedules", "runs / distinct (schedule, slot)", f"{r['runs']} / {r['distinct_slots']}",
+                     f"= {r['schedules']}", r["runs"] == r["distinct_slots"] == r["schedules"]))
     r = results.get("5_status_endpoint")
     if r:
         if "ratio_live" in r:
@@ -87,6 +94,19 @@ def goal_rows(results: dict) -> list[tuple[str, str, str, str, object]]:
                      str(r["ours_lost_updates"]), "0", r["ours_lost_updates"] == 0))
         rows.append(("7 seed design", "lost updates, seed's read-modify-write",
                      f"{r['seed_lost_updates']} ({r['seed_final_status']})", "info", None))
+    r = results.get("8_metrics_cost")
+    if r:
+        rows.append(("8 metrics cost", "Redis round trips per answer, before -> after metering",
+                     f"{r['round_trips_per_answer_before']:.2f} -> {r['round_trips_per_answer_after']:.2f}", "no extra",
+                     r["round_trips_per_answer_after"] == r["round_trips_per_answer_before"]))
+        rows.append(("8 metrics cost", "CPU per answer counted (client + Redis), before -> after",
+                     f"{r['client_cpu_us_per_answer_before'] + r['redis_server_us_per_answer_before']:.0f} -> "
+                     f"{r['client_cpu_us_per_answer_after'] + r['redis_server_us_per_answer_after']:.0f} us", "info", None))
+        whole = results.get("2_overhead", {}).get("agent_cpu_ms_per_answer")
+        if whole:
+            share = max(0.0, r["extra_cpu_us_per_answer"]) / (whole * 1000)
+            rows.append(("8 metrics cost", "extra CPU of metering / CPU of a whole answer (scenario 2)",
+                         f"{share * 100:.1f} %", "< 5 %", share < 0.05))
     return rows
 
 

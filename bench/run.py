@@ -53,6 +53,7 @@ class Scale:
     latency_repeats: int
     status_seconds: int
     status_rounds: int
+    schedules: int = 1000  # scenario 8: schedules due in the same minute
 
 
 FULL = Scale(submit_prompts=1000, submit_repeats=5, seed_prompts=1000, seed_threads=16, workers=4, warmup_prompts=1000,
@@ -60,7 +61,7 @@ FULL = Scale(submit_prompts=1000, submit_repeats=5, seed_prompts=1000, seed_thre
              latency_repeats=3, status_seconds=4, status_rounds=3)
 QUICK = Scale(submit_prompts=100, submit_repeats=3, seed_prompts=200, seed_threads=16, workers=4, warmup_prompts=50,
               overhead_prompts=250, overhead_rounds=1, noop_per_queue=1000, memory_items=1000, latency_items=320,
-              latency_repeats=1, status_seconds=1, status_rounds=1)
+              latency_repeats=1, status_seconds=1, status_rounds=1, schedules=100)
 LATENCY_MS, LATENCY_WORKERS = 200, 16
 
 
@@ -187,7 +188,7 @@ class Bench:
             deadline_wait(lambda: not unfinished.exists(), timeout=60 + n / 10, what=f"group of {n} items", alive=consumers)
         except BenchError as exc:
             states = dict(Counter(JobItem.objects.filter(group_id=group.id).values_list("status", flat=True)))
-            queued = {key: self.redis.llen(key) for key in self.queue_keys()}
+            queued = {key: self.redis.zcard(key) for key in self.queue_keys()}
             raise BenchError(f"{exc}; items by status {states}; queue lengths {queued}") from None
         return meter.round(n), str(group.id)
 
@@ -261,7 +262,7 @@ class Bench:
                     response = client.post(f"/api/workspaces/{workspace.id}/runs/")
                     pipeline = self.redis.pipeline(transaction=False)
                     for key in self.queue_keys():
-                        pipeline.llen(key)
+                        pipeline.zcard(key)
                     queued = sum(pipeline.execute())
                     elapsed = time.perf_counter() - started
             finally:
@@ -273,7 +274,7 @@ class Bench:
             self.parked.append(JobGroup.objects.get(id=response.json()["jobGroupId"]))
             if count_queries:
                 sql_queries[enqueue] = len(capture)
-            round_trips = sum(redis_counter_snapshot().values()) - round_trips - 1  # less our LLEN pipeline
+            round_trips = sum(redis_counter_snapshot().values()) - round_trips - 1  # less our ZCARD pipeline
             return elapsed, enqueue_seconds[-1], round_trips
 
         sql_queries: dict = {}
@@ -337,6 +338,60 @@ class Bench:
         self.check(lost_ours == 0, f"agent.progress lost {lost_ours} of {expected} concurrent updates")
         self.check(ours["status"] == "completed", f"agent.progress left the group {ours['status']!r} after every item counted")
 
+    # -- scenario 8 -------------------------------------------------------------------------
+    def scenario_metrics_cost(self) -> None:
+        """What the cluster metrics cost per answer: the counting script with and without metering."""
+        from agent import metrics, progress, progress_lua
+        from agent.models import JobItem
+        from bench.redis_counter import redis_counter_snapshot
+
+        scripts = progress._scripts.bind()
+        metered = scripts.finish
+        # "Before": the same script with an empty meter(), i.e. the progress count alone.
+        unmetered = scripts._client.register_script(
+            progress_lua.SETTLE_LUA + metrics.METER_LUA_DISABLED + progress_lua.FINISH_BODY)
+
+        def one_round(script) -> dict:
+            group = self.submit_parked(self.scale.seed_prompts // 4)
+            items = list(JobItem.objects.filter(group=group).values_list("id", "provider"))
+            scripts.finish = script
+            self.redis.config_resetstat()
+            trips = sum(redis_counter_snapshot().values())
+            started = time.process_time()
+            try:
+                for item_id, provider in items:
+                    progress.progress_item_finished(group_id=group.id, item_id=item_id, provider=provider,
+                                                    status=JobItem.Status.OK, latency_ms=420)
+            finally:
+                scripts.finish = metered
+            cpu = time.process_time() - started
+            stats = self.redis.info("commandstats").get("cmdstat_evalsha", {"usec": 0, "calls": 1})
+            return {"round_trips": (sum(redis_counter_snapshot().values()) - trips) / len(items),
+                    "client_cpu_us": cpu / len(items) * 1e6, "server_us": stats["usec"] / max(1, stats["calls"])}
+
+        rounds = {"before": [], "after": []}
+        for _ in range(3):  # interleaved, so drift on a shared machine hits both alike
+            rounds["before"].append(one_round(unmetered))
+            rounds["after"].append(one_round(metered))
+        figures = {
+            phase: {k: statistics.median(r[k] for r in runs) for k in ("round_trips", "client_cpu_us", "server_us")}
+            for phase, runs in rounds.items()
+        }
+        before, after = figures["before"], figures["after"]
+        self.results["8_metrics_cost"] = {
+            "answers_per_round": self.scale.seed_prompts // 4 * len(QUEUES),
+            "round_trips_per_answer_before": before["round_trips"],
+            "round_trips_per_answer_after": after["round_trips"],
+            "client_cpu_us_per_answer_before": round(before["client_cpu_us"], 1),
+            "client_cpu_us_per_answer_after": round(after["client_cpu_us"], 1),
+            "redis_server_us_per_answer_before": round(before["server_us"], 1),
+            "redis_server_us_per_answer_after": round(after["server_us"], 1),
+            "extra_cpu_us_per_answer": round(after["client_cpu_us"] + after["server_us"]
+                                             - before["client_cpu_us"] - before["server_us"], 1),
+        }
+        self.check(after["round_trips"] == before["round_trips"],
+                   f"metering added round trips per answer: {before['round_trips']} -> {after['round_trips']}")
+
     # -- in-process costs of one answer (part of scenario 4) ---------------------------------
     def answer_costs_in_process(self, prompts: int = 10) -> dict:
         """SQL queries and Redis round trips of item_run, run here with a 0 ms provider (no Huey)."""
@@ -363,7 +418,7 @@ class Bench:
         def cpu_ms(statement, repeats: int = 300) -> float:
             started = time.process_time()
             for index in range(repeats):
-                statement(items[index % len(items)][0])
+                statement(items[index % len(items)].item_id)
             return (time.process_time() - started) / repeats * 1000
 
         now = timezone.now()
@@ -392,7 +447,7 @@ class Bench:
         counts = self.commandstats()
         for command, rate in idle_per_second.items():
             counts[command] = max(0, counts[command] - rate * elapsed)
-        for command in ("info", "config", "llen"):  # the benchmark's own
+        for command in ("info", "config", "llen", "zcard"):  # the benchmark's own
             counts.pop(command, None)
         return +counts, outcome
 
@@ -557,6 +612,12 @@ class Bench:
         }
 
     # -- scenario 5 -------------------------------------------------------------------------
+    def scenario_schedules(self) -> None:
+        """Schedules due in the same minute (06:00 UTC) fire within 30 s, each exactly once."""
+        from bench.schedules import scenario_schedules
+
+        self.results["9_schedules"] = scenario_schedules(self, schedules=self.scale.schedules)
+
     def scenario_status(self) -> None:
         """GET /api/runs/{id}/status/ against a trivial authenticated view: same gunicorn, same load generator."""
         import urllib.error
@@ -656,7 +717,7 @@ def main() -> int:
     parser.add_argument("--proposals", action="store_true",
                         help="run the prototyped core changes of bench/proposals.py (writes bench/results-proposals.json)")
     options = parser.parse_args()
-    only = set(options.only.split(",")) if options.only else set("1234567")
+    only = set(options.only.split(",")) if options.only else set("123456789")
 
     def terminate(signum, frame):
         raise KeyboardInterrupt  # run every `finally`: no process outlives the benchmark
@@ -682,8 +743,9 @@ def main() -> int:
             print("WITH THE PROTOTYPED CORE CHANGES (bench/proposals.py), NOT THE SHIPPED CODE:\n  "
                   + "\n  ".join(f"{k}: {v}" for k, v in PROPOSALS.items()))
         print(f"{meta['command']}: {meta['machine']}\nguards: {GUARDS}\nwork directory: {workdir}")
-        steps = [("1", bench.scenario_submit), ("7", bench.scenario_seed_design),
-                 ("246", bench.scenario_zero_latency), ("3", bench.scenario_latency), ("5", bench.scenario_status)]
+        steps = [("1", bench.scenario_submit), ("7", bench.scenario_seed_design), ("8", bench.scenario_metrics_cost),
+                 ("246", bench.scenario_zero_latency), ("3", bench.scenario_latency), ("5", bench.scenario_status),
+                 ("9", bench.scenario_schedules)]
         try:
             for numbers, step in steps:
                 if only & set(numbers):

@@ -22,5 +22,9 @@ class Conflict(DomainError):
     status_code = 409
 
 
+class IdempotencyKeyReused(DomainError):
+    status_code = 422
+
+
 class QueueUnavailable(DomainError):
     status_code = 503

@@ -4,12 +4,15 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from oneglanse.files import private_directory, sqlite_database_private
 from oneglanse.provider_ids import PROVIDER_IDS
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = BASE_DIR / "var"
 
 env = environ.Env()
+
+# The service's own files (SQLite database, embedded Redis, static files, generated secrets).
+VAR_DIR = Path(env.str("ONEGLANSE_VAR_DIR", default=str(BASE_DIR / "var")))
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 
@@ -47,14 +50,19 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "csp",
     "workspaces",
     "prompts",
     "agent",
+    "visibility",
 ]
 
 MIDDLEWARE = [
     "oneglanse.database_outage.DatabaseUnavailableMiddleware",  # an outage is a 503, not a 500
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "oneglanse.login_throttle.LoginThrottleMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -84,7 +92,9 @@ TEMPLATES = [
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    VAR_DIR.mkdir(exist_ok=True)  # the default database (and the test databases) live there
+    private_directory(VAR_DIR)  # the default database (and the test databases) live there
+    if DATABASES["default"]["NAME"] not in ("", ":memory:") and "mode=memory" not in str(DATABASES["default"]["NAME"]):
+        sqlite_database_private(Path(DATABASES["default"]["NAME"]))
     # Several consumer processes write at once: WAL lets readers run beside the writer,
     # IMMEDIATE takes the write lock up front (no deadlock-prone lock upgrades), and the
     # busy timeout makes a writer wait its turn instead of failing "database is locked".
@@ -122,9 +132,17 @@ LOGOUT_REDIRECT_URL = "/login/"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        # Token first: its challenge makes a missing or bad credential a 401 with WWW-Authenticate.
+        "oneglanse.security.TokenOrBearerAuthentication",
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
     ],
+    "DEFAULT_PARSER_CLASSES": [
+        "oneglanse.security.DepthSafeJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    # Behind N reverse proxies, throttles take the client address from X-Forwarded-For.
+    "NUM_PROXIES": env.int("DJANGO_NUM_PROXIES", default=None),
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "oneglanse.api.PageNumberPagination",
     "PAGE_SIZE": 50,
@@ -135,25 +153,67 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "OneGlanse Agent API",
-    "DESCRIPTION": "Run a workspace's prompts against AI providers as job groups and follow them live.",
+    "DESCRIPTION": "Run a workspace's prompts against AI providers as runs and follow them live.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI from the drf-spectacular-sidecar package: works offline and under the CSP.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "JobGroupStatusEnum": "agent.models.JobGroup.Status",
         "JobItemStatusEnum": "agent.models.JobItem.Status",
         "ProviderStatusEnum": "agent.models.JobGroupProvider.Status",
-        "SubmitStatusEnum": ["queued", "empty"],
+        "SubmitStatusEnum": ["queued", "scheduled", "empty"],
+        "RunPriorityEnum": "agent.models.Priority",
+        "RunTriggerEnum": "agent.models.JobGroup.Trigger",
         "ProgressStatusEnum": ["pending", "completed"],
+        "MembershipRoleEnum": "workspaces.models.Membership.Role",
     },
 }
 
 # Redis: unset means the embedded server that `bin/run` starts on a socket under var/.
 REDIS_URL = env.str("REDIS_URL", default=f"unix://{VAR_DIR / 'redis' / 'redis.sock'}")
 
+# Django's cache is the same Redis, so throttle counters (submissions, log-ins) hold across every
+# web process and host. Note: `cache.clear()` would empty that whole Redis database, queues included.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "oneglanse-cache",
+    }
+}
+
+# Log-in attempts that fail, per username and per client address, on /api/auth/token/, /login/
+# and /admin/login/ ("count/second|minute|hour"); a success does not count.
+AGENT_LOGIN_RATE_USERNAME = env.str("AGENT_LOGIN_RATE_USERNAME", default="5/min")
+AGENT_LOGIN_RATE_ADDRESS = env.str("AGENT_LOGIN_RATE_ADDRESS", default="20/min")
+
+# Content-Security-Policy on every response (django-csp): our own scripts and styles only.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
+
 AGENT_PROVIDER_BACKEND = env.str("AGENT_PROVIDER_BACKEND", default="simulated")
 if AGENT_PROVIDER_BACKEND not in ("simulated", "live"):
     raise ImproperlyConfigured(f"AGENT_PROVIDER_BACKEND must be 'simulated' or 'live', not {AGENT_PROVIDER_BACKEND!r}.")
+# Pages: in live mode, "Run now" and "Re-run" ask for confirmation above this many provider calls.
+AGENT_CONFIRM_CALLS_ABOVE = env.int("AGENT_CONFIRM_CALLS_ABOVE", default=100)
+# Where people open the pages; the CLI prints run links with it (bin/run sets it to its own address).
+AGENT_SITE_URL = env.str("AGENT_SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 AGENT_SIMULATED_LATENCY_MS = env.int("AGENT_SIMULATED_LATENCY_MS", default=300)
 AGENT_SIMULATED_FAILURE_RATE = env.str("AGENT_SIMULATED_FAILURE_RATE", default="0")
 AGENT_PROGRESS_TTL = env.int("AGENT_PROGRESS_TTL", default=3600)
@@ -205,7 +265,16 @@ LOGGING = {
 # consumers; items unfinished AGENT_GROUP_DEADLINE_SECONDS after submission fail.
 AGENT_RECOVERY_SECONDS = env.float("AGENT_RECOVERY_SECONDS", default=300.0)
 AGENT_RECOVERY_INTERVAL = env.float("AGENT_RECOVERY_INTERVAL", default=30.0)
+# Every consumer ticks about this often (with jitter) to fire due schedules and start delayed
+# runs whose time has come, so either starts within about this long (well under 30 s).
+AGENT_SCHEDULE_TICK_SECONDS = env.float("AGENT_SCHEDULE_TICK_SECONDS", default=5.0)
 AGENT_GROUP_DEADLINE_SECONDS = env.float("AGENT_GROUP_DEADLINE_SECONDS", default=21600.0)
+
+# Queue operations: a consumer's heartbeat record lives AGENT_CONSUMER_TTL seconds (refreshed three
+# times per TTL), so a dead consumer drops out of GET /api/queues/ and /metrics within it.
+# AGENT_METRICS_TOKEN, when set, is the bearer token GET /metrics requires.
+AGENT_CONSUMER_TTL = env.float("AGENT_CONSUMER_TTL", default=60.0)
+AGENT_METRICS_TOKEN = env.str("AGENT_METRICS_TOKEN", default="")
 # At most this many lost items are put back (and as many failed or cancelled) per sweep, shared
 # fairly between workspaces; the next sweep takes the rest.
 AGENT_RECOVERY_BATCH = env.int("AGENT_RECOVERY_BATCH", default=10000)

@@ -24,6 +24,11 @@ def pytest_configure(config) -> None:
     _redis.start()
     os.environ["REDIS_URL"] = _redis.url
     settings.REDIS_URL = _redis.url
+    # Django's cache (the throttles' counters) lives in the same Redis as everything else.
+    settings.CACHES["default"]["LOCATION"] = _redis.url
+    from django.core.cache import caches
+
+    caches._settings = caches.settings = caches.configure_settings(None)
     queues_reset()
 
 

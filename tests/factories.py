@@ -6,7 +6,7 @@ import time
 import factory
 from django.contrib.auth import get_user_model
 
-from agent.models import JobGroup
+from agent.models import JobGroup, JobItem
 from prompts.models import Prompt
 from workspaces.models import Membership, Workspace
 
@@ -44,6 +44,33 @@ class PromptFactory(factory.django.DjangoModelFactory):
 
     workspace = factory.SubFactory(WorkspaceFactory)
     text = factory.Sequence(lambda n: f"What are the best CRM tools for team {n}?")
+
+
+class JobGroupFactory(factory.django.DjangoModelFactory):
+    """A run row written directly (no queue): for tests that need stored answers, not the engine."""
+
+    class Meta:
+        model = JobGroup
+
+    workspace = factory.SubFactory(WorkspaceFactory)
+    status = JobGroup.Status.COMPLETED
+    providers = factory.LazyFunction(lambda: list(ALL_PROVIDERS))
+
+
+class JobItemFactory(factory.django.DjangoModelFactory):
+    """A stored answer: ok with the given text and sources unless told otherwise."""
+
+    class Meta:
+        model = JobItem
+
+    group = factory.SubFactory(JobGroupFactory)
+    provider = "chatgpt"
+    prompt = factory.SubFactory(PromptFactory, workspace=factory.SelfAttribute("..group.workspace"))
+    prompt_text = factory.SelfAttribute("prompt.text")
+    status = JobItem.Status.OK
+    backend = JobItem.Backend.SIMULATED
+    text = ""
+    sources = factory.LazyFunction(list)
 
 
 def workspace_with_prompts(*, user, prompts: int, providers: list[str] | None = None, name: str | None = None) -> Workspace:

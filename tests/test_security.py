@@ -29,6 +29,7 @@ from prompts.services import MAX_ACTIVE_PROMPTS_PER_WORKSPACE
 from tests.factories import MembershipFactory, PromptFactory, UserFactory, WorkspaceFactory, workspace_with_prompts
 from tests.faults.support import wait_closed
 from tests.redis_server import free_port, redis_server_binary
+from visibility.models import Brand
 from workspaces.models import Workspace
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -91,6 +92,8 @@ class World:
     other_workspace: Workspace
     other_group: JobGroup
     stranger: object  # signed in, member of nothing
+    brand: Brand
+    schedule: object = None
 
 
 @pytest.fixture
@@ -103,8 +106,12 @@ def world() -> World:
     other_member = UserFactory(username="other-member")
     other_workspace = workspace_with_prompts(user=other_member, prompts=1, providers=["claude"], name="Other Brand")
     other_group = job_group_submit(workspace=other_workspace, user=other_member).job_group
+    from agent.services.schedules import schedule_create
+
+    brand = Brand.objects.create(workspace=workspace, name="Secretbrand", is_own=True)
     return World(owner, workspace, prompt, group, other_member, other_workspace, other_group,
-                 UserFactory(username="stranger"))
+                 UserFactory(username="stranger"), brand,
+                 schedule=schedule_create(workspace=workspace, user=owner, cron="0 6 * * *"))
 
 
 def _path_values(world: World) -> dict[str, str]:
@@ -113,6 +120,10 @@ def _path_values(world: World) -> dict[str, str]:
         "workspace_id": str(world.workspace.id),
         "group_id": str(world.group.id),
         "prompt_id": str(world.prompt.id),
+        "brand_id": str(world.brand.id),
+        "username": world.owner.username,
+        "schedule_id": str(world.schedule.id),
+        "provider_id": "chatgpt",  # queue operations: staff only, so 404 to everyone here
         # Django admin's own parameters: a non-staff caller is turned away before they are read.
         "object_id": str(world.group.id),
         "content_type_id": "1",
@@ -124,9 +135,13 @@ def _path_values(world: World) -> dict[str, str]:
 
 
 # Names that anyone may open; they carry no workspace data.
-PUBLIC = {"login", "logout", "api-auth-token", "api-schema", "api-docs", "admin:login", "admin:logout"}
+PUBLIC = {"login", "logout", "favicon", "api-auth-token", "api-schema", "api-docs", "admin:login", "admin:logout",
+          # Prometheus scrapes without a session; AGENT_METRICS_TOKEN guards it (tested in test_queue_ops).
+          "metrics"}
+# Staff-only API routes answer 404 to everyone else, anonymous callers included (DESIGN "Queue operations").
+STAFF_ONLY_API = {"api-queues", "api-queue-pause", "api-queue-resume"}
 # Path parameters that name something inside a workspace: strangers get 404 for them.
-SCOPED_PARAMS = {"workspace_id", "group_id", "prompt_id"}
+SCOPED_PARAMS = {"workspace_id", "group_id", "prompt_id", "brand_id", "schedule_id"}
 METHODS = ("get", "post", "patch", "put", "delete")
 
 
@@ -175,6 +190,9 @@ def test_walk_every_url_as_anonymous(world: World) -> None:
             elif _is_admin(route):
                 if code not in (302, 404, 405) or (code == 302 and not response["Location"].startswith("/admin/login/")):
                     problems.append(where + " (admin must send anonymous callers to its login)")
+            elif route.name in STAFF_ONLY_API:
+                if code != 404:
+                    problems.append(where + " (staff-only routes are 404 to anyone else)")
             elif route.name.startswith("api-"):
                 if code not in (401, 403):
                     problems.append(where + " (the API must refuse anonymous callers)")
@@ -511,7 +529,7 @@ def test_production_refuses_a_missing_secret_key(tmp_path) -> None:
     # A copy of the settings outside the project, so no generated var/secret_key is beside it.
     (tmp_path / "oneglanse").mkdir()
     (tmp_path / "oneglanse" / "__init__.py").write_text("")
-    for module in ("settings.py", "provider_ids.py"):  # the settings and the plain module they import
+    for module in ("settings.py", "provider_ids.py", "files.py"):  # the settings and the plain modules they import
         shutil.copy(PROJECT_DIR / "oneglanse" / module, tmp_path / "oneglanse" / module)
     env = _settings_env(PYTHONPATH=str(tmp_path))
     result = subprocess.run([sys.executable, "-c", "import oneglanse.settings"], cwd=tmp_path, env=env,

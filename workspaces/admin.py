@@ -15,6 +15,7 @@ from oneglanse.exceptions import DomainError
 from oneglanse.provider_ids import PROVIDER_IDS, PROVIDER_LABELS
 from prompts.models import Prompt
 from prompts.services import prompt_active_cap_check, prompt_create, prompt_update
+from workspaces.members import membership_is_owner
 from workspaces.models import Membership, Workspace
 from workspaces.selectors import workspaces_of_user
 from workspaces.services import workspace_update
@@ -58,12 +59,50 @@ class WorkspaceAdminForm(forms.ModelForm):
         return [p for p in PROVIDER_IDS if p in chosen]  # a stable order, whatever the ticking order
 
 
+class MembershipInlineFormSet(BaseInlineFormSet):
+    def clean(self) -> None:
+        super().clean()
+        if self.instance._state.adding:
+            return  # a new workspace: its creator becomes its owner when it is saved
+        roles = dict(Membership.objects.filter(workspace=self.instance).values_list("pk", "role"))
+        for form in self.forms:
+            if not getattr(form, "cleaned_data", None):
+                continue
+            key = form.instance.pk or id(form)
+            if self.can_delete and self._should_delete_form(form):
+                roles.pop(key, None)
+            elif "role" in form.cleaned_data:
+                roles[key] = form.cleaned_data["role"]
+        if Membership.Role.OWNER not in roles.values():
+            raise forms.ValidationError("A workspace needs at least one owner; make someone else an owner first.")
+
+
 class MembershipInline(admin.TabularInline):
+    """Members and roles; only owners (and superusers) change them, as in the members API."""
+
     model = Membership
+    formset = MembershipInlineFormSet
     fields = ["user", "role", "created_at"]
     readonly_fields = ["created_at"]
     autocomplete_fields = ["user"]
     extra = 0
+
+    def _may_change(self, request: HttpRequest, obj: Workspace | None) -> bool:
+        if request.user.is_superuser or obj is None:
+            return True  # on the add page the creator becomes the owner
+        return membership_is_owner(user=request.user, workspace=obj)
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return self._may_change(request, obj) and super().has_add_permission(request, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return self._may_change(request, obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return self._may_change(request, obj) and super().has_delete_permission(request, obj)
+
+    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
+        return True  # members see who else is in their workspace (the queryset is scoped already)
 
 
 def _activated_by(formset: BaseInlineFormSet) -> int:
@@ -139,6 +178,12 @@ class WorkspaceAdmin(MemberScopedAdmin):
     fields = ["id", "name", "enabled_providers", "created_at"]
     inlines = [MembershipInline, PromptInline]
 
+    def get_readonly_fields(self, request: HttpRequest, obj: Workspace | None = None):
+        readonly = list(super().get_readonly_fields(request, obj))
+        if obj is not None and not request.user.is_superuser and not membership_is_owner(user=request.user, workspace=obj):
+            readonly += ["name", "enabled_providers"]  # owner-only, as PATCH /api/workspaces/{id}/
+        return readonly
+
     def get_queryset(self, request: HttpRequest) -> QuerySet[Workspace]:
         return super().get_queryset(request).annotate(
             member_count=Count("memberships", distinct=True),
@@ -159,6 +204,8 @@ class WorkspaceAdmin(MemberScopedAdmin):
 
     def save_model(self, request: HttpRequest, obj: Workspace, form, change: bool) -> None:
         if change:
+            if not request.user.is_superuser and not membership_is_owner(user=request.user, workspace=obj):
+                return  # the fields were read-only for them; nothing of the workspace itself changes
             workspace_update(workspace=obj, name=obj.name, enabled_providers=obj.enabled_providers)
         else:
             obj.save()

@@ -5,6 +5,7 @@ from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from workspaces.members import membership_require_owner
 from workspaces.models import Workspace
 from workspaces.selectors import workspace_get_for_user, workspaces_of_user
 from workspaces.services import WORKSPACE_NAME_MAX_LENGTH, workspace_create, workspace_update
@@ -44,6 +45,7 @@ class WorkspaceDetailApi(APIView):
     @extend_schema(request=WorkspaceInputSerializer(partial=True), responses=WorkspaceOutputSerializer)
     def patch(self, request, workspace_id):
         workspace = workspace_get_for_user(user=request.user, workspace_id=workspace_id)
+        membership_require_owner(user=request.user, workspace=workspace)
         data = WorkspaceInputSerializer(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
         workspace = workspace_update(workspace=workspace, **data.validated_data)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from uuid import UUID
 
 import redis
 from django.db import transaction
@@ -20,11 +21,13 @@ from oneglanse.exceptions import Conflict
 logger = logging.getLogger(__name__)
 
 
-def item_count_and_close(*, group_id: str, item_id: int, provider_id: str, status: str, error: str = "") -> None:
-    """Count a finished item in the progress object, once; settle its provider and close the run
-    when the object says this item was the provider's (or the run's) last."""
+def item_count_and_close(
+    *, group_id: UUID | str, item_id: int, provider_id: str, status: str, error: str = "", latency_ms: int | None = None
+) -> None:
+    """Count a finished item in the progress object (and the cluster metrics), once; settle its
+    provider and close the run when the object says this item was the provider's (or the run's) last."""
     counted = progress.progress_item_finished(
-        group_id=group_id, item_id=item_id, provider=provider_id, status=status, error=error
+        group_id=group_id, item_id=item_id, provider=provider_id, status=status, error=error, latency_ms=latency_ms
     )
     if counted.provider_done:
         job_group_provider_settle(group_id=group_id, provider_id=provider_id)
@@ -32,7 +35,7 @@ def item_count_and_close(*, group_id: str, item_id: int, provider_id: str, statu
         job_group_finalize(group_id=group_id)
 
 
-def job_group_provider_settle(*, group_id: str, provider_id: str) -> None:
+def job_group_provider_settle(*, group_id: UUID | str, provider_id: str) -> None:
     """Write a provider's final status once all its items are finished (forward only)."""
     counts = dict(
         JobItem.objects.filter(group_id=group_id, provider=provider_id).values_list("status").annotate(n=Count("id"))
@@ -56,7 +59,7 @@ def job_group_provider_settle(*, group_id: str, provider_id: str) -> None:
     JobGroupProvider.objects.filter(group_id=group_id, provider=provider_id, started_at__isnull=True).update(started_at=now)
 
 
-def job_group_finalize(*, group_id: str) -> bool:
+def job_group_finalize(*, group_id: UUID | str) -> bool:
     """Close a group whose items are all finished: final provider rows, status, progress mirror.
 
     Idempotent and race-safe (a conditional update); returns True only for the call that closed it.
@@ -89,7 +92,7 @@ def job_group_finalize(*, group_id: str) -> bool:
     return bool(closed)
 
 
-def job_group_fail(*, group_id: str, error: str) -> None:
+def job_group_fail(*, group_id: UUID | str, error: str) -> None:
     """The group itself could not run: it ends failed, with every unfinished item failed too."""
     now = timezone.now()
     with transaction.atomic():
@@ -119,8 +122,8 @@ def job_group_cancel(*, group: JobGroup) -> Cancelled:
     """Stop a group: items not started end cancelled, running items finish, answers are kept."""
     with transaction.atomic():
         locked = JobGroup.objects.select_for_update().get(id=group.id)
-        if locked.status not in JobGroup.UNFINISHED:
-            raise Conflict(f"This group is already {locked.status}; there is nothing left to cancel.")
+        if locked.status not in (*JobGroup.UNFINISHED, JobGroup.Status.SCHEDULED):
+            raise Conflict(f"This run is already {locked.status}; there is nothing left to cancel.")
         # One conditional UPDATE, with no list of ids (a run of any size stays far below SQLite's
         # bound-variable limit): a worker's claim is conditional too, so each item is either
         # started or cancelled, never both.

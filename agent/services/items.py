@@ -15,19 +15,20 @@ from datetime import timedelta
 
 import redis
 from django.conf import settings
-from django.db.models import F, Value
+from django.db.models import Exists, F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from agent import heartbeat, progress
+from agent.connections import redis_client
 from agent.held_results import ItemResult, held_result_put, held_results_drop, held_results_get
-from agent.models import JobGroup, JobGroupProvider, JobItem
+from agent.models import JobGroup, JobGroupProvider, JobItem, ProviderQueue
 from agent.providers.base import Answer, Provider, ProviderError, TransientProviderError
 from agent.providers.registry import provider_for
 from agent.providers.retry import retry_delay
 from agent.ratelimit import rate_limit_wait
 from agent.services.closing import item_count_and_close
-from agent.tasks import QueuedItem, item_schedule
+from agent.tasks import QueuedItem, item_messages_push_on, item_schedule
 from oneglanse.database_outage import DATABASE_UNAVAILABLE_ERRORS, database_outage_wait_out
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class Claimed:
 
     item: QueuedItem
     prompt_text: str
+    attempts: int = 1  # counting this one
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,7 @@ def item_run(*, item: QueuedItem) -> None:
     if claimed is None:
         return
     item = claimed.item
+    began, attempts = time.monotonic(), claimed.attempts
     _provider_started(group_id=item.group_id, provider_id=item.provider_id)
     provider = provider_for(item.provider_id)
     while True:
@@ -82,31 +85,48 @@ def item_run(*, item: QueuedItem) -> None:
                              reason=f"{item.provider_id}: waiting for the rate limit", attempt_spent=False)
             return
         if attempt.transient is None:
-            answer_record(item=item, backend=provider.backend, answer=attempt.answer, error=attempt.error)
+            if answer_record(item=item, backend=provider.backend, answer=attempt.answer, error=attempt.error):
+                _outcome_log(item, answered=attempt.answer is not None, attempts=attempts, began=began, error=attempt.error)
             return
         attempts = JobItem.objects.filter(id=item.item_id).values_list("attempts", flat=True).first() or 0
         decision = retry_decide(attempts=attempts, max_attempts=settings.AGENT_MAX_ATTEMPTS,
                                 retry_after=attempt.transient.retry_after)
         if decision.give_up:
-            answer_record(item=item, backend=provider.backend, error=f"{attempt.transient} (gave up after {attempts} attempts)")
+            error = f"{attempt.transient} (gave up after {attempts} attempts)"
+            if answer_record(item=item, backend=provider.backend, error=error):
+                _outcome_log(item, answered=False, attempts=attempts, began=began, error=error)
             return
         if not decision.inline:
             item_retry_later(item=item, delay=decision.delay, reason=str(attempt.transient))
             return
-        logger.info("item %s: %s; retrying in %.1f s", item.item_id, attempt.transient, decision.delay)
+        logger.info("item %s %s run %s: attempt %d failed (%s); retrying in %.1f s",
+                    item.item_id, item.provider_id, item.group_id[:8], attempts, attempt.transient, decision.delay)
         with heartbeat.beating(item.item_id):  # a waiting item is not a lost one
             time.sleep(decision.delay)
         if not JobItem.objects.filter(id=item.item_id, status=JobItem.Status.RUNNING).update(
             attempts=F("attempts") + 1, heartbeat_at=timezone.now()
         ):
             return  # recovered or recorded elsewhere meanwhile
+        attempts += 1
+
+
+def _outcome_log(item: QueuedItem, *, answered: bool, attempts: int, began: float, error: str) -> None:
+    """One line per finished item, saying what happened (the consumer's own per-task lines are off)."""
+    seconds = time.monotonic() - began
+    tries = f"{attempts} attempt{'s' if attempts != 1 else ''}"
+    if answered:
+        logger.info("item %s %s run %s: answered in %.2f s (%s)",
+                    item.item_id, item.provider_id, item.group_id[:8], seconds, tries)
+    else:
+        logger.warning("item %s %s run %s: failed in %.2f s after %s: %s",
+                       item.item_id, item.provider_id, item.group_id[:8], seconds, tries, error[:300])
 
 
 def item_claim(*, item: QueuedItem) -> Claimed | None:
     """Move a queued item to running; None when this message must not run it (logged why)."""
     row = (
         JobItem.objects.filter(id=item.item_id)
-        .values("group_id", "provider", "prompt_text", "status", "attempts", "group__status")
+        .values("group_id", "provider", "prompt_text", "status", "group__status", "group__priority", "attempts")
         .first()
     )
     if row is None:
@@ -122,7 +142,11 @@ def item_claim(*, item: QueuedItem) -> Claimed | None:
     if row["status"] != JobItem.Status.QUEUED:
         logger.info("item %s is %s; duplicate delivery dropped", item.item_id, row["status"])
         return None
-    item = QueuedItem(item_id=item.item_id, group_id=group_id, provider_id=item.provider_id)
+    if row["group__status"] == JobGroup.Status.SCHEDULED:
+        logger.info("item %s belongs to a delayed run not yet due; dropped (it is queued when due)", item.item_id)
+        return None
+    item = QueuedItem(item_id=item.item_id, group_id=group_id, provider_id=item.provider_id,
+                      priority=row["group__priority"])
     if row["group__status"] == JobGroup.Status.CANCELLED:
         # Put back on the queue (retry, rate limit) before the group was cancelled: it never starts.
         if JobItem.objects.filter(id=item.item_id, status=JobItem.Status.QUEUED).update(
@@ -134,13 +158,30 @@ def item_claim(*, item: QueuedItem) -> Claimed | None:
     if row["attempts"] and _held_result_record(item):
         return None
     now = timezone.now()
-    started = JobItem.objects.filter(id=item.item_id, status=JobItem.Status.QUEUED).update(
+    # The pause check rides on the claim that runs anyway: no extra round trip, and exact (the
+    # database is the pause's source of truth) whatever the age of this consumer's paused view.
+    paused = ProviderQueue.objects.filter(provider=item.provider_id, paused=True)
+    started = JobItem.objects.filter(~Exists(paused), id=item.item_id, status=JobItem.Status.QUEUED).update(
         status=JobItem.Status.RUNNING, attempts=F("attempts") + 1, heartbeat_at=now, next_attempt_at=None,
         started_at=Coalesce("started_at", Value(now)),
     )
     if not started:
+        if paused.exists():
+            _item_hold_paused(item=item)
         return None  # another delivery started it, or it was cancelled, a moment ago
-    return Claimed(item=item, prompt_text=row["prompt_text"])
+    return Claimed(item=item, prompt_text=row["prompt_text"], attempts=row["attempts"] + 1)
+
+
+def _item_hold_paused(*, item: QueuedItem) -> None:
+    """A consumer took an item of a queue paused a moment ago: the item goes back on its queue,
+    unstarted, and this process stops taking that queue's items before its next refresh."""
+    from agent.queue_ops import paused_cache
+
+    paused_cache.mark_paused(item.provider_id)
+    pipeline = redis_client().pipeline(transaction=False)
+    item_messages_push_on(pipeline, provider_id=item.provider_id, items=[item])
+    pipeline.execute()
+    logger.info("item %s: the %s queue is paused; back on the queue unstarted", item.item_id, item.provider_id)
 
 
 def _held_result_record(item: QueuedItem) -> bool:
@@ -248,7 +289,7 @@ def item_result_record(*, result: ItemResult, wait_out_outage: bool = True) -> b
         return False
     status = JobItem.Status.OK if result.answer is not None else JobItem.Status.FAILED
     item_count_and_close(group_id=item.group_id, item_id=item.item_id, provider_id=item.provider_id, status=status,
-                         error=result.error)
+                         error=result.error, latency_ms=result.answer.latency_ms if result.answer is not None else None)
     return True
 
 

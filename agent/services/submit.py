@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import redis
@@ -12,10 +12,10 @@ from django.utils import timezone
 
 from agent import progress
 from agent.connections import redis_client
-from agent.models import JobGroup, JobGroupProvider, JobItem
+from agent.models import JobGroup, JobGroupProvider, JobItem, Priority, Schedule
 from agent.services.closing import job_group_fail
 from agent.tasks import QueuedItem, item_messages_push_on
-from oneglanse.exceptions import InvalidInput, QueueUnavailable
+from oneglanse.exceptions import IdempotencyKeyReused, InvalidInput, QueueUnavailable
 from oneglanse.provider_ids import PROVIDER_IDS, unknown_provider_ids
 from prompts.models import Prompt
 from workspaces.models import Workspace
@@ -28,18 +28,23 @@ logger = logging.getLogger(__name__)
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
 PROMPT_IDS_PER_QUERY = 1000
+# A delayed run starts at most this far ahead.
+RUN_AT_MAX_AHEAD = timedelta(days=366)
 
 
 @dataclass(frozen=True)
 class Submitted:
-    status: str  # "queued" | "empty"
+    status: str  # "queued" | "scheduled" | "empty"
     job_group: JobGroup | None = None
     replayed: bool = False  # the same Idempotency-Key was submitted before: nothing new was created
 
     def as_response(self) -> dict:
         if self.job_group is None:
             return {"status": self.status}
-        return {"status": self.status, "jobGroupId": str(self.job_group.id)}
+        body = {"status": self.status, "jobGroupId": str(self.job_group.id)}
+        if self.job_group.run_at:
+            body["runAt"] = self.job_group.run_at.isoformat()
+        return body
 
 
 def job_group_submit(
@@ -49,16 +54,38 @@ def job_group_submit(
     pairs: list[tuple[str, int]] | None = None,
     rerun_of: JobGroup | None = None,
     idempotency_key: str = "",
+    priority: str = Priority.NORMAL,
+    run_at: datetime | None = None,
+    trigger: str | None = None,
+    schedule: Schedule | None = None,
+    scheduled_for: datetime | None = None,
+    late: bool = False,
+    enqueue: bool = True,
 ) -> Submitted:
     """Create a group of every active prompt x every enabled provider and put it on the queues.
 
     `pairs` limits the group to given (provider, prompt id) items (a re-run of failed items).
     An `idempotency_key` already used by the same user within 24 h returns that group instead.
+    `enqueue=False` leaves the queues to the caller (`job_groups_enqueue` after its commit).
+    `priority` orders its items on every provider queue. A `run_at` in the future makes a
+    delayed run: status "scheduled", nothing queued until the schedule tick releases it; a
+    `run_at` that has passed runs now. A schedule's run carries `schedule` and its slot.
     """
+    if priority not in Priority.values:
+        raise InvalidInput(f"Priority is one of {', '.join(Priority.values)}.", field="priority")
+    if run_at is not None:
+        if run_at.tzinfo is None:
+            raise InvalidInput("Give run_at with a time zone offset, e.g. 2026-01-05T06:00:00Z.", field="run_at")
+        if run_at <= timezone.now():
+            run_at = None  # documented: a time already passed means "now"
+        elif run_at > timezone.now() + RUN_AT_MAX_AHEAD:
+            raise InvalidInput("run_at is at most a year ahead.", field="run_at")
+    if trigger is None:
+        trigger = JobGroup.Trigger.RERUN if rerun_of is not None else JobGroup.Trigger.MANUAL
     if idempotency_key:
         if len(idempotency_key) > IDEMPOTENCY_KEY_MAX_LENGTH:
             raise InvalidInput(f"The Idempotency-Key header is longer than {IDEMPOTENCY_KEY_MAX_LENGTH} characters.")
-        replay = _idempotent_replay(user=user, idempotency_key=idempotency_key)
+        replay = _idempotent_replay(user=user, workspace=workspace, idempotency_key=idempotency_key)
         if replay:
             return replay
     providers: list[str] = []
@@ -73,16 +100,23 @@ def job_group_submit(
     try:
         with transaction.atomic():
             group = _job_group_create(workspace=workspace, user=user, providers=providers, pairs=pairs,
-                                      rerun_of=rerun_of, idempotency_key=idempotency_key)
+                                      rerun_of=rerun_of, idempotency_key=idempotency_key,
+                                      run=dict(priority=priority, run_at=run_at, trigger=trigger,
+                                               schedule=schedule, scheduled_for=scheduled_for, late=late))
     except IntegrityError:
         # The same key was submitted concurrently and the other request won: answer with its group.
-        replay = _idempotent_replay(user=user, idempotency_key=idempotency_key) if idempotency_key else None
+        replay = _idempotent_replay(user=user, workspace=workspace, idempotency_key=idempotency_key) if idempotency_key else None
         if replay is None:
             raise
         return replay
     if group is None:
         return Submitted(status="empty")
+    if group.status == JobGroup.Status.SCHEDULED:
+        logger.info("run %s of %s waits until %s", group.id, workspace.name, group.run_at)
+        return Submitted(status="scheduled", job_group=group)
 
+    if not enqueue:
+        return Submitted(status="queued", job_group=group)
     if connection.in_atomic_block:
         # Inside a caller's transaction: workers must not look for rows that are not committed yet.
         transaction.on_commit(lambda: job_group_enqueue(group=group))
@@ -91,14 +125,20 @@ def job_group_submit(
     return Submitted(status="queued", job_group=group)
 
 
-def _idempotent_replay(*, user: User | None, idempotency_key: str) -> Submitted | None:
+def _idempotent_replay(*, user: User | None, workspace: Workspace, idempotency_key: str) -> Submitted | None:
     if user is None:
         return None
     previous = JobGroup.objects.filter(triggered_by=user, idempotency_key=idempotency_key).first()
     if previous is None:
         return None
     if previous.created_at >= timezone.now() - IDEMPOTENCY_WINDOW:
-        return Submitted(status="queued", job_group=previous, replayed=True)
+        if previous.workspace_id != workspace.id:
+            # Never answer with another workspace's run (nor say which): the key is the caller's mistake.
+            raise IdempotencyKeyReused(
+                "This Idempotency-Key was already used for a run of another workspace; send a new key."
+            )
+        status = "scheduled" if previous.status == JobGroup.Status.SCHEDULED else "queued"
+        return Submitted(status=status, job_group=previous, replayed=True)
     # Older than the window: the key is free again; the old group keeps its audit trail.
     JobGroup.objects.filter(id=previous.id).update(idempotency_key="")
     return None
@@ -106,7 +146,7 @@ def _idempotent_replay(*, user: User | None, idempotency_key: str) -> Submitted 
 
 def _job_group_create(
     *, workspace: Workspace, user: User | None, providers: list[str], pairs: list[tuple[str, int]] | None,
-    rerun_of: JobGroup | None, idempotency_key: str,
+    rerun_of: JobGroup | None, idempotency_key: str, run: dict,
 ) -> JobGroup | None:
     """The group, its provider rows and its items, inside the caller's transaction; None if empty."""
     if pairs is None:
@@ -134,7 +174,11 @@ def _job_group_create(
         expected_responses=expected,
         rerun_of=rerun_of,
         idempotency_key=idempotency_key if user is not None else "",
+        status=JobGroup.Status.SCHEDULED if run["run_at"] else JobGroup.Status.QUEUED,
+        **run,
     )
+    # An item is due when its run starts: the recovery sweep measures "overdue" from it.
+    due = group.run_at or group.created_at
     JobGroupProvider.objects.bulk_create([JobGroupProvider(group=group, provider=p) for p in providers])
     # next_attempt_at is when the item is due: the recovery sweep measures "overdue" from it.
     if pairs is None:
@@ -148,7 +192,7 @@ def _job_group_create(
     else:
         JobItem.objects.bulk_create(
             [
-                JobItem(group=group, provider=p, prompt_id=prompt_id, prompt_text=text, next_attempt_at=group.created_at)
+                JobItem(group=group, provider=p, prompt_id=prompt_id, prompt_text=text, next_attempt_at=due)
                 for p, prompt_id, text in wanted
             ],
             batch_size=1000,
@@ -170,7 +214,7 @@ def _items_insert_active_prompts(*, group: JobGroup, provider_id: str) -> int:
         "provider": provider_id,
         "status": JobItem.Status.QUEUED.value,
         "attempts": 0,
-        "next_attempt_at": item.get_field("next_attempt_at").get_db_prep_save(group.created_at, connection),
+        "next_attempt_at": item.get_field("next_attempt_at").get_db_prep_save(group.run_at or group.created_at, connection),
         "backend": "", "model": "", "text": "", "error": "",
         "sources": item.get_field("sources").get_db_prep_save([], connection),
         "usage": item.get_field("usage").get_db_prep_save({}, connection),
@@ -194,21 +238,33 @@ def job_group_enqueue(*, group: JobGroup) -> None:
     If Redis refuses, nothing was pushed (the transaction is all or nothing): the group is
     marked failed with the error and QueueUnavailable (503) is raised, never left pending.
     """
-    items = JobItem.objects.filter(group=group).order_by("id").values_list("id", "provider")
-    group_id = str(group.id)
-    by_provider: dict[str, list[QueuedItem]] = {p: [] for p in group.providers}
-    for item_id, provider in items:
-        by_provider[provider].append(QueuedItem(item_id=item_id, group_id=group_id, provider_id=provider))
+    job_groups_enqueue(groups=[group])
+
+
+def job_groups_enqueue(*, groups: list[JobGroup]) -> None:
+    """`job_group_enqueue` for several groups in one round trip (the runs a schedule tick starts)."""
+    by_group: dict[str, dict[str, list[QueuedItem]]] = {str(g.id): {p: [] for p in g.providers} for g in groups}
+    priority = {str(g.id): g.priority for g in groups}
+    items = JobItem.objects.filter(group__in=groups).order_by("id").values_list("id", "group_id", "provider")
+    for item_id, group_id, provider in items:
+        group_id = str(group_id)
+        by_group[group_id][provider].append(
+            QueuedItem(item_id=item_id, group_id=group_id, provider_id=provider, priority=priority[group_id])
+        )
     try:
         pipeline = redis_client().pipeline(transaction=True)
-        progress.progress_create_on(pipeline, group, {p: len(queued) for p, queued in by_provider.items()})
-        for provider, queued in by_provider.items():
+        for group in groups:
+            by_provider = by_group[str(group.id)]
+            progress.progress_create_on(pipeline, group, {p: len(queued) for p, queued in by_provider.items()})
+        for provider in {p for by_provider in by_group.values() for p in by_provider}:
+            queued = [item for by_provider in by_group.values() for item in by_provider.get(provider, [])]
             item_messages_push_on(pipeline, provider_id=provider, items=queued)
         pipeline.execute()
     except redis.RedisError as exc:
-        message = f"Could not enqueue the group: the queue (Redis) is unavailable ({exc.__class__.__name__})."
-        logger.error("group %s: %s %s", group.id, message, exc)
-        job_group_fail(group_id=group.id, error=message)
+        message = f"Could not enqueue the run: the queue (Redis) is unavailable ({exc.__class__.__name__})."
+        for group in groups:
+            logger.error("group %s: %s %s", group.id, message, exc)
+            job_group_fail(group_id=group.id, error=message)
         raise QueueUnavailable(message + " Nothing was run; try again.") from exc
 
 
@@ -219,7 +275,7 @@ def job_group_rerun(*, group: JobGroup, user: User | None = None, only_failed: b
     `only_failed` asks again exactly the original's items that have no answer (failed or cancelled).
     """
     if not only_failed:
-        return job_group_submit(workspace=group.workspace, user=user, rerun_of=group)
+        return job_group_submit(workspace=group.workspace, user=user, rerun_of=group, priority=group.priority)
     pairs = list(
         JobItem.objects.filter(group=group, status__in=[JobItem.Status.FAILED, JobItem.Status.CANCELLED])
         .order_by("prompt_id", "provider")
@@ -227,4 +283,4 @@ def job_group_rerun(*, group: JobGroup, user: User | None = None, only_failed: b
     )
     if not pairs:
         return Submitted(status="empty")
-    return job_group_submit(workspace=group.workspace, user=user, pairs=pairs, rerun_of=group)
+    return job_group_submit(workspace=group.workspace, user=user, pairs=pairs, rerun_of=group, priority=group.priority)

@@ -41,3 +41,22 @@ def source_links(sources) -> list[dict]:
 def percent(done: int, total: int) -> int:
     """Whole per cent for a progress bar's text; an empty run counts as done."""
     return outcomes.percent(done, total)
+
+
+@register.inclusion_tag("runs/_bar.html")
+def split_bar(bar, bar_id: str = "") -> dict:
+    """A bar split into answered / failed / cancelled (an SVG: no inline style, so the CSP holds)."""
+    widths = bar.widths
+    return {"bar": bar, "bar_id": bar_id, "widths": widths,
+            "x_failed": widths["ok"], "x_cancelled": widths["ok"] + widths["failed"]}
+
+
+@register.filter
+def outcome_label(outcome: str) -> str:
+    return outcomes.outcome_label(outcome)
+
+
+@register.inclusion_tag("runs/_time.html")
+def local_time(value, format: str = "both") -> dict:
+    """<time> in UTC text that the page script rewrites in the viewer's time zone (times.js)."""
+    return {"value": value, "format": format}

@@ -136,9 +136,13 @@ def test_group_list_shows_progress_providers_trigger_and_duration(admin_client_,
     running, finished = groups(user=user, count=2)[::-1]  # newest first in the list
     html = admin_client_.get(LIST_URL).content.decode()
     page = text_of(admin_client_.get(LIST_URL))
-    assert '<progress max="4" value="1"' in html and "1/4" in page  # running: 1 answered so far
-    assert '<progress max="4" value="4"' in html and "4/4" in page  # finished: from the final mirror
-    assert "ChatGPT ✓ completed" in page and "Gemini ✗ failed" in page and "Gemini · pending" in page
+    assert "1 of 4 finished" in page  # running: 1 answered so far
+    # finished, from the final mirror: one outcome word, and a bar split into answered / failed
+    assert "completed with failures" in page and "2 answered · 2 failed · 0 cancelled of 4" in page
+    assert '<rect class="seg-failed" x="500" y="0" width="500"' in html
+    assert "ChatGPT ✓ completed · 2 ok, 0 failed" in page and "Gemini ✗ failed" in page and "Gemini · pending" in page
+    assert "&lt;br&gt;" not in html and "<br>" not in html.split('id="result_list"')[1].split("</table>")[0]
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", page)  # times to the second
     finished.refresh_from_db()
     assert "alice" in page and "so far" in page and finished.status == "completed"
     assert JobGroup.objects.get(id=running.id).status in JobGroup.UNFINISHED
@@ -173,7 +177,7 @@ def test_group_page_shows_providers_and_links_to_paginated_items(admin_client_, 
     response = admin_client_.get(f"{LIST_URL}{group.id}/change/")
     page = text_of(response)
     assert response.status_code == 200
-    assert "Items (120)" in page and "Re-run group" in page and "Cancel" in page and "Re-run failed only (1)" in page
+    assert "Items (120)" in page and "Re-run all" in page and "Cancel" in page and "Re-run failed only (1)" in page
     assert "Provider queued running ok failed cancelled all ChatGPT 59 0 1 0 0 60 Gemini 59 0 0 1 0 60" in page
     assert 'name="_save"' not in response.content.decode()  # read-only: nothing to save
 
@@ -226,15 +230,15 @@ def test_action_cancel_cancels_and_reports_conflicts(admin_client_, user) -> Non
     )
     page = text_of(response)
     assert JobGroup.objects.get(id=running.id).status == "cancelled"
-    assert "cancelled, 3 items cancelled" in page
-    assert "This group is already completed; there is nothing left to cancel." in page
+    assert f"Run {str(running.id)[:8]} cancelled: 3 items cancelled" in page
+    assert "This run is already completed; there is nothing left to cancel." in page
 
 
 def test_group_page_buttons_call_the_same_actions(admin_client_, user) -> None:
     group = groups(user=user, count=2)[1]  # part-answered, still running
     response = admin_client_.post(f"{LIST_URL}{group.id}/act/cancel/", follow=True)
     assert response.redirect_chain[0][0] == f"{LIST_URL}{group.id}/change/"
-    assert "cancelled, 3 items cancelled" in text_of(response)
+    assert f"Run {str(group.id)[:8]} cancelled: 3 items cancelled" in text_of(response)
     assert JobGroup.objects.get(id=group.id).status == "cancelled"
 
     response = admin_client_.post(f"{LIST_URL}{group.id}/act/rerun-failed/")
@@ -251,7 +255,7 @@ def test_staff_without_change_permission_cannot_act(user) -> None:
     Membership.objects.create(user=viewer, workspace=group.workspace)
     client = client_for(viewer)
     assert client.get(f"{LIST_URL}{group.id}/change/").status_code == 200
-    assert "Re-run group" not in text_of(client.get(f"{LIST_URL}{group.id}/change/"))
+    assert "Re-run all" not in text_of(client.get(f"{LIST_URL}{group.id}/change/"))
     assert client.post(f"{LIST_URL}{group.id}/act/rerun/").status_code == 403
     assert not JobGroup.objects.filter(rerun_of=group).exists()
 
@@ -296,3 +300,15 @@ def test_prompt_admin_search_filter_and_deactivate(admin_client_, user) -> None:
     assert "Best CRM for dentists?" in filtered and "Best help desk?" not in filtered and "lawyers" not in filtered
     admin_client_.post("/admin/prompts/prompt/", {"action": "deactivate_prompts", "_selected_action": [crm.id], "index": 0})
     assert not Prompt.objects.get(id=crm.id).is_active
+
+
+def test_run_page_in_the_admin_reads_as_text_with_a_link_to_the_site(admin_client_, user) -> None:
+    finished = groups(user=user, count=1)[0]
+    rerun = job_group_submit(workspace=finished.workspace, user=user, rerun_of=finished).job_group
+    html = admin_client_.get(f"{LIST_URL}{finished.id}/change/").content.decode()
+    page = text_of(admin_client_.get(f"{LIST_URL}{finished.id}/change/"))
+    assert f'href="/runs/{finished.id}/"' in html and "View on site" in page
+    assert '"actualResponses"' not in html  # progress as labelled text, not raw JSON
+    assert re.search(r"Answered\s+2\s+Failed\s+2", page) and "ChatGPT, Gemini" in page
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", page)
+    assert str(rerun.id)[:8] in page  # its re-runs, linked

@@ -119,7 +119,7 @@ def test_status_of_unknown_or_malformed_group_is_404(api, group_id) -> None:
     for suffix in ("status/", "", "answers/"):
         response = api.get(f"/api/runs/{group_id}/{suffix}")
         assert response.status_code == 404, (suffix, response.content)
-        assert response.json() == {"detail": "Job group not found."}
+        assert response.json() == {"detail": "Run not found."}
 
 
 def test_another_users_workspace_group_and_answers_are_404(api, user, stranger_api) -> None:

@@ -26,7 +26,9 @@ CHROMIUM_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
 SCREENSHOT_COPY = Path("/tmp/oneglanse-group-page.png")
-ALL_BARS_FULL = "() => [...document.querySelectorAll('#group progress')].every(p => p.max > 0 && p.value >= p.max)"
+# Every bar's three segments (answered, failed, cancelled) together span the whole bar.
+ALL_BARS_FULL = ("() => [...document.querySelectorAll('#group svg.split-bar')].every(svg => "
+                 "[...svg.querySelectorAll('rect')].reduce((sum, r) => sum + Number(r.getAttribute('width')), 0) >= 1000)")
 
 
 def chromium_binary() -> str | None:
@@ -38,7 +40,7 @@ def chromium_binary() -> str | None:
 
 
 @contextmanager
-def chromium():
+def chromium(*, timezone_id: str | None = None):
     """A fresh page in Debian's Chromium. Playwright's sync API keeps an event loop on this thread,
     so the tests touch the database only before and after this block (or from another thread)."""
     binary = chromium_binary()
@@ -50,7 +52,7 @@ def chromium():
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=binary, args=CHROMIUM_ARGS, headless=True)
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page = browser.new_page(viewport={"width": 1280, "height": 900}, timezone_id=timezone_id)
             page.set_default_timeout(20_000)
             yield page
         finally:
@@ -106,17 +108,16 @@ def test_run_from_the_browser_fills_every_bar_and_shows_answers(live_server, use
         page.get_by_role("button", name="Run now").focus()
         page.keyboard.press("Enter")
         page.wait_for_url("**/runs/*/")
-        assert page.locator("#group progress").count() == 5  # the group and 4 providers
+        assert page.locator("#group svg.split-bar").count() == 5  # the run and 4 providers
 
         page.wait_for_function(ALL_BARS_FULL, timeout=90_000)
-        page.wait_for_function("() => document.getElementById('group-status-badge').textContent === 'Completed'")
+        page.wait_for_function("() => document.getElementById('group-status-badge').textContent === 'completed'")
         completed_at = time.monotonic()
         page.wait_for_function("() => !document.querySelector('.answer[data-status=queued], .answer[data-status=running]')")
-        assert page.locator("#bar-total-text").inner_text() == "16 of 16 finished (100 %)"
+        assert page.locator("#bar-total-text").inner_text() == "16 answered · 0 failed · 0 cancelled of 16 (100 % finished)"
         assert page.locator("#count-ok").inner_text() == "16"
-        assert page.locator("#group-status-text").inner_text() == "Finished: every one of the 16 items was answered."
-        assert "16 of" not in page.locator("#bar-chatgpt-text").inner_text()
-        assert page.locator("#bar-chatgpt-text").inner_text().startswith("4 of 4 (100 %)")
+        assert page.locator("#group-status-text").inner_text() == "Completed: every one of the 16 items was answered."
+        assert page.locator("#bar-chatgpt-text").inner_text() == "4 answered · 0 failed · 0 cancelled of 4 · completed"
         first_answer = page.locator(".answer[data-provider=chatgpt] .answer-text").first
         assert "[Simulated chatgpt answer]" in first_answer.inner_text()
         assert page.locator(".answer .badge.simulated").count() == 16
@@ -146,7 +147,7 @@ def test_page_names_the_failing_provider_and_why(live_server, user, consumers) -
         page.get_by_role("link", name="Acme").click()
         page.get_by_role("button", name="Run now").click()
         page.wait_for_url("**/runs/*/")
-        page.wait_for_function("() => document.getElementById('group-status-badge').textContent === 'Finished with failures'",
+        page.wait_for_function("() => document.getElementById('group-status-badge').textContent === 'completed with failures'",
                                timeout=60_000)
         page.wait_for_function("() => !document.getElementById('group-problem').hidden")
         problems = page.locator("#group-problem").inner_text()
@@ -163,7 +164,7 @@ def test_page_says_when_the_group_is_no_longer_known(live_server, user) -> None:
         page.get_by_role("link", name="Acme").click()
         page.get_by_role("button", name="Run now").click()  # no consumer runs: the group stays queued
         page.wait_for_url("**/runs/*/")
-        assert page.locator("#group-status-badge").inner_text() == "Queued"
+        assert page.locator("#group-status-badge").inner_text() == "queued"
         in_thread(lambda: Membership.objects.filter(user=user, workspace=workspace).delete())
         page.wait_for_function("() => document.getElementById('group-status-badge').textContent === 'Unknown run'")
         assert "was not found" in page.locator("#group-status-text").inner_text()

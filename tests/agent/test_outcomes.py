@@ -58,7 +58,7 @@ def test_a_finished_provider_shows_a_full_bar_even_with_cancelled_items() -> Non
 
 def test_run_outcome_names_what_the_user_sees() -> None:
     finished_with_failures = _progress({"chatgpt": "completed"}, status="completed", ok=3, failed=1, cancelled=False)
-    assert outcomes.run_outcome(finished_with_failures, "completed") == "failures"
+    assert outcomes.run_outcome(finished_with_failures, "completed") == "completed_with_failures"
     untouched = _progress({"chatgpt": "pending"}, status="pending", ok=0, failed=0, cancelled=False)
     assert outcomes.run_outcome(untouched, "queued") == "queued"
     assert outcomes.run_outcome(untouched, "failed") == "failed"

@@ -16,7 +16,7 @@ from django.utils import timezone
 from agent import heartbeat, progress
 from agent.connections import redis_client
 from agent.models import JobGroup, JobGroupProvider, JobItem
-from agent.queues import huey_for, queues_reset
+from agent.queues import huey_for, queue_length, queue_messages, queues_reset
 from agent.recovery import BACKLOG_PATIENCE_WINDOWS, EXTRA_LOSSES_ALLOWED, RecoverySweeper, recovery_sweep
 from agent.services.closing import job_group_cancel
 from agent.services.items import answer_record, item_run
@@ -51,8 +51,7 @@ def _queue_key(provider: str) -> str:
 def _queued_item_ids(provider: str) -> list[int]:
     """The item ids of the messages waiting on a provider's queue, oldest first."""
     huey = huey_for(provider)
-    raw = redis_client().lrange(_queue_key(provider), 0, -1)
-    return [huey.deserialize_task(message).args[0].item_id for message in reversed(raw)]
+    return [huey.deserialize_task(message).args[0].item_id for message in queue_messages(provider)]
 
 
 def _empty_queue(provider: str) -> None:
@@ -87,7 +86,7 @@ def test_running_item_with_stale_heartbeat_is_requeued_and_pushed(user) -> None:
     fresh.refresh_from_db()
     assert stale.status == JobItem.Status.QUEUED and stale.attempts == 1
     assert fresh.status == JobItem.Status.RUNNING
-    assert redis_client().llen(_queue_key("chatgpt")) == 1
+    assert queue_length("chatgpt") == 1
     assert _queued_item_ids("chatgpt") == [stale.id]
 
 
@@ -100,12 +99,12 @@ def test_running_item_with_fresh_heartbeat_is_left_alone(user) -> None:
     assert not recovery_sweep().requeued
     item.refresh_from_db()
     assert item.status == JobItem.Status.RUNNING
-    assert redis_client().llen(_queue_key("gemini")) == 0
+    assert queue_length("gemini") == 0
 
 
 def test_overdue_queued_item_is_pushed_again_when_its_queue_is_empty(user) -> None:
     group = _submit(user, prompts=3, providers=["claude"])
-    assert redis_client().llen(_queue_key("claude")) == 3
+    assert queue_length("claude") == 3
     _empty_queue("claude")  # e.g. Redis restarted empty, or a consumer died holding them
 
     assert not recovery_sweep().requeued, "not overdue yet: the consumers may simply be busy"
@@ -122,13 +121,14 @@ def test_overdue_queued_item_waits_behind_a_backlog_until_patience_runs_out(user
     lost = JobItem.objects.filter(group=group).order_by("id").first()
     # Two messages are still waiting in the queue; the third (ours) was lost.
     huey = huey_for("perplexity")
-    waiting = redis_client().lrange(_queue_key("perplexity"), 0, -1)
+    waiting = queue_messages("perplexity")
     kept = [m for m in waiting if huey.deserialize_task(m).args[0].item_id != lost.id]
     _empty_queue("perplexity")
-    redis_client().lpush(_queue_key("perplexity"), *reversed(kept))
+    for message in kept:
+        huey.storage.enqueue(message)
 
     assert not recovery_sweep(now=_later(WINDOW * 2)).requeued, "a backlog is probably the item itself"
-    assert redis_client().llen(_queue_key("perplexity")) == 2
+    assert queue_length("perplexity") == 2
 
     report = recovery_sweep(now=_later(WINDOW * (BACKLOG_PATIENCE_WINDOWS + 1)))
     assert report.requeued["perplexity"] >= 1
@@ -148,7 +148,7 @@ def test_item_whose_worker_is_lost_too_often_fails(user, settings) -> None:
     doomed.refresh_from_db()
     assert doomed.status == JobItem.Status.FAILED
     assert "lost" in doomed.error and "giving up" in doomed.error
-    assert redis_client().llen(_queue_key("chatgpt")) == 0
+    assert queue_length("chatgpt") == 0
     # The group ends: its last item failed, so it closes and the live object says so.
     closed = wait_for_group_closed(group.id, timeout=1)
     assert closed.status == JobGroup.Status.COMPLETED
@@ -335,7 +335,7 @@ def test_the_same_message_delivered_twice_runs_the_item_once(user) -> None:
     group = _submit(user, prompts=1, providers=["claude"])
     item = JobItem.objects.get(group=group)
     huey = huey_for("claude")
-    message = redis_client().lrange(_queue_key("claude"), 0, -1)[0]
+    message = queue_messages("claude")[0]
 
     for _ in range(2):
         huey.execute(huey.deserialize_task(message))
@@ -385,7 +385,7 @@ def test_database_unavailable_in_the_worker_is_retried_later_not_lost(user, monk
     group = _submit(user, prompts=1, providers=["perplexity"])
     item = JobItem.objects.get(group=group)
     huey = huey_for("perplexity")
-    message = redis_client().rpop(_queue_key("perplexity"))  # a worker popped it...
+    message = huey.storage.dequeue()  # a worker popped it...
 
     def database_away(**kwargs) -> None:
         raise OperationalError("could not connect to server")
@@ -401,7 +401,7 @@ def test_database_unavailable_in_the_worker_is_retried_later_not_lost(user, monk
     huey.flush()
     monkeypatch.undo()
     assert recovery_sweep(now=_later(WINDOW + 1)).requeued == {"perplexity": 1}
-    huey.execute(huey.deserialize_task(redis_client().rpop(_queue_key("perplexity"))))
+    huey.execute(huey.deserialize_task(huey.storage.dequeue()))
     item.refresh_from_db()
     assert (item.status, item.attempts) == ("ok", 1)
 

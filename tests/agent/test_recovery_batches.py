@@ -14,7 +14,8 @@ from agent.providers.base import Answer
 from agent.recovery import BACKLOG_PATIENCE_WINDOWS, recovery_sweep
 from agent.services.items import item_run
 from agent.services.submit import job_group_submit
-from agent.tasks import QueuedItem, consumer_huey
+from agent.queues import queue_key, queue_messages
+from agent.tasks import QueuedItem, consumer_huey, item_messages_push_on
 from oneglanse.database_outage import database_outage_wait_out
 from tests.backlog import lost_backlog
 from tests.factories import workspace_with_prompts
@@ -37,11 +38,11 @@ def _later(seconds: float):
 
 
 def _popped(provider: str) -> list[int]:
-    """Pop every waiting message of a queue, in the order the consumers would take them."""
+    """Take every waiting message off a queue; their item ids in the order the consumers would take them."""
     huey = consumer_huey(provider)  # its task registered, so messages decode
-    raw = redis_client().lrange(huey.storage.queue_key, 0, -1)
-    redis_client().delete(huey.storage.queue_key)
-    return [huey.deserialize_task(message).args[0].item_id for message in reversed(raw)]
+    messages = queue_messages(provider)
+    redis_client().delete(queue_key(provider))
+    return [huey.deserialize_task(message).args[0].item_id for message in messages]
 
 
 def _kept_answer(item: JobItem) -> ItemResult:
@@ -142,10 +143,11 @@ def test_items_never_put_back_go_before_items_still_waiting_behind_a_long_queue(
     lost_backlog(runs=1, prompts=300, lost_at=timezone.now() - timedelta(hours=1))
     recovery_sweep()
     first = set(_popped("chatgpt"))
-    redis_client().lpush(consumer_huey("chatgpt").storage.queue_key, b"a long queue the consumers have not reached")
+    pipeline = redis_client().pipeline()
+    item_messages_push_on(pipeline, provider_id="chatgpt", items=[QueuedItem(0, "", "chatgpt")])  # a long queue
+    pipeline.execute()
 
     # Much later, the first hundred are overdue again (still queued), but the other two hundred longer.
     recovery_sweep(now=_later(WINDOW * (BACKLOG_PATIENCE_WINDOWS + 1)))
-    redis_client().rpop(consumer_huey("chatgpt").storage.queue_key)
-    second = set(_popped("chatgpt"))
+    second = set(_popped("chatgpt")) - {0}
     assert len(first) == len(second) == 100 and not first & second

@@ -4,8 +4,10 @@ from __future__ import annotations
 import io
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -33,7 +35,8 @@ def test_submits_by_id_without_waiting(user) -> None:
     code, out, _ = run_group(str(workspace.id))
     group = JobGroup.objects.get(workspace=workspace)
     assert code == 0
-    assert f"Submitted run {group.id}" in out and "3 prompts x 2 providers = 6 items" in out
+    assert f"Submitted run {group.id}" in out and "3 prompts x 2 providers = 6 provider calls" in out
+    assert f"http://127.0.0.1:8000/runs/{group.id}/" in out  # the run's page
     assert group.status == "queued" and group.triggered_by is None
 
 
@@ -55,10 +58,11 @@ def test_unknown_or_ambiguous_workspace_is_a_clear_error(user) -> None:
     assert not JobGroup.objects.exists()
 
 
-def test_no_active_prompts_submits_nothing(user) -> None:
+def test_no_active_prompts_exits_3_because_nothing_was_submitted(user) -> None:
     workspace = workspace_with_prompts(user=user, prompts=0, providers=["chatgpt"])
-    code, out, _ = run_group(str(workspace.id), "--wait")
-    assert code == 0 and "Nothing to run" in out
+    with pytest.raises(CommandError, match="Nothing to run") as error:
+        run_group(str(workspace.id), "--wait")
+    assert error.value.returncode == 3  # a cron job must not read "nothing ran" as success
     assert not JobGroup.objects.exists()
 
 
@@ -77,19 +81,25 @@ def test_wait_times_out_with_exit_2_when_no_consumer_runs(user) -> None:
     group = JobGroup.objects.get(workspace=workspace)
     assert code == 2
     assert re.search(rf"Run {group.id} timed out after [12] s with 0/2 finished .*; it keeps running\.", out)
-    assert "ChatGPT" in err and "0/2" in err  # the provider's bar
+    # Not a terminal: plain lines, no progress-bar escape codes.
+    assert "ChatGPT: 0 answered, 0 failed, 0 cancelled of 2 (queued)" in out
+    assert "\x1b[" not in out + err and "\r" not in out + err
 
 
 @pytest.mark.consumers
-def test_wait_shows_a_bar_per_provider_and_exits_0_when_all_answered(user, consumers) -> None:
+def test_wait_prints_a_line_per_provider_and_exits_0_when_all_answered(user, consumers) -> None:
     workspace = workspace_with_prompts(user=user, prompts=4, providers=["chatgpt", "gemini"])
-    consumers.start("chatgpt", workers=2)
-    consumers.start("gemini", workers=2)
+    consumers.start("chatgpt", workers=2, DJANGO_LOG_LEVEL="INFO")
+    consumers.start("gemini", workers=2, DJANGO_LOG_LEVEL="INFO")
     code, out, err = run_group(str(workspace.id), "--wait", "--timeout", "60")
     group = JobGroup.objects.get(workspace=workspace)
     assert code == 0, out + err + consumers.logs()
     assert f"Run {group.id} completed in" in out and "8 answered, 0 failed, 0 cancelled of 8" in out
-    assert "ChatGPT" in err and "Gemini" in err and "4/4" in err and "completed, 4 ok, 0 failed" in err
+    assert "ChatGPT: 4 answered, 0 failed, 0 cancelled of 4 (completed)" in out
+    assert "Gemini: 4 answered, 0 failed, 0 cancelled of 4 (completed)" in out
+    logs = consumers.logs()  # the consumers say what happened to each item, not Huey's "5 retries executed"
+    assert re.search(r"item \d+ chatgpt run \w{8}: answered in \d+\.\d\d s \(1 attempt\)", logs), logs
+    assert "retries executed" not in logs and "Executing" not in logs
 
 
 @pytest.mark.consumers
@@ -101,7 +111,8 @@ def test_wait_exits_1_and_names_the_failing_provider(user, consumers) -> None:
     assert code == 1, out + err + consumers.logs()
     assert "3 answered, 3 failed, 0 cancelled of 6" in out
     assert "gemini: " in out and "simulated failure" in out
-    assert len(out.strip().splitlines()) == 2  # the "Submitted" line and a one-line summary
+    assert "completed with failures in" in out
+    assert "Gemini: 0 answered, 3 failed, 0 cancelled of 3 (failed)" in out
 
 
 @pytest.mark.consumers
@@ -120,3 +131,36 @@ def test_exit_codes_reach_the_shell(user, consumers) -> None:
         cwd=PROJECT_DIR, env={**os.environ, **env, "DATABASE_URL": database_url()}, capture_output=True, text=True, timeout=60,
     )
     assert missing.returncode == 3 and "No workspace has the id or name 'No such brand'" in missing.stderr
+
+
+def test_run_group_takes_a_priority_and_a_start_time(user) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from agent.queues import queue_length
+
+    workspace = workspace_with_prompts(user=user, prompts=2, providers=["chatgpt"], name="Later Inc")
+    at = (datetime.now(UTC) + timedelta(hours=2)).replace(microsecond=0)
+    call_command("run_group", "Later Inc", "--priority", "high", "--at", at.strftime("%Y-%m-%dT%H:%M:%S"))
+    group = JobGroup.objects.get(workspace=workspace)
+    assert (group.priority, group.status, group.run_at) == ("high", "scheduled", at)
+    assert queue_length("chatgpt") == 0
+
+
+def test_ctrl_c_while_following_says_the_run_continues_without_a_traceback(user) -> None:
+    workspace = workspace_with_prompts(user=user, prompts=1, providers=["claude"])
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "DATABASE_URL": database_url(),
+           "REDIS_URL": os.environ["REDIS_URL"], "PYTHONUNBUFFERED": "1"}
+    follower = subprocess.Popen(
+        [sys.executable, "manage.py", "run_group", str(workspace.id), "--wait", "--timeout", "60"],
+        cwd=PROJECT_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    first = follower.stdout.readline()  # "Submitted run ...": it is following now
+    assert first.startswith("Submitted run"), first + follower.stderr.read()
+    time.sleep(1.5)
+    follower.send_signal(signal.SIGINT)
+    out, err = follower.communicate(timeout=30)
+    group = JobGroup.objects.get(workspace=workspace)
+    assert follower.returncode == 130, out + err
+    assert "Stopped following; the run continues" in out and f"/runs/{group.id}/" in out
+    assert "Traceback" not in err
+    assert group.status == "queued"  # the run itself was not touched

@@ -95,9 +95,9 @@ def test_workspace_page_shows_prompts_providers_runs_and_run_button(browser, use
     page = text_of(response)
     assert "ChatGPT" in page and "Claude" in page
     assert all(p.text in page for p in Prompt.objects.filter(workspace=workspace))
-    assert "Run now" in page and "Asks 2 active prompts × 2 providers" in page
+    assert "Run now" in page and "Asks 2 prompts × 2 providers × 1 sample = 4 provider calls" in page
     assert f'href="/runs/{group.id}/"' in response.content.decode()
-    assert "1/4" in page and "queued" in page
+    assert "1 answered of 4" in page and "running" in page and "manual" in page
 
 
 def test_add_and_deactivate_a_prompt(browser, user) -> None:
@@ -158,11 +158,15 @@ def test_group_page_shows_bars_counts_answers_and_buttons(browser, user) -> None
 
     assert response.status_code == 200
     assert f'data-status-url="/api/runs/{group.id}/status/"' in html
-    assert re.search(r'<progress id="bar-total" max="4" value="2"', html)
-    assert re.search(r'<progress id="bar-chatgpt" class="provider-bar" max="2" value="1"', html)
-    assert "2 of 4 finished (50 %)" in page and "1 of 2 (50 %)" in page
+    # The bars split answered (green) from failed (red); the text beside says the same in words.
+    assert re.search(r'id="bar-total".*?<rect class="seg-ok" x="0" y="0" width="250".*?'
+                     r'<rect class="seg-failed" x="250" y="0" width="250"', html)
+    assert re.search(r'id="bar-gemini".*?<rect class="seg-ok" x="0" y="0" width="0".*?'
+                     r'<rect class="seg-failed" x="0" y="0" width="500"', html)
+    assert "1 answered · 1 failed · 0 cancelled of 4 (50 % finished)" in page
+    assert "0 answered · 1 failed · 0 cancelled of 2" in page
     assert "Answered 1" in page and "Failed 1" in page and "Cancelled 0" in page
-    assert "Running" in page
+    assert "running" in page
     assert "HubSpot is a solid pick." in page and '<span class="badge simulated"' in html
     assert '<a href="https://www.g2.com/crm"' in html and 'href="javascript:' not in html
     assert "gemini: quota exhausted" in page
@@ -180,7 +184,7 @@ def test_group_page_of_a_finished_group_names_the_failed_provider(browser, user)
     assert group.status == "completed"
     response = browser.get(f"/runs/{group.id}/")
     page = text_of(response)
-    assert "Finished with failures" in page
+    assert "completed with failures" in page and "Completed with failures: 1 of 2 items failed." in page
     assert "Gemini : all 1 items failed; last error: gemini: API key rejected" in page
     assert 'id="cancel-form" hidden' in response.content.decode()
     assert "Re-run failed" in page
@@ -206,7 +210,7 @@ def test_cancel_button_cancels_and_says_how_many(browser, user) -> None:
     assert "This run was cancelled" in text_of(response)
     assert JobGroup.objects.get(id=group.id).status == "cancelled"
     again = browser.post(f"/runs/{group.id}/cancel/", follow=True)
-    assert "This group is already cancelled" in text_of(again)
+    assert "This run is already cancelled" in text_of(again)
 
 
 def test_rerun_buttons_start_linked_groups(browser, user) -> None:
@@ -279,3 +283,36 @@ def test_run_buttons_share_the_api_submission_throttle(browser, user, monkeypatc
     assert browser.post(f"/runs/{group.id}/rerun/").status_code == 429
     assert JobGroup.objects.filter(workspace=workspace).count() == 3
     cache.clear()
+
+
+def test_every_page_has_a_favicon_and_the_browser_default_path_finds_it(browser, user) -> None:
+    assert '<link rel="icon" href="/static/agent/favicon.svg"' in browser.get("/").content.decode()
+    response = Client().get("/favicon.ico")
+    assert response.status_code == 301 and response["Location"] == "/static/agent/favicon.svg"
+
+
+def test_re_run_of_failed_items_links_both_ways_and_counts_what_it_answered(browser, user) -> None:
+    workspace = workspace_with_prompts(user=user, prompts=2, providers=["chatgpt"])
+    original = job_group_submit(workspace=workspace, user=user).job_group
+    answer(original, "chatgpt", error="chatgpt: timeout")
+    answer(original, "chatgpt", error="chatgpt: timeout")
+    rerun = browser.post(f"/runs/{original.id}/rerun/", {"only_failed": "true"})
+    rerun_group = JobGroup.objects.get(rerun_of=original)
+    assert rerun["Location"] == f"/runs/{rerun_group.id}/"
+    answer(rerun_group, "chatgpt")
+    assert f'href="/runs/{original.id}/"' in browser.get(f"/runs/{rerun_group.id}/").content.decode()
+    page = text_of(browser.get(f"/runs/{original.id}/"))
+    assert "Re-runs of this run:" in page
+    assert "1 of this run's 2 unanswered items was answered by its re-runs." in page
+    # identical errors are one line, not two cards' worth
+    assert "2 × ChatGPT: chatgpt: timeout" in page
+
+
+def test_run_page_filters_answers_by_provider_and_status(browser, user) -> None:
+    workspace = workspace_with_prompts(user=user, prompts=2, providers=["chatgpt", "gemini"])
+    group = job_group_submit(workspace=workspace, user=user).job_group
+    answer(group, "chatgpt", text="Only ChatGPT said this.")
+    answer(group, "gemini", error="gemini: quota exhausted")
+    html = browser.get(f"/runs/{group.id}/?provider=gemini&status=failed").content.decode()
+    assert html.count('data-item-id=') == 1 and "Only ChatGPT said this." not in html
+    assert browser.get(f"/runs/{group.id}/?provider=nope&status=weird").status_code == 200  # ignored, never a 500

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import pytest
 
-from agent.connections import redis_client
 from agent.models import JobGroup, JobItem
 from agent.queues import huey_for
 from agent.tasks import item_run_task
@@ -25,7 +24,8 @@ def test_garbage_wrong_payloads_and_deleted_items_do_not_stop_a_consumer(api, us
         huey.serialize_task(task.s(None)),
         huey.serialize_task(task.s(1, 2)),  # wrong arity: Huey logs it and retries it a few times
     ]
-    redis_client().lpush(huey.storage.queue_key, *bad)
+    for message in bad:
+        huey.storage.enqueue(message)
     consumer = consumers.start("claude", workers=2, **dict(FAST_RECOVERY, REDIS_URL=fault_redis.url))
 
     workspace = workspace_with_prompts(user=user, prompts=10, providers=["claude"])

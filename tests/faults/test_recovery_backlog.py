@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from agent.connections import redis_client
 from agent.models import JobItem
+from agent.queues import queue_messages
 from agent.tasks import consumer_huey
 from tests.backlog import lost_backlog
 from tests.factories import workspace_with_prompts
@@ -39,7 +40,7 @@ def _not_yet_recovered(workspace, since) -> int:
 
 def _queued_item_ids(provider: str) -> set[int]:
     huey = consumer_huey(provider)  # its task registered, so messages decode
-    return {huey.deserialize_task(m).args[0].item_id for m in redis_client().lrange(huey.storage.queue_key, 0, -1)}
+    return {huey.deserialize_task(m).args[0].item_id for m in queue_messages(provider)}
 
 
 def test_a_backlog_beyond_sqlites_variable_limit_is_recovered_and_another_workspaces_run_finishes_quickly(

@@ -10,9 +10,11 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 from huey.consumer_options import ConsumerConfig, OptionParserHandler
 
+from agent.consumer_registry import consumer_beat_start, dequeue_gate
 from agent.queues import queue_name
 from agent.recovery import recovery_sweeper_start
-from agent.tasks import consumer_huey
+from agent.scheduler import schedule_ticker_start
+from agent.tasks import TaskLinesFilter, consumer_huey
 from oneglanse.provider_ids import PROVIDER_IDS
 
 
@@ -56,13 +58,25 @@ class Command(BaseCommand):
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         huey_logger = logging.getLogger("huey")
+        huey_logger.addFilter(TaskLinesFilter())
         if config.logfile or config.verbose is not None or not logging.getLogger().handlers:
             config.setup_logger(huey_logger)
             huey_logger.propagate = False
         huey = consumer_huey(queue)
+        moved = huey.storage.queue_upgrade()
+        if moved:
+            self.stdout.write(f"Moved {moved} waiting messages onto the priority queue of {queue}")
+        # Seen by GET /api/queues/ and /metrics on every host; the gate holds this queue's items
+        # on the queue while an operator has paused it.
+        beat = consumer_beat_start(provider_id=queue, workers=config.workers, worker_type=config.worker_type)
+        huey.storage.dequeue_gate = dequeue_gate(queue)
         recovery_sweeper_start()
+        schedule_ticker_start()
         self.stdout.write(f"Consuming {queue_name(queue)} with {config.workers} {config.worker_type} worker(s)")
-        huey.create_consumer(**config.values).run()
+        try:
+            huey.create_consumer(**config.values).run()
+        finally:
+            beat.stop()
 
     def _run_all(self) -> int:
         """One child consumer per queue, with the same flags; signals are passed on to them."""

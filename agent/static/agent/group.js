@@ -15,7 +15,7 @@
   var statusUrl = root.dataset.statusUrl;
   var detailUrl = root.dataset.detailUrl;
   var answersUrl = root.dataset.answersUrl + "?page=" + encodeURIComponent(root.dataset.page) +
-    "&page_size=" + encodeURIComponent(root.dataset.pageSize);
+    "&page_size=" + encodeURIComponent(root.dataset.pageSize) + (root.dataset.filterQuery ? "&" + root.dataset.filterQuery : "");
   var lastUpdateId = null; // null: the first poll always re-reads the answers
   var failuresInARow = 0;
 
@@ -63,13 +63,18 @@
           " items cancelled" + (s.failedResponses ? ", " + s.failedResponses + " failed" : "") + "." +
           (progress.status === "completed" ? "" : " Items already running will finish.");
       case "failed":
-        return "This run could not start: " + ((detail && detail.error) || progress.error || "unknown error");
-      case "failures":
-        return "Finished with failures: " + s.failedResponses + " of " + s.expectedResponses + " items failed.";
+        if (root.dataset.groupStatus === "failed" || (detail && detail.status === "failed")) {
+          return "This run could not start: " + ((detail && detail.error) || progress.error || "unknown error");
+        }
+        return "No item was answered: all " + s.failedResponses + " failed.";
+      case "completed_with_failures":
+        return "Completed with failures: " + s.failedResponses + " of " + s.expectedResponses + " items failed.";
       case "completed":
-        return "Finished: every one of the " + s.expectedResponses + " items was answered.";
+        return "Completed: every one of the " + s.expectedResponses + " items was answered.";
       case "running":
         return "Running: answers appear below as they arrive.";
+      case "scheduled":
+        return "Scheduled: it starts at its set time.";
       default:
         return "Queued: waiting for the providers' consumers to pick the items up.";
     }
@@ -93,15 +98,36 @@
     box.hidden = lines.length === 0;
   }
 
-  function renderProgress(progress) {
+  /* The SVG bar of templates/runs/_bar.html: three segments on a 0..1000 scale. */
+  function drawBar(svg, expected, ok, failed, cancelled, text) {
+    if (!svg) return;
+    var widths = rules.barWidths(expected, ok, failed, cancelled);
+    var x = 0;
+    ["ok", "failed", "cancelled"].forEach(function (key) {
+      var rect = svg.querySelector(".seg-" + key);
+      rect.setAttribute("x", String(x));
+      rect.setAttribute("width", String(widths[key]));
+      x += widths[key];
+    });
+    svg.setAttribute("aria-label", text);
+  }
+
+  function barText(expected, ok, failed, cancelled) {
+    return ok + " answered · " + failed + " failed · " + cancelled + " cancelled of " + expected;
+  }
+
+  var shownFinished = Number(root.dataset.finished || 0);
+
+  function renderProgress(progress, paused) {
     var s = progress.stats;
     var finished = rules.finishedCount(s);
-    var total = byId("bar-total");
-    total.max = s.expectedResponses;
-    total.value = finished;
-    total.textContent = percent(finished, s.expectedResponses) + " %";
-    byId("bar-total-text").textContent = finished + " of " + s.expectedResponses + " finished (" +
-      percent(finished, s.expectedResponses) + " %)";
+    // The first page came from one database snapshot; the live mirror may trail it by a moment.
+    // A poll never moves the counters backwards.
+    if (finished < shownFinished && progress.status !== "completed") return false;
+    shownFinished = finished;
+    var totalText = barText(s.expectedResponses, s.actualResponses, s.failedResponses, s.cancelledResponses);
+    drawBar(byId("bar-total"), s.expectedResponses, s.actualResponses, s.failedResponses, s.cancelledResponses, totalText);
+    byId("bar-total-text").textContent = totalText + " (" + percent(finished, s.expectedResponses) + " % finished)";
     byId("count-ok").textContent = s.actualResponses;
     byId("count-failed").textContent = s.failedResponses;
     byId("count-cancelled").textContent = s.cancelledResponses;
@@ -111,22 +137,20 @@
       var row = providerRows[provider];
       if (!row) return;
       var state = progress.providers[provider];
-      var expected = Number(row.dataset.expected);
-      var ok = progress.results[provider] || 0;
-      var failed = progress.failed[provider] || 0;
-      var done = rules.providerBarFill(state, expected, ok, failed);
-      var bar = row.querySelector("progress");
-      bar.value = done;
-      bar.textContent = percent(done, expected) + " %";
-      var text = row.querySelector(".bar-text");
-      text.replaceChildren(
-        done + " of " + expected + " (" + percent(done, expected) + " %) · ",
-        node("span", { "class": "state state-" + state }, [state]),
-        " · " + ok + " answered, " + failed + " failed"
-      );
+      var split = rules.providerSplit(state, Number(row.dataset.expected), progress.results[provider] || 0, progress.failed[provider] || 0);
+      var outcome = rules.providerOutcome(state, split);
+      var text = barText(split.expected, split.ok, split.failed, split.cancelled);
+      drawBar(byId("bar-" + provider), split.expected, split.ok, split.failed, split.cancelled, text);
+      row.dataset.outcome = outcome;
+      var parts = [text + " · ", node("span", { "class": "state outcome-" + outcome }, [rules.OUTCOME_LABELS[outcome]])];
+      // An operator paused this provider's queue: waiting, not stuck.
+      if (paused.indexOf(provider) !== -1) parts.push(" · ", node("span", { "class": "state state-paused" }, ["queue paused"]));
+      var line = byId("bar-" + provider + "-text");
+      line.replaceChildren.apply(line, parts);
     });
     var outcome = outcomeOf(progress, root.dataset.groupStatus);
     showOutcome(outcome, statusText(outcome[0], progress, null));
+    return true;
   }
 
   function renderAnswer(item, provider) {
@@ -192,7 +216,7 @@
     byId("cancel-form").hidden = true;
     var s = progress.stats;
     byId("rerun-failed-form").hidden = !(s.failedResponses + s.cancelledResponses);
-    var failedUrl = root.dataset.answersUrl + "?status=failed&page_size=100";
+    var failedUrl = root.dataset.answersUrl + "?status=failed&page_size=1000";
     var getJson = function (url) {
       return fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" })
         .then(function (response) { return response.ok ? response.json() : null; })
@@ -221,7 +245,32 @@
           lines.push([label(provider), why]);
         });
         showProblems(lines);
+        showErrorGroups((both[1] && both[1].results) || []);
       });
+  }
+
+  /* Identical errors as one line each ("3 × Gemini: quota exhausted"), like the server's first render. */
+  function showErrorGroups(failedItems) {
+    var list = byId("error-groups");
+    if (!list || !failedItems.length) return;
+    var groups = {};
+    var order = [];
+    failedItems.forEach(function (item) {
+      var key = item.provider + "\u0000" + (item.error || "");
+      if (!groups[key]) { groups[key] = { provider: item.provider, error: item.error, n: 0 }; order.push(key); }
+      groups[key].n += 1;
+    });
+    order.sort(function (a, b) { return groups[b].n - groups[a].n || groups[a].provider.localeCompare(groups[b].provider); });
+    list.replaceChildren.apply(list, order.slice(0, 20).map(function (key) {
+      var g = groups[key];
+      var error = g.error || "failed without a message";
+      return node("li", {}, [
+        node("strong", {}, [g.n + " ×"]), " " + label(g.provider) + ": ",
+        node("span", { "class": "error" }, [error.length > 300 ? error.slice(0, 299) + "…" : error]), " ",
+        node("a", { href: "?provider=" + encodeURIComponent(g.provider) + "&status=failed#answers-heading" }, ["show"])
+      ]);
+    }));
+    list.hidden = false;
   }
 
   function note(text) {
@@ -252,7 +301,7 @@
           failuresInARow = 0;
           note("");
           var progress = body.response;
-          renderProgress(progress);
+          if (!renderProgress(progress, body.paused_providers || [])) { setTimeout(poll, POLL_MS); return; }
           var changed = progress.updateId !== lastUpdateId;
           lastUpdateId = progress.updateId;
           return (changed ? refreshAnswers() : Promise.resolve()).then(function () {

@@ -1,0 +1,1 @@
+"""Visibility analytics: tracked brands, deterministic mention detection and the metrics built on it."""

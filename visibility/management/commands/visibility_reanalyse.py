@@ -1,0 +1,28 @@
+"""`manage.py visibility_reanalyse <workspace id or name>`: analyse every stored answer of a workspace again."""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand
+
+from agent.management.commands.run_group import workspace_find
+from visibility.services.analysis import workspace_reanalyse
+
+
+class Command(BaseCommand):
+    help = (
+        "Re-analyse every ok answer of a workspace (by id or exact name) with its current brands, "
+        "then refresh its run figures."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("workspace", help="workspace id or exact name")
+
+    def handle(self, *args, workspace: str, **options) -> None:
+        target = workspace_find(workspace)
+        result = workspace_reanalyse(workspace_id=target.id)
+        verdict = (
+            "re-analysed" if result.finished else "partly re-analysed (the brands changed meanwhile; run it again)"
+        )
+        self.stdout.write(
+            f"{target.name}: {result.answers} answers {verdict} in {result.seconds:.1f} s (brand revision {result.revision})."
+        )

@@ -1,0 +1,257 @@
+"""Reads of brands and visibility figures, always scoped to the caller's workspaces."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from django.db.models import Count, Q, QuerySet, Sum
+
+from agent.models import JobGroup, JobItem
+from oneglanse.exceptions import InvalidInput, NotFound
+from oneglanse.provider_ids import PROVIDER_IDS
+from visibility.detection import ANALYSIS_VERSION
+from visibility.metrics import BrandCounts, brand_metrics, top_domains
+from visibility.models import ALL_PROVIDERS, Brand, CitedDomain, Mention, RunStat
+from workspaces.models import Workspace
+
+FINISHED_RUN_STATUSES = (JobGroup.Status.COMPLETED, JobGroup.Status.CANCELLED)
+
+
+def brands_of_workspace(*, workspace: Workspace) -> QuerySet[Brand]:
+    return Brand.objects.filter(workspace=workspace).order_by("-is_own", "name", "id")
+
+
+def brand_get_for_user(*, user, brand_id: str) -> Brand:
+    if not (str(brand_id).isascii() and str(brand_id).isdigit()):
+        raise NotFound("Brand not found.")
+    brand = Brand.objects.filter(id=int(brand_id), workspace__memberships__user=user).first()
+    if brand is None:
+        raise NotFound("Brand not found.")
+    return brand
+
+
+@dataclass
+class SetCounts:
+    """Numerators and denominators of one set of answers (a run, a provider in it, a prompt...)."""
+
+    answers: int = 0
+    failed: int = 0  # failed and cancelled items, reported beside the set
+    brands: dict[int, list[int]] = field(
+        default_factory=lambda: defaultdict(lambda: [0, 0, 0])
+    )  # mentioned, rank sum, cited
+    domains: Counter = field(default_factory=Counter)
+
+    def add(self, other: SetCounts) -> None:
+        self.answers += other.answers
+        self.failed += other.failed
+        for brand_id, (mentioned, rank_sum, cited) in other.brands.items():
+            mine = self.brands[brand_id]
+            mine[0] += mentioned
+            mine[1] += rank_sum
+            mine[2] += cited
+        self.domains.update(other.domains)
+
+
+def visibility_counts(*, group_ids: Iterable, by: tuple[str, ...]) -> dict[tuple, SetCounts]:
+    """Counts of the given runs' answers grouped by `by` (fields of JobItem and Mention), in three queries."""
+    group_ids = list(group_ids)
+    sets: dict[tuple, SetCounts] = defaultdict(SetCounts)
+    items = (
+        JobItem.objects.filter(group_id__in=group_ids, status__in=JobItem.FINISHED)
+        .order_by()
+        .values_list(*by, "status")
+        .annotate(n=Count("id"))
+    )
+    for *key, status, n in items:
+        counts = sets[tuple(key)]
+        if status == JobItem.Status.OK:
+            counts.answers += n
+        else:
+            counts.failed += n
+    mentions = (
+        Mention.objects.filter(group_id__in=group_ids)
+        .order_by()
+        .values_list(*by, "brand_id")
+        .annotate(
+            mentioned=Count("id", filter=Q(mentioned=True)),
+            rank_sum=Sum("rank"),
+            cited=Count("id", filter=Q(cited=True)),
+        )
+    )
+    for *key, brand_id, mentioned, rank_sum, cited in mentions:
+        sets[tuple(key)].brands[brand_id] = [mentioned, rank_sum or 0, cited]
+    domains = (
+        CitedDomain.objects.filter(group_id__in=group_ids).order_by().values_list(*by, "domain").annotate(n=Count("id"))
+    )
+    for *key, domain, n in domains:
+        sets[tuple(key)].domains[domain] = n
+    return sets
+
+
+def brand_counts(brands: list[Brand], counts: SetCounts) -> list[BrandCounts]:
+    return [
+        BrandCounts(brand.id, brand.name, brand.is_own, *counts.brands.get(brand.id, (0, 0, 0))) for brand in brands
+    ]
+
+
+def _set_figures(
+    brands: list[Brand], counts: SetCounts, *, with_domains: bool = True, with_failed: bool = True
+) -> dict:
+    body: dict = {"answers": counts.answers}
+    if with_failed:
+        body["failed"] = counts.failed
+    body["brands"] = brand_metrics(answers=counts.answers, brands=brand_counts(brands, counts))
+    if with_domains:
+        body["top_domains"] = top_domains(answers=counts.answers, domain_answers=counts.domains.items())
+    return body
+
+
+def _provider_order(providers: Iterable[str]) -> list[str]:
+    known = [p for p in PROVIDER_IDS if p in providers]
+    return known + sorted(set(providers) - set(known))
+
+
+def job_group_provider_sets(*, group: JobGroup) -> tuple[SetCounts, dict[str, SetCounts]]:
+    """A run's counts over all its answers and per provider (every provider of the run, in the usual order)."""
+    found = {key[0]: counts for key, counts in visibility_counts(group_ids=[group.id], by=("provider",)).items()}
+    total = SetCounts()
+    for counts in found.values():
+        total.add(counts)
+    return total, {p: found.get(p, SetCounts()) for p in _provider_order(set(group.providers) | set(found))}
+
+
+def job_group_visibility(*, group: JobGroup) -> dict:
+    """The run's visibility (DESIGN.md contract), computed from its analysed answers."""
+    brands = list(brands_of_workspace(workspace=group.workspace))
+    total, per_provider = job_group_provider_sets(group=group)
+    per_prompt = visibility_counts(group_ids=[group.id], by=("prompt_id", "provider"))
+    prompt_texts = dict(
+        JobItem.objects.filter(group=group).order_by().values_list("prompt_id", "prompt_text").distinct()
+    )
+    by_prompt: dict[int, dict] = {}
+    for (prompt_id, provider), counts in sorted(per_prompt.items(), key=lambda pair: pair[0][0]):
+        entry = by_prompt.setdefault(
+            prompt_id, {"prompt": prompt_id, "prompt_text": prompt_texts.get(prompt_id, ""), "by_provider": {}}
+        )
+        entry["by_provider"][provider] = _set_figures(brands, counts, with_domains=False, with_failed=False)
+    for entry in by_prompt.values():
+        entry["by_provider"] = {p: entry["by_provider"][p] for p in _provider_order(entry["by_provider"])}
+    return {
+        "run": str(group.id),
+        "analysis_version": ANALYSIS_VERSION,
+        **_set_figures(brands, total),
+        "by_provider": {p: _set_figures(brands, counts) for p, counts in per_provider.items()},
+        "by_prompt": list(by_prompt.values()),
+    }
+
+
+@dataclass(frozen=True)
+class TrendFilter:
+    date_from: dt.date | None = None
+    date_to: dt.date | None = None
+    provider: str | None = None
+    brand_id: int | None = None
+
+
+def trend_filter_parse(*, workspace: Workspace, params) -> TrendFilter:
+    """?from=YYYY-MM-DD&to=YYYY-MM-DD&provider=&brand= → TrendFilter; bad values are 400s naming the field."""
+    dates = {}
+    for name in ("from", "to"):
+        raw = (params.get(name) or "").strip()
+        if raw:
+            try:
+                dates[name] = dt.date.fromisoformat(raw)
+            except ValueError:
+                raise InvalidInput(f"{raw!r} is not a date like 2025-01-31.", field=name) from None
+    if "from" in dates and "to" in dates and dates["from"] > dates["to"]:
+        raise InvalidInput("'from' is after 'to'.", field="from")
+    provider = (params.get("provider") or "").strip() or None
+    if provider and provider not in (*PROVIDER_IDS, ALL_PROVIDERS):
+        raise InvalidInput(
+            f"Unknown provider {provider!r}; known: {', '.join(PROVIDER_IDS)}, {ALL_PROVIDERS}.", field="provider"
+        )
+    raw_brand = (params.get("brand") or "").strip()
+    brand_id = None
+    if raw_brand:
+        if (
+            not (raw_brand.isascii() and raw_brand.isdigit())
+            or not Brand.objects.filter(id=int(raw_brand), workspace=workspace).exists()
+        ):
+            raise InvalidInput(f"This workspace tracks no brand with the id {raw_brand!r}.", field="brand")
+        brand_id = int(raw_brand)
+    return TrendFilter(date_from=dates.get("from"), date_to=dates.get("to"), provider=provider, brand_id=brand_id)
+
+
+def _run_stats(*, workspace: Workspace, trend: TrendFilter) -> QuerySet[RunStat]:
+    stats = RunStat.objects.filter(workspace=workspace)
+    if trend.date_from:
+        stats = stats.filter(at__gte=dt.datetime.combine(trend.date_from, dt.time.min, tzinfo=dt.UTC))
+    if trend.date_to:
+        stats = stats.filter(
+            at__lt=dt.datetime.combine(trend.date_to + dt.timedelta(days=1), dt.time.min, tzinfo=dt.UTC)
+        )
+    if trend.provider:
+        stats = stats.filter(provider=trend.provider)
+    return stats
+
+
+def workspace_visibility_points(
+    *, workspace: Workspace, trend: TrendFilter
+) -> tuple[list[Brand], list[tuple[RunStat, SetCounts]]]:
+    """The finished runs' stored figures in the range, oldest first ("all" before the providers)."""
+    brands = list(brands_of_workspace(workspace=workspace))
+    stats = list(_run_stats(workspace=workspace, trend=trend).prefetch_related("brand_stats", "domain_stats"))
+    order = {p: i for i, p in enumerate((ALL_PROVIDERS, *PROVIDER_IDS))}
+    stats.sort(key=lambda s: (s.at, str(s.group_id), order.get(s.provider, len(order)), s.provider))
+    points = []
+    for stat in stats:
+        counts = SetCounts(answers=stat.answers, failed=stat.failed)
+        for row in stat.brand_stats.all():
+            counts.brands[row.brand_id] = [row.mentioned, row.rank_sum, row.cited]
+        counts.domains.update({row.domain: row.answers for row in stat.domain_stats.all()})
+        points.append((stat, counts))
+    return brands, points
+
+
+def workspace_visibility_trend(*, workspace: Workspace, trend: TrendFilter) -> dict:
+    """The trend (DESIGN.md contract) plus totals over the range, from per-run figures only (never raw answers)."""
+    brands, points = workspace_visibility_points(workspace=workspace, trend=trend)
+    shown = [b for b in brands if trend.brand_id is None or b.id == trend.brand_id]
+    series = []
+    totals: dict[str, SetCounts] = defaultdict(SetCounts)
+    for stat, counts in points:
+        # Share of voice is over every tracked brand, so compute it before narrowing to ?brand=.
+        figures = brand_metrics(answers=counts.answers, brands=brand_counts(brands, counts))
+        series.append(
+            {
+                "run": str(stat.group_id),
+                "at": stat.at.isoformat().replace("+00:00", "Z"),
+                "provider": stat.provider,
+                "answers": counts.answers,
+                "failed": counts.failed,
+                "brands": [f for f in figures if trend.brand_id is None or f["id"] == trend.brand_id],
+            }
+        )
+        totals[stat.provider].add(counts)
+    overall = totals.get(trend.provider or ALL_PROVIDERS, SetCounts())
+    total_figures = _set_figures(brands, overall)
+    total_figures["brands"] = [
+        f for f in total_figures["brands"] if trend.brand_id is None or f["id"] == trend.brand_id
+    ]
+    return {
+        "workspace": str(workspace.id),
+        "analysis_version": ANALYSIS_VERSION,
+        "from": trend.date_from.isoformat() if trend.date_from else None,
+        "to": trend.date_to.isoformat() if trend.date_to else None,
+        "provider": trend.provider,
+        "brands_tracked": [{"id": b.id, "name": b.name, "is_own": b.is_own} for b in shown],
+        "series": series,
+        "total": {
+            "provider": trend.provider or ALL_PROVIDERS,
+            "runs": sum(1 for s, _ in points if s.provider == (trend.provider or ALL_PROVIDERS)),
+            **total_figures,
+        },
+    }

@@ -1,0 +1,1 @@
+"""Services that write visibility data: brands, answer analyses and per-run aggregates."""
