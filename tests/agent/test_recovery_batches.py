@@ -11,10 +11,10 @@ from agent.connections import redis_client
 from agent.held_results import ItemResult, held_key, held_result_put
 from agent.models import JobGroup, JobItem
 from agent.providers.base import Answer
+from agent.queues import queue_key, queue_messages
 from agent.recovery import BACKLOG_PATIENCE_WINDOWS, recovery_sweep
 from agent.services.items import item_run
 from agent.services.submit import job_group_submit
-from agent.queues import queue_key, queue_messages
 from agent.tasks import QueuedItem, consumer_huey, item_messages_push_on
 from oneglanse.database_outage import database_outage_wait_out
 from tests.backlog import lost_backlog
