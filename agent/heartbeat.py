@@ -14,6 +14,8 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
+from oneglanse.database_outage import DATABASE_UNAVAILABLE_ERRORS
+
 logger = logging.getLogger(__name__)
 
 _running: set[int] = set()
@@ -54,7 +56,9 @@ def _loop(stop: threading.Event) -> None:
         try:
             close_old_connections()
             heartbeat_once()
-        except Exception:  # the database may be briefly away; the next beat tries again
+        except DATABASE_UNAVAILABLE_ERRORS as exc:  # the next beat tries again
+            logger.warning("heartbeat skipped: the database is unavailable (%s)", exc)
+        except Exception:
             logger.warning("heartbeat failed; retrying at the next beat", exc_info=True)
         finally:
             connection.close()

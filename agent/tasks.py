@@ -11,11 +11,13 @@ import uuid
 from dataclasses import dataclass
 
 import redis
+from django.conf import settings
 from django.db import close_old_connections
 from huey import RedisHuey
 from huey.api import TaskWrapper
 
 from agent.queues import QUEUE_PRIORITY, huey_for
+from oneglanse.database_outage import DATABASE_UNAVAILABLE_ERRORS, database_outage_wait_out
 
 logger = logging.getLogger(__name__)
 
@@ -125,10 +127,17 @@ def _item_run_task_register(huey: RedisHuey, provider_id: str) -> TaskWrapper:
         close_old_connections()
         try:
             item_run(item=item)
+        except DATABASE_UNAVAILABLE_ERRORS as exc:
+            # Wait for the database in this thread rather than spinning every queued message through
+            # Huey's retries: a consumer of W workers holds W messages and pops no more meanwhile.
+            # Running the item again is safe: only a queued item starts, a result is recorded once.
+            database_outage_wait_out(lambda: item_run(item=item), patience=settings.AGENT_DB_OUTAGE_SECONDS,
+                                     what=f"item {item.item_id}", first_error=exc)
         finally:
             close_old_connections()
 
-    # An exception escaping the service (database or Redis briefly unavailable) retries the
-    # task; recording is idempotent, so a retry can never produce a second answer.
+    # An exception escaping the service (Redis briefly unavailable, the database away for longer
+    # than AGENT_DB_OUTAGE_SECONDS) retries the task; recording is idempotent, so a retry can
+    # never produce a second answer, and the recovery sweep puts back what Huey gives up on.
     huey.item_run_task = huey.task(name=ITEM_RUN_TASK_NAME, retries=5, retry_delay=3)(item_run_task)
     return huey.item_run_task

@@ -7,6 +7,7 @@ from rest_framework import pagination
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
+from oneglanse.database_outage import DATABASE_UNAVAILABLE_ERRORS, RETRY_AFTER_SECONDS, database_unavailable_body
 from oneglanse.exceptions import DomainError
 
 
@@ -21,6 +22,8 @@ def domain_exception_handler(exc, context) -> Response | None:
     if isinstance(exc, RequestDataTooBig):
         # Raised while DRF reads the body; Django alone would answer with an HTML 400.
         return Response({"detail": "The request body is too large."}, status=413)
+    if isinstance(exc, DATABASE_UNAVAILABLE_ERRORS):
+        return Response(database_unavailable_body(), status=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
     return exception_handler(exc, context)
 
 

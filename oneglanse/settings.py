@@ -59,6 +59,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "oneglanse.database_outage.DatabaseUnavailableMiddleware",  # an outage is a 503, not a 500
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "oneglanse.login_throttle.LoginThrottleMiddleware",
@@ -286,3 +287,9 @@ AGENT_METRICS_TOKEN = env.str("AGENT_METRICS_TOKEN", default="")
 VISIBILITY_SWEEP_INTERVAL = env.float("VISIBILITY_SWEEP_INTERVAL", default=5.0)
 VISIBILITY_SWEEP_LOCK_SECONDS = env.float("VISIBILITY_SWEEP_LOCK_SECONDS", default=120.0)
 VISIBILITY_RETRY_BATCH = env.int("VISIBILITY_RETRY_BATCH", default=2000)
+# At most this many lost items are put back (and as many failed or cancelled) per sweep, shared
+# fairly between workspaces; the next sweep takes the rest.
+AGENT_RECOVERY_BATCH = env.int("AGENT_RECOVERY_BATCH", default=10000)
+# A worker holding a provider's result waits this long for the database to come back before it
+# leaves the result held in Redis for the recovery sweep to record.
+AGENT_DB_OUTAGE_SECONDS = env.float("AGENT_DB_OUTAGE_SECONDS", default=600.0)

@@ -53,3 +53,6 @@ urlpatterns = [
     path("", include("agent.urls")),
     path("", include("visibility.urls")),
 ]
+
+# A database outage that escapes the views (in a middleware) is still a 503 with Retry-After.
+handler500 = "oneglanse.database_outage.server_error"

@@ -17,3 +17,8 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     }
 else:
     DATABASES["default"]["TEST"] = {"NAME": os.environ.get("DJANGO_TEST_DATABASE_NAME") or f"test_oneglanse_{os.getpid()}"}
+
+# Debian's SQLite allows 250,000 bound variables; tests get a stock build's 32,766 (see the module).
+from tests.sqlite_stock_limits import sqlite_stock_limits_apply
+
+sqlite_stock_limits_apply()

@@ -129,12 +129,10 @@ def job_group_cancel(*, group: JobGroup) -> Cancelled:
         locked = JobGroup.objects.select_for_update().get(id=group.id)
         if locked.status not in (*JobGroup.UNFINISHED, JobGroup.Status.SCHEDULED):
             raise Conflict(f"This run is already {locked.status}; there is nothing left to cancel.")
-        # Locked rows (PostgreSQL) or the IMMEDIATE write lock (SQLite) keep workers from
-        # starting these items between reading and cancelling them.
-        queued = list(
-            JobItem.objects.select_for_update().filter(group=locked, status=JobItem.Status.QUEUED).values_list("id", flat=True)
-        )
-        cancelled = JobItem.objects.filter(id__in=queued, status=JobItem.Status.QUEUED).update(
+        # One conditional UPDATE, with no list of ids (a run of any size stays far below SQLite's
+        # bound-variable limit): a worker's claim is conditional too, so each item is either
+        # started or cancelled, never both.
+        cancelled = JobItem.objects.filter(group=locked, status=JobItem.Status.QUEUED).update(
             status=JobItem.Status.CANCELLED, finished_at=timezone.now(), error="cancelled before it started"
         )
         locked.status = JobGroup.Status.CANCELLED

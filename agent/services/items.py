@@ -1,4 +1,10 @@
-"""Running one item: claim it, try its provider, decide whether to retry, record the result once."""
+"""Running one item: claim it, try its provider, decide whether to retry, record the result once.
+
+A result a provider gave is never thrown away: when the database cannot take it (down,
+restarting, locked), the worker holds it in Redis and keeps retrying until the database is back
+(`item_result_record`); a worker that dies meanwhile leaves it held, and the recovery sweep or
+the next worker to pick the item up records it instead of asking the provider again.
+"""
 from __future__ import annotations
 
 import logging
@@ -7,6 +13,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
+import redis
 from django.conf import settings
 from django.db.models import Exists, F, Value
 from django.db.models.functions import Coalesce
@@ -14,6 +21,7 @@ from django.utils import timezone
 
 from agent import heartbeat, progress
 from agent.connections import redis_client
+from agent.held_results import ItemResult, held_result_put, held_results_drop, held_results_get
 from agent.models import JobGroup, JobGroupProvider, JobItem, ProviderQueue
 from agent.providers.base import Answer, Provider, ProviderError, TransientProviderError
 from agent.providers.registry import provider_for
@@ -23,6 +31,7 @@ from agent.ratelimit import rate_limit_wait
 from agent.services.closing import item_count_and_close
 from agent.signals import announce, answer_recorded
 from agent.tasks import QueuedItem, item_messages_push_on, item_schedule
+from oneglanse.database_outage import DATABASE_UNAVAILABLE_ERRORS, database_outage_wait_out
 
 logger = logging.getLogger(__name__)
 
@@ -153,6 +162,8 @@ def item_claim(*, item: QueuedItem) -> Claimed | None:
             item_count_and_close(group_id=group_id, item_id=item.item_id, provider_id=item.provider_id,
                                  status=JobItem.Status.CANCELLED)
         return None
+    if row["attempts"] and _held_result_record(item):
+        return None
     now = timezone.now()
     # The pause check rides on the claim that runs anyway: no extra round trip, and exact (the
     # database is the pause's source of truth) whatever the age of this consumer's paused view.
@@ -181,6 +192,23 @@ def _item_hold_paused(*, item: QueuedItem) -> None:
     item_messages_push_on(pipeline, provider_id=item.provider_id, items=[item])
     pipeline.execute()
     logger.info("item %s: the %s queue is paused; back on the queue unstarted", item.item_id, item.provider_id)
+
+
+def _held_result_record(item: QueuedItem) -> bool:
+    """An item that ran before may have a result its worker received but could not record
+    (a database outage, then the worker died): record that one instead of asking again.
+    Only items with attempts behind them look, so a first run costs no Redis round trip."""
+    try:
+        held = held_results_get([item.item_id]).get(item.item_id)
+    except redis.RedisError as exc:
+        logger.warning("item %s: could not look for a held result (%s); running it", item.item_id, exc)
+        return False
+    if held is None:
+        return False
+    item_result_record(result=held)
+    held_results_drop([item.item_id])
+    logger.warning("item %s: its held result was recorded once the database was back; not asked again", item.item_id)
+    return True
 
 
 def item_try(*, claimed: Claimed, provider: Provider) -> Attempt:
@@ -258,7 +286,35 @@ def _provider_started(*, group_id: str, provider_id: str) -> None:
 
 def answer_record(*, item: QueuedItem, backend: str, answer: Answer | None = None, error: str = "") -> bool:
     """Record an item's result once. Returns False when it was already recorded (a redelivery)."""
+    return item_result_record(result=ItemResult(item=item, backend=backend, answer=answer, error=error))
+
+
+def item_result_record(*, result: ItemResult, wait_out_outage: bool = True) -> bool:
+    """Record a result once, waiting out a database outage (holding the result in Redis meanwhile)
+    unless `wait_out_outage` is False. Returns False when it was already recorded."""
+    item = result.item
+    try:
+        changed = _item_result_write(result)
+    except DATABASE_UNAVAILABLE_ERRORS as exc:
+        if not wait_out_outage:
+            raise
+        changed = _item_result_write_through_outage(result, exc)
+    if not changed:
+        logger.info("item %s was already recorded; this result is dropped", item.item_id)
+        return False
+    status = JobItem.Status.OK if result.answer is not None else JobItem.Status.FAILED
+    if status == JobItem.Status.OK:
+        # The answer is stored; what other apps derive from it (visibility) can fail without touching it.
+        announce(answer_recorded, item_id=item.item_id)
+    item_count_and_close(group_id=item.group_id, item_id=item.item_id, provider_id=item.provider_id, status=status,
+                         error=result.error, latency_ms=result.answer.latency_ms if result.answer is not None else None)
+    return True
+
+
+def _item_result_write(result: ItemResult) -> int:
+    """The one conditional UPDATE that records a result (only from queued or running)."""
     now = timezone.now()
+    answer = result.answer
     if answer is not None:
         status = JobItem.Status.OK
         fields = dict(
@@ -267,16 +323,36 @@ def answer_record(*, item: QueuedItem, backend: str, answer: Answer | None = Non
         )
     else:
         status = JobItem.Status.FAILED
-        fields = dict(error=error[:4000])
-    changed = JobItem.objects.filter(id=item.item_id, status__in=JobItem.UNFINISHED).update(
-        status=status, backend=backend, finished_at=now, heartbeat_at=now, **fields
+        fields = dict(error=result.error[:4000])
+    return JobItem.objects.filter(id=result.item.item_id, status__in=JobItem.UNFINISHED).update(
+        status=status, backend=result.backend, finished_at=now, heartbeat_at=now, **fields
     )
-    if not changed:
-        logger.info("item %s was already recorded; this result is dropped", item.item_id)
-        return False
-    if status == JobItem.Status.OK:
-        # The answer is stored; what other apps derive from it (visibility) can fail without touching it.
-        announce(answer_recorded, item_id=item.item_id)
-    item_count_and_close(group_id=item.group_id, item_id=item.item_id, provider_id=item.provider_id, status=status,
-                         error=error, latency_ms=answer.latency_ms if answer is not None else None)
-    return True
+
+
+def _item_result_write_through_outage(result: ItemResult, error: Exception) -> int:
+    """Keep retrying the write until the database is back; the result is held in Redis meanwhile,
+    so it outlives this worker. Raises after AGENT_DB_OUTAGE_SECONDS, leaving it held for the sweep."""
+    item_id = result.item.item_id
+    started = time.monotonic()
+    held = held_result_put(result)
+
+    def hold_again(_error: Exception) -> None:
+        nonlocal held
+        held = held or held_result_put(result)
+
+    with heartbeat.beating(item_id):  # so the sweep, once it can run again, sees a live item
+        try:
+            changed = database_outage_wait_out(
+                lambda: _item_result_write(result), patience=settings.AGENT_DB_OUTAGE_SECONDS,
+                what=f"item {item_id}: recording its result", first_error=error, on_failure=hold_again,
+            )
+        except DATABASE_UNAVAILABLE_ERRORS:
+            logger.error("item %s: the database stayed away %.0f s; its result is %s", item_id,
+                         time.monotonic() - started,
+                         "held in Redis for the recovery sweep" if held else "lost (Redis was away too)")
+            raise
+    if held:
+        held_results_drop([item_id])
+    logger.warning("item %s: result recorded once the database was back (%.1f s later)", item_id,
+                   time.monotonic() - started)
+    return changed

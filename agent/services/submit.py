@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
+PROMPT_IDS_PER_QUERY = 1000
 # A delayed run starts at most this far ahead.
 RUN_AT_MAX_AHEAD = timedelta(days=366)
 
@@ -157,9 +158,12 @@ def _job_group_create(
         wanted = []
         expected = prompt_count * len(providers) * samples
     else:
-        texts = dict(
-            Prompt.objects.filter(workspace=workspace, id__in={pair[1] for pair in pairs}).values_list("id", "text")
-        )
+        # In slices: a list of ids is one bound variable each, and SQLite's limit may be 32,766.
+        prompt_ids = sorted({pair[1] for pair in pairs})
+        texts: dict[int, str] = {}
+        for start in range(0, len(prompt_ids), PROMPT_IDS_PER_QUERY):
+            texts.update(Prompt.objects.filter(workspace=workspace, id__in=prompt_ids[start:start + PROMPT_IDS_PER_QUERY])
+                         .values_list("id", "text"))
         wanted = [
             (pair[0], pair[1], pair[2] if len(pair) > 2 else 1, texts[pair[1]]) for pair in pairs if pair[1] in texts
         ]
