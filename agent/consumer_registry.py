@@ -25,6 +25,7 @@ import oneglanse
 from agent import queue_ops
 from agent.connections import redis_client
 from agent.queues import queue_name
+from oneglanse.database_outage import DATABASE_UNAVAILABLE_ERRORS, database_connection_drop
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +117,10 @@ class ConsumerBeat(threading.Thread):
                 self.beat_once(force=False)
             except redis.RedisError as exc:
                 logger.warning("consumer heartbeat skipped: Redis unavailable (%s)", exc)
-            except Exception:  # the database (mirror rebuild) may be away; the next beat tries again
+            except DATABASE_UNAVAILABLE_ERRORS as exc:  # the mirror rebuild reads the database
+                logger.warning("consumer heartbeat: the database is unavailable (%s); the next beat tries again", exc)
+                database_connection_drop()  # a broken connection would fail every later beat
+            except Exception:
                 logger.exception("consumer heartbeat failed; the next beat tries again")
             if self.stop_event.wait(tick_interval()):
                 return

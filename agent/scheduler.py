@@ -20,6 +20,7 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 
 from agent.connections import redis_client
+from oneglanse.database_outage import DATABASE_UNAVAILABLE_ERRORS
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +55,9 @@ class ScheduleTicker(threading.Thread):
             report = schedules_fire_due()
             if released or report:
                 logger.info("schedule tick: %d delayed runs released; %s", released, report)
-        except Exception:  # the database or Redis may be away; the next tick tries again
+        except DATABASE_UNAVAILABLE_ERRORS as exc:
+            logger.warning("schedule tick skipped: the database is unavailable (%s)", exc)
+        except Exception:  # Redis may be away; the next tick tries again
             logger.exception("schedule tick failed; the next tick tries again")
         finally:
             connection.close()
