@@ -383,7 +383,9 @@ def test_task_for_an_item_of_another_queue_is_dropped(user, caplog) -> None:
     assert item.status == JobItem.Status.QUEUED
 
 
-def test_database_unavailable_in_the_worker_is_retried_later_not_lost(user, monkeypatch) -> None:
+def test_database_unavailable_in_the_worker_is_retried_later_not_lost(user, monkeypatch, settings) -> None:
+    # The worker first waits the outage out in its thread; past this patience the task goes back to Huey.
+    settings.AGENT_DB_OUTAGE_SECONDS = 1.0
     group = _submit(user, prompts=1, providers=["perplexity"])
     item = JobItem.objects.get(group=group)
     huey = huey_for("perplexity")
