@@ -27,7 +27,7 @@ def lost_backlog(*, runs: int, prompts: int, lost_at: datetime, provider: str = 
     item, prompt, group = JobItem._meta, Prompt._meta, JobGroup._meta
     quote = connection.ops.quote_name
     prepared = {
-        "provider": provider, "status": JobItem.Status.QUEUED.value, "attempts": 0,
+        "provider": provider, "sample": 1, "status": JobItem.Status.QUEUED.value, "attempts": 0,
         "next_attempt_at": item.get_field("next_attempt_at").get_db_prep_save(lost_at, connection),
         "backend": "", "model": "", "text": "", "error": "",
         "sources": item.get_field("sources").get_db_prep_save([], connection),
