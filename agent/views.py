@@ -6,7 +6,6 @@ a message on the page. The group page's script polls the JSON API for the live p
 """
 from __future__ import annotations
 
-from functools import wraps
 from itertools import groupby
 from urllib.parse import urlencode
 
@@ -14,7 +13,7 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -48,7 +47,8 @@ from agent.selectors import (
 from agent.services.closing import job_group_cancel
 from agent.services.submit import job_group_rerun, job_group_submit
 from agent.throttles import submission_wait
-from oneglanse.exceptions import DomainError, NotFound
+from oneglanse.exceptions import DomainError
+from oneglanse.pages import page_scoped
 from oneglanse.provider_ids import provider_label
 from prompts.models import PROMPT_TEXT_MAX_LENGTH
 from prompts.selectors import prompt_get_for_user, prompts_of_workspace
@@ -70,19 +70,6 @@ def _throttled(request: HttpRequest, render_page, wait: int) -> HttpResponse:
     return page
 
 
-def _page_scoped(view):
-    """Domain NotFound (unknown, malformed or someone else's id) becomes the site's 404 page."""
-
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        try:
-            return view(request, *args, **kwargs)
-        except NotFound as exc:
-            raise Http404(exc.detail) from None
-
-    return login_required(wrapper)
-
-
 class PromptAddForm(forms.Form):
     text = forms.CharField(
         label="New prompt",
@@ -99,7 +86,7 @@ def workspace_list_page(request: HttpRequest) -> HttpResponse:
     return render(request, "workspaces/list.html", {"workspaces": workspaces})
 
 
-@_page_scoped
+@page_scoped
 def workspace_detail_page(request: HttpRequest, workspace_id: str) -> HttpResponse:
     workspace = workspace_get_for_user(user=request.user, workspace_id=workspace_id)
     return workspace_detail_render(request, workspace, PromptAddForm())
@@ -136,7 +123,7 @@ def workspace_detail_render(
 
 
 @require_POST
-@_page_scoped
+@page_scoped
 def workspace_run_page(request: HttpRequest, workspace_id: str) -> HttpResponse:
     workspace = workspace_get_for_user(user=request.user, workspace_id=workspace_id)
     wait = submission_wait(request)
@@ -154,7 +141,7 @@ def workspace_run_page(request: HttpRequest, workspace_id: str) -> HttpResponse:
 
 
 @require_POST
-@_page_scoped
+@page_scoped
 def prompt_add_page(request: HttpRequest, workspace_id: str) -> HttpResponse:
     workspace = workspace_get_for_user(user=request.user, workspace_id=workspace_id)
     form = PromptAddForm(request.POST)
@@ -170,7 +157,7 @@ def prompt_add_page(request: HttpRequest, workspace_id: str) -> HttpResponse:
 
 
 @require_POST
-@_page_scoped
+@page_scoped
 def prompt_active_page(request: HttpRequest, prompt_id: str) -> HttpResponse:
     prompt = prompt_get_for_user(user=request.user, prompt_id=prompt_id)
     is_active = request.POST.get("is_active") == "true"
@@ -183,7 +170,7 @@ def prompt_active_page(request: HttpRequest, prompt_id: str) -> HttpResponse:
     return redirect(reverse("workspace-detail", kwargs={"workspace_id": prompt.workspace_id}) + "#prompts")
 
 
-@_page_scoped
+@page_scoped
 def run_detail_page(request: HttpRequest, group_id: str) -> HttpResponse:
     return _run_detail(request, job_group_get_for_user(user=request.user, group_id=group_id))
 
@@ -272,7 +259,7 @@ def _run_detail(request: HttpRequest, group: JobGroup, status: int = 200) -> Htt
 
 
 @require_POST
-@_page_scoped
+@page_scoped
 def run_cancel_page(request: HttpRequest, group_id: str) -> HttpResponse:
     group = job_group_get_for_user(user=request.user, group_id=group_id)
     try:
@@ -289,7 +276,7 @@ def run_cancel_page(request: HttpRequest, group_id: str) -> HttpResponse:
 
 
 @require_POST
-@_page_scoped
+@page_scoped
 def run_rerun_page(request: HttpRequest, group_id: str) -> HttpResponse:
     group = job_group_get_for_user(user=request.user, group_id=group_id)
     wait = submission_wait(request)

@@ -20,8 +20,9 @@ from agent.cron import CronInvalid, cron_validate, timezone_validate
 from agent.models import JobGroup, Priority, Schedule
 from agent.selectors import schedule_get_for_user, schedules_of_workspace
 from agent.services.schedules import schedule_create, schedule_delete, schedule_owner_check, schedule_update
-from agent.views import _page_scoped, workspace_detail_render
+from agent.views import workspace_detail_render
 from oneglanse.exceptions import DomainError
+from oneglanse.pages import page_scoped
 from workspaces.members import NotOwner
 from workspaces.models import Workspace
 from workspaces.selectors import workspace_get_for_user
@@ -107,7 +108,7 @@ def _back(workspace_id) -> HttpResponse:
 
 
 @require_POST
-@_page_scoped
+@page_scoped
 def schedule_add_page(request: HttpRequest, workspace_id: str) -> HttpResponse:
     workspace = workspace_get_for_user(user=request.user, workspace_id=workspace_id)
     form = ScheduleForm(request.POST)
@@ -124,7 +125,7 @@ def schedule_add_page(request: HttpRequest, workspace_id: str) -> HttpResponse:
 
 
 @require_POST
-@_page_scoped
+@page_scoped
 def schedule_active_page(request: HttpRequest, schedule_id: str) -> HttpResponse:
     schedule = schedule_get_for_user(user=request.user, schedule_id=schedule_id)
     is_active = request.POST.get("is_active") == "true"
@@ -138,7 +139,7 @@ def schedule_active_page(request: HttpRequest, schedule_id: str) -> HttpResponse
 
 
 @require_POST
-@_page_scoped
+@page_scoped
 def schedule_delete_page(request: HttpRequest, schedule_id: str) -> HttpResponse:
     schedule = schedule_get_for_user(user=request.user, schedule_id=schedule_id)
     try:

@@ -15,8 +15,8 @@ from django.views.decorators.http import require_POST
 
 from agent.models import JobItem
 from agent.selectors import job_group_get_for_user
-from agent.views import _page_scoped
 from oneglanse.exceptions import DomainError
+from oneglanse.pages import page_scoped
 from oneglanse.provider_ids import PROVIDER_IDS, provider_label
 from visibility.models import Brand
 from visibility.pages import (
@@ -45,7 +45,7 @@ def _chosen_brand(brands: list[Brand], raw: str | None) -> Brand | None:
     return next((b for b in brands if b.is_own), brands[0] if brands else None)
 
 
-@_page_scoped
+@page_scoped
 def dashboard_page(request: HttpRequest, workspace_id: str) -> HttpResponse:
     workspace = workspace_get_for_user(user=request.user, workspace_id=workspace_id)
     period = request.GET.get("period") if request.GET.get("period") in PERIODS else DEFAULT_PERIOD
@@ -76,7 +76,7 @@ def dashboard_page(request: HttpRequest, workspace_id: str) -> HttpResponse:
     )
 
 
-@_page_scoped
+@page_scoped
 def cell_answers_page(request: HttpRequest, group_id: str) -> HttpResponse:
     """The answers of one run for one prompt and provider, every tracked brand marked in the text."""
     group = job_group_get_for_user(user=request.user, group_id=group_id)
@@ -117,7 +117,7 @@ def _terms(raw: str) -> list[str]:
 
 
 @require_POST
-@_page_scoped
+@page_scoped
 def brand_add_page(request: HttpRequest, workspace_id: str) -> HttpResponse:
     workspace = workspace_get_for_user(user=request.user, workspace_id=workspace_id)
     try:
@@ -137,7 +137,7 @@ def brand_add_page(request: HttpRequest, workspace_id: str) -> HttpResponse:
 
 
 @require_POST
-@_page_scoped
+@page_scoped
 def brand_edit_page(request: HttpRequest, brand_id: str) -> HttpResponse:
     brand = brand_get_for_user(user=request.user, brand_id=brand_id)
     try:
@@ -157,7 +157,7 @@ def brand_edit_page(request: HttpRequest, brand_id: str) -> HttpResponse:
 
 
 @require_POST
-@_page_scoped
+@page_scoped
 def brand_delete_page(request: HttpRequest, brand_id: str) -> HttpResponse:
     brand = brand_get_for_user(user=request.user, brand_id=brand_id)
     workspace_id, name = brand.workspace_id, brand.name
@@ -167,7 +167,7 @@ def brand_delete_page(request: HttpRequest, brand_id: str) -> HttpResponse:
 
 
 @require_POST
-@_page_scoped
+@page_scoped
 def samples_page(request: HttpRequest, workspace_id: str) -> HttpResponse:
     workspace = workspace_get_for_user(user=request.user, workspace_id=workspace_id)
     if not Membership.objects.filter(

@@ -5,17 +5,16 @@ so a page is never a way around a rule (the last owner, a known provider, a know
 """
 from __future__ import annotations
 
-from functools import wraps
-
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from oneglanse.exceptions import DomainError, NotFound
+from oneglanse.exceptions import DomainError
+from oneglanse.pages import page_scoped
 from oneglanse.provider_ids import PROVIDER_IDS, PROVIDER_LABELS
 from workspaces.members import membership_add, membership_change_role, membership_is_owner, membership_remove
 from workspaces.models import Membership, Workspace
@@ -25,19 +24,6 @@ from workspaces.services import WORKSPACE_NAME_MAX_LENGTH, workspace_create, wor
 # The samples field exists once the model has it; the form follows the model, not a guess.
 HAS_SAMPLES = any(field.name == "samples_per_run" for field in Workspace._meta.get_fields())
 SAMPLES_MIN, SAMPLES_MAX = 1, 10
-
-
-def _scoped(view):
-    """Unknown, malformed or someone else's workspace id: the site's 404 page."""
-
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        try:
-            return view(request, *args, **kwargs)
-        except NotFound as exc:
-            raise Http404(exc.detail) from None
-
-    return login_required(wrapper)
 
 
 class WorkspaceForm(forms.Form):
@@ -91,7 +77,7 @@ def workspace_create_page(request: HttpRequest) -> HttpResponse:
     return redirect("workspace-detail", workspace_id=workspace.id)
 
 
-@_scoped
+@page_scoped
 def workspace_edit_page(request: HttpRequest, workspace_id: str) -> HttpResponse:
     workspace = workspace_get_for_user(user=request.user, workspace_id=workspace_id)
     is_owner = membership_is_owner(user=request.user, workspace=workspace)
@@ -130,7 +116,7 @@ def _members_page(request, workspace: Workspace, form: MemberAddForm | None = No
     }, status=status)
 
 
-@_scoped
+@page_scoped
 def workspace_members_page(request: HttpRequest, workspace_id: str) -> HttpResponse:
     workspace = workspace_get_for_user(user=request.user, workspace_id=workspace_id)
     if request.method != "POST":
@@ -150,7 +136,7 @@ def workspace_members_page(request: HttpRequest, workspace_id: str) -> HttpRespo
 
 
 @require_POST
-@_scoped
+@page_scoped
 def workspace_member_page(request: HttpRequest, workspace_id: str, username: str) -> HttpResponse:
     workspace = workspace_get_for_user(user=request.user, workspace_id=workspace_id)
     try:
