@@ -17,7 +17,6 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from agent.answers_pagination import RunItemsPaginator
-from agent.cron import CronInvalid, cron_validate, timezone_validate
 from agent.display import STATE_MARK, group_bar, group_duration
 from agent.models import JobGroup, JobGroupProvider, JobItem, Schedule
 from agent.progress import progress_get
@@ -32,6 +31,7 @@ from agent.services.closing import job_group_cancel
 from agent.services.schedules import schedule_create, schedule_delete, schedule_update
 from agent.services.submit import job_group_rerun
 from agent.templatetags.agent_display import split_bar
+from agent.views_schedules import ScheduleFieldsCleaning
 from oneglanse.exceptions import DomainError
 from oneglanse.provider_ids import PROVIDER_IDS, provider_label
 from workspaces.admin import MemberScopedAdmin
@@ -349,25 +349,12 @@ class JobGroupAdmin(MemberScopedAdmin):
         return TemplateResponse(request, "admin/agent/jobgroup/items.html", context)
 
 
-class ScheduleAdminForm(forms.ModelForm):
+class ScheduleAdminForm(ScheduleFieldsCleaning, forms.ModelForm):
     """The same checks as the API: a valid five-field cron and an IANA time zone."""
 
     class Meta:
         model = Schedule
         fields = ["workspace", "cron", "timezone", "priority", "is_active"]
-
-    def clean_cron(self) -> str:
-        try:
-            return cron_validate(self.cleaned_data["cron"])
-        except CronInvalid as exc:
-            raise forms.ValidationError(str(exc)) from None
-
-    def clean_timezone(self) -> str:
-        try:
-            timezone_validate(self.cleaned_data["timezone"])
-        except CronInvalid as exc:
-            raise forms.ValidationError(str(exc)) from None
-        return self.cleaned_data["timezone"].strip()
 
 
 @admin.register(Schedule)

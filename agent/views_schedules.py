@@ -34,10 +34,8 @@ COMMON_TIMEZONES = [
 ]
 
 
-class ScheduleForm(forms.Form):
-    cron = forms.CharField(max_length=100, initial="0 6 * * *")
-    timezone = forms.CharField(max_length=64, initial="UTC")
-    priority = forms.ChoiceField(choices=Priority.choices, initial=Priority.LOW)
+class ScheduleFieldsCleaning:
+    """The checks every schedule form makes (page and admin), the same as the API's."""
 
     def clean_cron(self) -> str:
         try:
@@ -51,6 +49,13 @@ class ScheduleForm(forms.Form):
         except CronInvalid as exc:
             raise forms.ValidationError(str(exc)) from None
         return self.cleaned_data["timezone"].strip()
+
+
+class ScheduleForm(ScheduleFieldsCleaning, forms.Form):
+    cron = forms.CharField(max_length=100, initial="0 6 * * *")
+    timezone = forms.CharField(max_length=64, initial="UTC")
+    priority = forms.ChoiceField(choices=Priority.choices, initial=Priority.LOW)
+
 
 
 @dataclass(frozen=True)
