@@ -25,7 +25,7 @@ def bench_environment(*, keep: bool = False, database_url: str | None = None):
     workdir = Path(tempfile.mkdtemp(prefix="oneglanse-bench-"))
     redis_server = RedisServer()
     try:
-        if database_url:
+        if database_url and database_url.startswith("postgres"):
             _postgres_database(database_url, create=True)
         redis_server.start()
         os.environ.update(
@@ -42,7 +42,7 @@ def bench_environment(*, keep: bool = False, database_url: str | None = None):
         yield workdir, redis_server
     finally:
         redis_server.stop()
-        if database_url and not keep:
+        if database_url and database_url.startswith("postgres") and not keep:
             from django.db import connections
 
             connections.close_all()

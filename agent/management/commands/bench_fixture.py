@@ -71,6 +71,10 @@ class Command(BaseCommand):
         parser.add_argument("--mentions", action="store_true",
                             help="add 8 brands to the main workspace and analyse its answers with the real analysis "
                                  "(visibility): exact but slow, about 3 ms of wall time per answer here")
+        parser.add_argument("--mentions-bulk", action="store_true",
+                            help="add the 8 brands to the main workspace and the big run's, write their answers' "
+                                 "analyses in SQL (pseudo-random mentions, ranks and citations drawn from the ids, not "
+                                 "the real analysis), then each run's figures with the real aggregate service")
         parser.add_argument("--analyze", action="store_true", help="run ANALYZE afterwards (PostgreSQL planner statistics)")
 
     def handle(self, *args, **options) -> None:
@@ -84,6 +88,8 @@ class Command(BaseCommand):
         self.stdout.write(f"workspace {main.id}: {options['days']} runs, {answers} answers")
         if options["mentions"]:
             self._mentions(workspace=main)
+        elif options["mentions_bulk"]:
+            self._mentions_bulk(workspace=main)
         if options["big_run_answers"]:
             prompts = -(-options["big_run_answers"] // len(PROVIDERS))
             big = self._workspace(user=user, name=f"One big run ({prompts * len(PROVIDERS)} answers)", prompts=prompts,
@@ -91,6 +97,8 @@ class Command(BaseCommand):
             answers = self._runs(workspace=big, user=user, days=1, now=now)
             run = JobGroup.objects.filter(workspace=big).values_list("id", flat=True).get()
             self.stdout.write(f"workspace {big.id}: big run {run}, {answers} answers")
+            if options["mentions_bulk"]:
+                self._mentions_bulk(workspace=big)
         for index in range(options["filler_workspaces"]):
             filler = self._workspace(user=user, name=f"Filler {index + 1}", prompts=options["filler_prompts"])
             self._runs(workspace=filler, user=user, days=options["filler_runs"], now=now)
@@ -185,3 +193,11 @@ class Command(BaseCommand):
                 )
                 written += cursor.rowcount
         return written
+
+    def _mentions_bulk(self, *, workspace: Workspace) -> None:
+        from bench.visibility_fixture import visibility_bulk_write
+
+        started = time.monotonic()
+        written = visibility_bulk_write(workspace=workspace, brands=_BRANDS)
+        self.stdout.write(f"{len(_BRANDS)} brands; {written} answers marked analysed (bulk), figures written, "
+                          f"in {time.monotonic() - started:.1f} s")
