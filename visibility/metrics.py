@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 Z_95 = 1.96
 TOP_DOMAINS_LIMIT = 20
@@ -36,9 +36,8 @@ def rounded(value: float | None) -> float | None:
     return None if value is None else round(value, DIGITS)
 
 
-@dataclass(frozen=True)
-class BrandCounts:
-    """A brand's numerators over one set of answers."""
+class BrandCounts(NamedTuple):
+    """A brand's numerators over one set of answers (a tuple: a year's trend builds tens of thousands)."""
 
     brand_id: int
     name: str
@@ -49,8 +48,9 @@ class BrandCounts:
 
 
 @functools.lru_cache(maxsize=8192)
-def _rates(mentioned: int, rank_sum: int, cited: int, answers: int, voices: int) -> tuple:
-    """The rounded rates of one brand's counts. Cached: a run's thousands of prompt × provider cells
+def brand_rates(mentioned: int, rank_sum: int, cited: int, answers: int, voices: int) -> tuple:
+    """The rounded rates of one brand's counts: visibility, its low and high bounds, share of voice,
+    average rank, citation rate. Cached: a run's thousands of prompt × provider cells
     (a few samples each) repeat the same few count combinations over and over."""
     low, high = wilson_interval(mentioned, answers)
     return (
@@ -63,26 +63,26 @@ def _rates(mentioned: int, rank_sum: int, cited: int, answers: int, voices: int)
     )
 
 
-def brand_metrics(*, answers: int, brands: Sequence[BrandCounts]) -> list[dict]:
-    """The contract's per-brand objects for one set of `answers` ok answers, in the given brand order."""
-    voices = sum(brand.mentioned for brand in brands)
+def brand_metrics(*, answers: int, brands: Sequence[BrandCounts | tuple]) -> list[dict]:
+    """The contract's per-brand objects for one set of `answers` ok answers, in the given brand order.
+
+    Takes BrandCounts or plain tuples in its field order (a year's trend passes 15,000 of them)."""
+    voices = sum(brand[3] for brand in brands)
     rows = []
-    for brand in brands:
-        visibility, low, high, share, rank, citation_rate = _rates(
-            brand.mentioned, brand.rank_sum, brand.cited, answers, voices
-        )
+    for brand_id, name, is_own, mentioned, rank_sum, cited in brands:
+        visibility, low, high, share, rank, citation_rate = brand_rates(mentioned, rank_sum, cited, answers, voices)
         rows.append(
             {
-                "id": brand.brand_id,
-                "name": brand.name,
-                "is_own": brand.is_own,
-                "mentioned": brand.mentioned,
+                "id": brand_id,
+                "name": name,
+                "is_own": is_own,
+                "mentioned": mentioned,
                 "visibility": visibility,
                 "visibility_low": low,
                 "visibility_high": high,
                 "share_of_voice": share,
                 "avg_rank": rank,
-                "cited": brand.cited,
+                "cited": cited,
                 "citation_rate": citation_rate,
             }
         )

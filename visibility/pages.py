@@ -11,12 +11,13 @@ from django.utils import timezone
 
 from agent.models import JobGroup, JobItem
 from oneglanse.provider_ids import PROVIDER_IDS, provider_label
-from visibility.metrics import BrandCounts, brand_metrics, top_domains
+from visibility.metrics import BrandCounts, brand_metrics, brand_rates, top_domains
 from visibility.models import ALL_PROVIDERS, Brand, Mention, RunBrandStat, RunDomainStat, RunStat
 from visibility.selectors import FINISHED_RUN_STATUSES, brands_of_workspace
 from visibility.services.analysis import _matcher, _state_get
 from workspaces.models import Workspace
 
+_NO_COUNTS = (0, 0, 0)
 PERIODS = {"30": 30, "90": 90, "365": 365, "all": None}
 DEFAULT_PERIOD = "90"
 
@@ -57,40 +58,45 @@ def dashboard_data(*, workspace: Workspace, since: dt.datetime | None) -> dict:
     # series[provider] = {"answers": [...], "brands": {brand_id: {"v", "lo", "hi", "sov", "rank"}}}, one slot per run
     series: dict[str, dict] = {}
     totals: dict[str, list] = {p: [0, 0, defaultdict(lambda: [0, 0, 0])] for p in providers}
+    brand_keys = [(b.id, b.name, b.is_own) for b in brands]
     for stat_id, group_id, provider, _at, answers, failed in rows:
-        entry = series.setdefault(
-            provider,
-            {
+        entry = series.get(provider)
+        if entry is None:
+            entry = series[provider] = {
                 "label": "All assistants" if provider == ALL_PROVIDERS else provider_label(provider),
                 "answers": [None] * len(runs),
                 "brands": {
                     b.id: {key: [None] * len(runs) for key in ("v", "lo", "hi", "sov", "rank")} for b in brands
                 },
-            },
-        )
+            }
         slot = run_index[group_id]
         entry["answers"][slot] = answers
-        counts = [BrandCounts(b.id, b.name, b.is_own, *numerators[stat_id].get(b.id, (0, 0, 0))) for b in brands]
-        for figure in brand_metrics(answers=answers, brands=counts):
-            values = entry["brands"][figure["id"]]
-            if answers:
-                values["v"][slot] = figure["visibility"]
-                values["lo"][slot] = figure["visibility_low"]
-                values["hi"][slot] = figure["visibility_high"]
-                values["sov"][slot] = figure["share_of_voice"]
-                values["rank"][slot] = figure["avg_rank"]
+        found = numerators.get(stat_id, {})
+        counts = [found.get(brand_id, _NO_COUNTS) for brand_id, _name, _own in brand_keys]
         total = totals[provider]
         total[0] += answers
         total[1] += failed
-        for count in counts:
-            mine = total[2][count.brand_id]
-            mine[0] += count.mentioned
-            mine[1] += count.rank_sum
-            mine[2] += count.cited
+        for (brand_id, _name, _own), (mentioned, rank_sum, cited) in zip(brand_keys, counts, strict=True):
+            mine = total[2][brand_id]
+            mine[0] += mentioned
+            mine[1] += rank_sum
+            mine[2] += cited
+        if not answers:
+            continue
+        voices = sum(count[0] for count in counts)
+        for (brand_id, _name, _own), (mentioned, rank_sum, cited) in zip(brand_keys, counts, strict=True):
+            values = entry["brands"][brand_id]
+            # The same rounded rates as the API's figures (brand_metrics), without building its objects.
+            v, lo, hi, sov, rank, _citation_rate = brand_rates(mentioned, rank_sum, cited, answers, voices)
+            values["v"][slot] = v
+            values["lo"][slot] = lo
+            values["hi"][slot] = hi
+            values["sov"][slot] = sov
+            values["rank"][slot] = rank
 
     def summary(provider: str) -> dict:
         answers, failed, per_brand = totals.get(provider, [0, 0, {}])
-        counts = [BrandCounts(b.id, b.name, b.is_own, *per_brand.get(b.id, (0, 0, 0))) for b in brands]
+        counts = [(b.id, b.name, b.is_own, *per_brand.get(b.id, _NO_COUNTS)) for b in brands]
         return {
             "provider": provider,
             "label": "All assistants" if provider == ALL_PROVIDERS else provider_label(provider),

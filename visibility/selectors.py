@@ -6,6 +6,7 @@ import datetime as dt
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from django.db.models import Count, Q, QuerySet, Sum
 
@@ -13,8 +14,8 @@ from agent.models import JobGroup, JobItem
 from oneglanse.exceptions import InvalidInput, NotFound
 from oneglanse.provider_ids import PROVIDER_IDS
 from visibility.detection import ANALYSIS_VERSION
-from visibility.metrics import BrandCounts, brand_metrics, top_domains
-from visibility.models import ALL_PROVIDERS, AnalysisState, Brand, CitedDomain, Mention, RunStat
+from visibility.metrics import brand_metrics, top_domains
+from visibility.models import ALL_PROVIDERS, AnalysisState, Brand, CitedDomain, Mention, RunBrandStat, RunStat
 from workspaces.models import Workspace
 
 FINISHED_RUN_STATUSES = (JobGroup.Status.COMPLETED, JobGroup.Status.CANCELLED)
@@ -63,8 +64,11 @@ class SetCounts:
         self.domains.update(other.domains)
 
 
-def visibility_counts(*, group_ids: Iterable, by: tuple[str, ...]) -> dict[tuple, SetCounts]:
-    """Counts of the given runs' answers grouped by `by` (fields of JobItem and Mention), in three queries."""
+def visibility_counts(
+    *, group_ids: Iterable, by: tuple[str, ...], with_domains: bool = True
+) -> dict[tuple, SetCounts]:
+    """Counts of the given runs' answers grouped by `by` (fields of JobItem and Mention), in three queries
+    (two without the cited domains, which no prompt's figures list)."""
     group_ids = list(group_ids)
     sets: dict[tuple, SetCounts] = defaultdict(SetCounts)
     items = (
@@ -91,6 +95,8 @@ def visibility_counts(*, group_ids: Iterable, by: tuple[str, ...]) -> dict[tuple
     )
     for *key, brand_id, mentioned, rank_sum, cited in mentions:
         sets[tuple(key)].brands[brand_id] = [mentioned, rank_sum or 0, cited]
+    if not with_domains:
+        return sets
     domains = (
         CitedDomain.objects.filter(group_id__in=group_ids).order_by().values_list(*by, "domain").annotate(n=Count("id"))
     )
@@ -99,10 +105,13 @@ def visibility_counts(*, group_ids: Iterable, by: tuple[str, ...]) -> dict[tuple
     return sets
 
 
-def brand_counts(brands: list[Brand], counts: SetCounts) -> list[BrandCounts]:
-    return [
-        BrandCounts(brand.id, brand.name, brand.is_own, *counts.brands.get(brand.id, (0, 0, 0))) for brand in brands
-    ]
+_NO_COUNTS = (0, 0, 0)
+
+
+def brand_counts(brands: list[Brand], counts: SetCounts) -> list[tuple]:
+    """(id, name, is_own, mentioned, rank_sum, cited) of every brand: BrandCounts' fields, as plain tuples."""
+    found = counts.brands
+    return [(brand.id, brand.name, brand.is_own, *found.get(brand.id, _NO_COUNTS)) for brand in brands]
 
 
 def _set_figures(
@@ -135,7 +144,7 @@ def job_group_visibility(*, group: JobGroup) -> dict:
     """The run's visibility (DESIGN.md contract), computed from its analysed answers."""
     brands = list(brands_of_workspace(workspace=group.workspace))
     total, per_provider = job_group_provider_sets(group=group)
-    per_prompt = visibility_counts(group_ids=[group.id], by=("prompt_id", "provider"))
+    per_prompt = visibility_counts(group_ids=[group.id], by=("prompt_id", "provider"), with_domains=False)
     prompt_texts = dict(
         JobItem.objects.filter(group=group).order_by().values_list("prompt_id", "prompt_text").distinct()
     )
@@ -154,6 +163,15 @@ def job_group_visibility(*, group: JobGroup) -> dict:
         "by_provider": {p: _set_figures(brands, counts) for p, counts in per_provider.items()},
         "by_prompt": list(by_prompt.values()),
     }
+
+
+class RunPoint(NamedTuple):
+    """One point of the trend: a finished run's figures for one provider (or "all")."""
+
+    group_id: object
+    provider: str
+    at: dt.datetime
+    analysis_version: int
 
 
 @dataclass(frozen=True)
@@ -208,20 +226,26 @@ def _run_stats(*, workspace: Workspace, trend: TrendFilter) -> QuerySet[RunStat]
 
 def workspace_visibility_points(
     *, workspace: Workspace, trend: TrendFilter
-) -> tuple[list[Brand], list[tuple[RunStat, SetCounts]]]:
+) -> tuple[list[Brand], list[tuple[RunPoint, SetCounts]]]:
     """The finished runs' stored figures in the range, oldest first ("all" before the providers)."""
     brands = list(brands_of_workspace(workspace=workspace))
     # Cited domains are summed in the database (see `_range_domains`): a year of runs has tens of
-    # thousands of per-run domain rows, and no point of the series lists them.
-    stats = list(_run_stats(workspace=workspace, trend=trend).prefetch_related("brand_stats"))
+    # thousands of per-run domain rows, and no point of the series lists them. Plain rows, not
+    # model instances: a year is 1,825 points and 15,000 brand rows.
+    stats = _run_stats(workspace=workspace, trend=trend)
+    rows = stats.values_list("id", "group_id", "provider", "at", "answers", "failed", "analysis_version")
+    numerators: dict[int, dict[int, list[int]]] = defaultdict(dict)
+    for stat_id, brand_id, mentioned, rank_sum, cited in RunBrandStat.objects.filter(
+        run_stat__in=stats.values("id")
+    ).values_list("run_stat_id", "brand_id", "mentioned", "rank_sum", "cited"):
+        numerators[stat_id][brand_id] = [mentioned, rank_sum, cited]
     order = {p: i for i, p in enumerate((ALL_PROVIDERS, *PROVIDER_IDS))}
-    stats.sort(key=lambda s: (s.at, str(s.group_id), order.get(s.provider, len(order)), s.provider))
     points = []
-    for stat in stats:
-        counts = SetCounts(answers=stat.answers, failed=stat.failed)
-        for row in stat.brand_stats.all():
-            counts.brands[row.brand_id] = [row.mentioned, row.rank_sum, row.cited]
-        points.append((stat, counts))
+    for stat_id, group_id, provider, at, answers, failed, version in rows:
+        counts = SetCounts(answers=answers, failed=failed)
+        counts.brands.update(numerators.get(stat_id, ()))
+        points.append((RunPoint(group_id, provider, at, version), counts))
+    points.sort(key=lambda p: (p[0].at, str(p[0].group_id), order.get(p[0].provider, len(order)), p[0].provider))
     return brands, points
 
 
