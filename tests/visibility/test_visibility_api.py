@@ -342,3 +342,45 @@ def test_reanalysis_in_small_batches_across_runs_gives_the_same_figures(api, run
     assert (result.answers, result.finished) == (5, True)
     assert api.get(f"/api/runs/{run.id}/visibility/").json() == before
     assert by_name(api.get(f"/api/runs/{other.id}/visibility/").json()["brands"])["Monday"]["avg_rank"] == 1.0
+
+
+def test_cached_run_and_trend_figures_follow_brand_edits_and_late_answers(
+    api, run, brands, django_capture_on_commit_callbacks
+) -> None:
+    """A finished run's visibility and the trend are served from the cache; every change that alters
+    their figures is seen on the very next read."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    job_group_visibility_aggregate(group=run)
+    first = api.get(f"/api/runs/{run.id}/visibility/").json()
+    trend_first = api.get(f"/api/workspaces/{run.workspace_id}/visibility/").json()
+    with CaptureQueriesContext(connection) as queries:
+        again = api.get(f"/api/runs/{run.id}/visibility/")
+        trend_again = api.get(f"/api/workspaces/{run.workspace_id}/visibility/")
+    assert again.json() == first and trend_again.json() == trend_first
+    assert again["Content-Type"] == "application/json"
+    assert not any("mention" in query["sql"].lower() for query in queries.captured_queries)  # not recomputed
+
+    globex = brands["globex"]
+    with django_capture_on_commit_callbacks(execute=True):
+        api.patch(f"/api/brands/{globex.id}/", {"name": "Globex Inc", "aliases": ["Globex"]}, format="json")
+    assert "Globex Inc" in by_name(api.get(f"/api/runs/{run.id}/visibility/").json()["brands"])
+    trend = api.get(f"/api/workspaces/{run.workspace_id}/visibility/").json()
+    assert trend["reanalysis_pending"] is True and "Globex Inc" in by_name(trend["series"][0]["brands"])
+
+    with django_capture_on_commit_callbacks(execute=True):
+        api.patch(f"/api/brands/{globex.id}/", {"aliases": ["Globex", "Nothing about"]}, format="json")
+    pending = api.get(f"/api/runs/{run.id}/visibility/").json()  # read (and kept) while the re-analysis is pending
+    assert by_name(pending["brands"])["Globex Inc"]["mentioned"] == 2
+    visibility_sweep()
+    assert by_name(api.get(f"/api/runs/{run.id}/visibility/").json()["brands"])["Globex Inc"]["mentioned"] == 3
+    trend = api.get(f"/api/workspaces/{run.workspace_id}/visibility/?provider=all").json()
+    assert trend["reanalysis_pending"] is False
+    assert by_name(trend["series"][0]["brands"])["Globex Inc"]["mentioned"] == 3
+
+    # An answer analysed after the run's figures were written (the sweep's retry) counts at once.
+    answers_write(run, PromptFactory(workspace=run.workspace), [("chatgpt", "ok", "Globex Inc again", [])])
+    body = api.get(f"/api/runs/{run.id}/visibility/").json()
+    assert body["answers"] == 5 and by_name(body["brands"])["Globex Inc"]["mentioned"] == 4
+

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import orjson
 from django import template
+from django.utils.html import format_html
+from django.utils.safestring import SafeString, mark_safe
 
 from visibility.models import MAX_BRANDS_PER_WORKSPACE
 from visibility.pages import run_summary
@@ -51,3 +54,14 @@ def interval(low, high) -> str:
 @register.filter
 def join_terms(values) -> str:
     return ", ".join(values or [])
+
+
+# The escapes of Django's json_script: the JSON can never close its <script> element.
+_SCRIPT_ESCAPES = {ord(">"): "\\u003E", ord("<"): "\\u003C", ord("&"): "\\u0026"}
+
+
+@register.filter
+def figures_json_script(value, element_id: str) -> SafeString:
+    """Django's json_script, encoded by orjson: a year of dashboard figures is half a megabyte."""
+    encoded = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode().translate(_SCRIPT_ESCAPES)
+    return format_html('<script id="{}" type="application/json">{}</script>', element_id, mark_safe(encoded))
