@@ -116,19 +116,23 @@ def _terms(raw: str) -> list[str]:
     return [part.strip() for part in (raw or "").split(",") if part.strip()]
 
 
+def _brand_fields(request: HttpRequest) -> dict:
+    """The brand form's fields (shared by the add and edit forms) as the brand services take them."""
+    return {
+        "name": request.POST.get("name", ""),
+        "aliases": _terms(request.POST.get("aliases", "")),
+        "domains": _terms(request.POST.get("domains", "")),
+        "is_own": request.POST.get("is_own") == "on",
+        "match_case": request.POST.get("match_case") == "on",
+    }
+
+
 @require_POST
 @page_scoped
 def brand_add_page(request: HttpRequest, workspace_id: str) -> HttpResponse:
     workspace = workspace_get_for_user(user=request.user, workspace_id=workspace_id)
     try:
-        brand = brand_create(
-            workspace=workspace,
-            name=request.POST.get("name", ""),
-            aliases=_terms(request.POST.get("aliases", "")),
-            domains=_terms(request.POST.get("domains", "")),
-            is_own=request.POST.get("is_own") == "on",
-            match_case=request.POST.get("match_case") == "on",
-        )
+        brand = brand_create(workspace=workspace, **_brand_fields(request))
     except DomainError as exc:
         messages.error(request, f"Brand not added: {exc.detail}")
     else:
@@ -141,14 +145,7 @@ def brand_add_page(request: HttpRequest, workspace_id: str) -> HttpResponse:
 def brand_edit_page(request: HttpRequest, brand_id: str) -> HttpResponse:
     brand = brand_get_for_user(user=request.user, brand_id=brand_id)
     try:
-        brand_update(
-            brand=brand,
-            name=request.POST.get("name", ""),
-            aliases=_terms(request.POST.get("aliases", "")),
-            domains=_terms(request.POST.get("domains", "")),
-            is_own=request.POST.get("is_own") == "on",
-            match_case=request.POST.get("match_case") == "on",
-        )
+        brand_update(brand=brand, **_brand_fields(request))
     except DomainError as exc:
         messages.error(request, f"Brand not saved: {exc.detail}")
     else:
