@@ -59,3 +59,23 @@ def test_fixture_mentions_are_the_real_analysis_of_its_answers(django_user_model
     item = JobItem.objects.filter(text__contains="HubSpot").first()
     hubspot = Mention.objects.get(item=item, brand__name="HubSpot")
     assert hubspot.mentioned and hubspot.first_offset == item.text.index("HubSpot")
+
+
+def test_fixture_bulk_mentions_read_the_same_through_the_trend_and_the_run(django_user_model) -> None:
+    call_command("bench_fixture", "--days", "2", "--prompts", "5", "--big-run-answers", "40", "--mentions-bulk",
+                 stdout=io.StringIO())
+    api = APIClient()
+    api.force_authenticate(django_user_model.objects.get(username="bench"))
+    year = Workspace.objects.get(name__startswith="Year of runs")
+    trend = api.get(f"/api/workspaces/{year.id}/visibility/?provider=all").json()
+    assert trend["reanalysis_pending"] is False and [p["answers"] for p in trend["series"]] == [20, 20]
+    for point in trend["series"]:
+        run = api.get(f"/api/runs/{point['run']}/visibility/").json()
+        # The run's figures are counted from the answers' rows, the trend's from the figures written at close.
+        assert [(b["name"], b["mentioned"], b["cited"]) for b in run["brands"]] == [
+            (b["name"], b["mentioned"], b["cited"]) for b in point["brands"]
+        ]
+        assert sum(b["mentioned"] for b in run["brands"]) > 0 and run["top_domains"]
+    big = JobGroup.objects.get(workspace__name__startswith="One big run")
+    body = api.get(f"/api/runs/{big.id}/visibility/").json()
+    assert body["answers"] == 40 and len(body["by_prompt"]) == 10 and len(body["brands"]) == 8
