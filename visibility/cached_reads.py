@@ -20,7 +20,7 @@ from django.db.models import Count, Max
 from agent.models import JobGroup
 from visibility.detection import ANALYSIS_VERSION
 from visibility.models import AnalysedAnswer, AnalysisState, RunStat
-from visibility.selectors import FINISHED_RUN_STATUSES, TrendFilter, _run_stats
+from visibility.selectors import FINISHED_RUN_STATUSES, TrendFilter
 from workspaces.models import Workspace
 
 logger = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ def job_group_visibility_key(*, group: JobGroup) -> str | None:
 
 
 def workspace_visibility_trend_key(*, workspace: Workspace, trend: TrendFilter) -> str:
-    stats = _run_stats(workspace=workspace, trend=TrendFilter())
+    stats = RunStat.objects.filter(workspace=workspace)
     filters = ".".join(str(value) for value in (trend.date_from, trend.date_to, trend.provider, trend.brand_id))
     return f"visibility:trend:{workspace.id}:{filters}:{_analysis_key(workspace.id)}:{_figures_key(stats)}"
 
