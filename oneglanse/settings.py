@@ -287,6 +287,9 @@ AGENT_METRICS_TOKEN = env.str("AGENT_METRICS_TOKEN", default="")
 VISIBILITY_SWEEP_INTERVAL = env.float("VISIBILITY_SWEEP_INTERVAL", default=5.0)
 VISIBILITY_SWEEP_LOCK_SECONDS = env.float("VISIBILITY_SWEEP_LOCK_SECONDS", default=120.0)
 VISIBILITY_RETRY_BATCH = env.int("VISIBILITY_RETRY_BATCH", default=2000)
+# Each consumer reads a workspace's brand revision again at most this often (seconds) when it
+# analyses an answer; what it analysed with older brands meanwhile, the sweep re-analyses.
+VISIBILITY_MATCHER_TTL = env.float("VISIBILITY_MATCHER_TTL", default=5.0)
 # At most this many lost items are put back (and as many failed or cancelled) per sweep, shared
 # fairly between workspaces; the next sweep takes the rest.
 AGENT_RECOVERY_BATCH = env.int("AGENT_RECOVERY_BATCH", default=10000)
