@@ -283,7 +283,7 @@ AGENT_METRICS_TOKEN = env.str("AGENT_METRICS_TOKEN", default="")
 # Visibility: the consumers re-analyse workspaces whose brands changed, and retry failed answer
 # analyses, about every VISIBILITY_SWEEP_INTERVAL seconds (one pass at a time across every host;
 # a pass's lock expires after VISIBILITY_SWEEP_LOCK_SECONDS if its consumer dies). Each pass
-# retries at most VISIBILITY_RETRY_BATCH answers.
+# retries at most VISIBILITY_RETRY_BATCH answers (and re-analyses as many analysed with outdated brands).
 VISIBILITY_SWEEP_INTERVAL = env.float("VISIBILITY_SWEEP_INTERVAL", default=5.0)
 VISIBILITY_SWEEP_LOCK_SECONDS = env.float("VISIBILITY_SWEEP_LOCK_SECONDS", default=120.0)
 VISIBILITY_RETRY_BATCH = env.int("VISIBILITY_RETRY_BATCH", default=2000)
