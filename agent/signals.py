@@ -1,6 +1,7 @@
 """What the agent announces to other apps, so they can react without the agent importing them.
 
-- `answer_recorded(item_id)`: an ok answer's row was just written (autocommit: already durable).
+- `answer_recorded(item_id, group_id, provider, text, sources)`: an ok answer's row was just
+  written (autocommit: already durable), with what was written, so receivers need not read it back.
   Sent before the item is counted, so a run that closes on this item sees what receivers derived.
 - `job_group_closed(group_id)`: a run was closed (completed or cancelled) and its row committed.
 - `consumer_started(queue)`: a queue consumer process is up; apps start their periodic work here.

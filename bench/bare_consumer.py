@@ -1,9 +1,11 @@
 """A bare Huey task doing an answer's essential work: the baseline of the overhead scenario.
 
 What a Django developer would write for the same job without our engine: read the item, mark it
-running, ask the same (simulated) provider, write the answer, and count it in Redis with one
-command. Same settings, Redis pool, storage class and `ConsumerConfig` as `manage.py run_huey`,
-so the CPU it needs per answer is the floor ours is compared with (goal: bare ÷ ours ≥ 0.9).
+running, ask the same (simulated) provider, write the answer, analyse it for the workspace's
+brands with the same call and statements as ours (`answer_analyse`: a product feature, which any
+version of the service writes, not engine overhead), and count it in Redis with one command.
+Same settings, Redis pool, storage class and `ConsumerConfig` as `manage.py run_huey`, so the CPU
+it needs per answer is the floor ours is compared with (goal: bare ÷ ours ≥ 0.9).
 What ours does beyond it: the checks that make an answer exactly-once (provider, duplicate
 delivery, cancelled group), heartbeats, the rate-limit check, the atomic progress script and
 closing providers and groups.
@@ -39,6 +41,7 @@ def bare_huey(provider_id: str) -> RedisHuey:
         from agent.connections import redis_client
         from agent.models import JobItem
         from agent.providers.registry import provider_for
+        from visibility.services.analysis import RecordedAnswer, answer_analyse
 
         close_old_connections()
         row = JobItem.objects.filter(id=item_id).values("group_id", "prompt_text").first()
@@ -50,6 +53,9 @@ def bare_huey(provider_id: str) -> RedisHuey:
         JobItem.objects.filter(id=item_id, status=JobItem.Status.RUNNING).update(
             status=JobItem.Status.OK, backend="simulated", text=reply.text, sources=reply.sources, usage=reply.usage,
             latency_ms=reply.latency_ms, model=reply.model, finished_at=done, heartbeat_at=done)
+        answer_analyse(item_id=item_id, recorded=RecordedAnswer(
+            item_id=item_id, group_id=str(row["group_id"]), provider=provider_id, text=reply.text,
+            sources=reply.sources))
         redis_client().hincrby(BARE_PROGRESS_KEY.format(group_id=row["group_id"]), f"ok:{provider_id}", 1)
 
     huey.answer_task = huey.task(name="bench.bare_answer")(answer)

@@ -16,7 +16,8 @@ from oneglanse.provider_ids import PROVIDER_IDS, provider_label
 from visibility.metrics import BrandCounts, brand_metrics, brand_rates, top_domains
 from visibility.models import ALL_PROVIDERS, Brand, Mention, RunBrandStat, RunDomainStat, RunStat
 from visibility.selectors import FINISHED_RUN_STATUSES, brands_of_workspace
-from visibility.services.analysis import _matcher, _state_get
+from visibility.services.analysis import _state_get
+from visibility.services.matchers import matcher_at
 from workspaces.models import Workspace
 
 _NO_COUNTS = (0, 0, 0)
@@ -226,7 +227,7 @@ def run_summary(*, group: JobGroup) -> dict | None:
 def highlighted(text: str, *, workspace_id, brand_names: dict[int, tuple[str, bool]]) -> list[tuple[str, str, bool]]:
     """The answer text cut into (piece, brand name or "", is own) so a template can mark each mention."""
     revision = _state_get(workspace_id).revision
-    matcher = _matcher(workspace_id=workspace_id, revision=revision)
+    matcher = matcher_at(workspace_id=workspace_id, revision=revision)
     pieces, last = [], 0
     for start, end, indexes in matcher.matches(text or ""):
         if start > last:

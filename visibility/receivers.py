@@ -15,11 +15,18 @@ from visibility.selectors import FINISHED_RUN_STATUSES
 logger = logging.getLogger(__name__)
 
 
-def on_answer_recorded(sender, *, item_id: int, **kwargs) -> None:
-    from visibility.services.analysis import answer_analyse
+def on_answer_recorded(
+    sender, *, item_id: int, group_id: str = "", provider: str = "", text: str = "", sources=None, **kwargs
+) -> None:
+    from visibility.services.analysis import RecordedAnswer, answer_analyse
 
     try:
-        answer_analyse(item_id=item_id)
+        # A sender that knows no run (a message from an older release) leaves the answer to be read back.
+        recorded = (
+            RecordedAnswer(item_id=item_id, group_id=group_id, provider=provider, text=text, sources=sources or [])
+            if group_id else None
+        )
+        answer_analyse(item_id=item_id, recorded=recorded)
     except Exception:
         logger.exception("analysis of item %s failed; the visibility sweep retries it", item_id)
 

@@ -305,7 +305,8 @@ def item_result_record(*, result: ItemResult, wait_out_outage: bool = True) -> b
     status = JobItem.Status.OK if result.answer is not None else JobItem.Status.FAILED
     if status == JobItem.Status.OK:
         # The answer is stored; what other apps derive from it (visibility) can fail without touching it.
-        announce(answer_recorded, item_id=item.item_id)
+        announce(answer_recorded, item_id=item.item_id, group_id=item.group_id, provider=item.provider_id,
+                 text=result.answer.text, sources=result.answer.sources)
     item_count_and_close(group_id=item.group_id, item_id=item.item_id, provider_id=item.provider_id, status=status,
                          error=result.error, latency_ms=result.answer.latency_ms if result.answer is not None else None)
     return True

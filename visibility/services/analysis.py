@@ -1,8 +1,9 @@
-"""Analysing answers: one answer when it is recorded, or every stored answer of a workspace in batches.
+"""Analysing answers: one answer when it is recorded, or stored answers in batches (the sweep).
 
-Writes are guarded by the workspace's AnalysisState row: a batch (or one answer) is written only
-under that row's lock and only if the brand revision it was computed for is still current, so an
-analysis made with yesterday's brands never overwrites one made with today's.
+A batch is written under the workspace's AnalysisState row lock, only if the brand revision it
+was computed for is still current. One recorded answer takes no lock: it is stamped with the
+revision its (cached) matcher was built for, and the sweep re-analyses it if that is stale;
+`answer_analyse` says why concurrent writers still end right.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from agent.models import JobGroup, JobItem
-from visibility.detection import ANALYSIS_VERSION, BrandTerms, Matcher
-from visibility.models import AnalysedAnswer, AnalysisState, Brand, CitedDomain, Mention
+from visibility.detection import ANALYSIS_VERSION, Matcher
+from visibility.models import AnalysedAnswer, AnalysisState, CitedDomain, Mention
+from visibility.services.matchers import cached_matcher, group_workspace_key, matcher_at, uuid_db
 
 logger = logging.getLogger(__name__)
 
@@ -26,8 +28,6 @@ logger = logging.getLogger(__name__)
 # enough that the lock is held well under a second and memory stays flat.
 REANALYSE_BATCH_SIZE = 2000
 _ITEM_FIELDS = ("id", "group_id", "provider", "prompt_id", "text", "sources")
-_MATCHER_CACHE_SIZE = 256
-_matchers: dict[tuple, Matcher] = {}
 
 
 @dataclass(frozen=True)
@@ -38,46 +38,21 @@ class Reanalysed:
     revision: int
 
 
-def _matcher(*, workspace_id, revision: int, fresh: bool = False) -> Matcher:
-    """The workspace's matcher at this brand revision, compiled once per process and reused.
-
-    `fresh` reads the brands again even when cached: a re-analysis on demand must also repair
-    brands changed without the services (a shell, a data migration), which left the revision as it was.
-    """
-    key = (str(workspace_id), revision)
-    matcher = None if fresh else _matchers.get(key)
-    if matcher is None:
-        brands = (
-            Brand.objects.filter(workspace_id=workspace_id)
-            .order_by("id")
-            .values_list("id", "name", "aliases", "domains", "match_case")
-        )
-        matcher = Matcher(
-            [
-                BrandTerms(brand_id=id_, terms=(name, *aliases), domains=tuple(domains), match_case=match_case)
-                for id_, name, aliases, domains, match_case in brands
-            ]
-        )
-        if len(_matchers) >= _MATCHER_CACHE_SIZE:
-            _matchers.clear()
-        _matchers[key] = matcher
-    return matcher
-
-
 def _state_get(workspace_id) -> AnalysisState:
     state, _ = AnalysisState.objects.get_or_create(workspace_id=workspace_id)
     return state
 
 
-def _insert(model, columns: tuple[str, ...], rows: list[tuple]) -> None:
-    """INSERT many plain tuples: several times faster than building model instances for bulk_create,
-    which matters when a brand edit rewrites the mentions of 100,000 answers."""
+def _insert(model, columns: tuple[str, ...], rows: list[tuple], *, on_conflict: str = "DO NOTHING") -> None:
+    """INSERT many plain tuples, skipping rows already there (another writer's, see answer_analyse):
+    several times faster than building model instances for bulk_create, which matters when a brand
+    edit rewrites the mentions of 100,000 answers."""
     if not rows:
         return
     quote = connection.ops.quote_name
     sql = (
         f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(c) for c in columns)}) "
-        f"VALUES ({', '.join(['%s'] * len(columns))})"
+        f"VALUES ({', '.join(['%s'] * len(columns))}) ON CONFLICT {on_conflict}"
     )
     with connection.cursor() as cursor:
         cursor.executemany(sql, rows)
@@ -96,6 +71,8 @@ _MENTION_COLUMNS = (
     "analysis_version",
 )
 
+_DOMAIN_COLUMNS = (*_KEY_COLUMNS, "domain")
+_MARKER_COLUMNS = (*_KEY_COLUMNS, "version", "revision", "analysed_at")
 
 def _rows_write(rows: list[tuple], *, workspace_id, matcher: Matcher, revision: int) -> None:
     """Analyse (id, group_id, provider, prompt_id, text, sources) rows and replace what was stored for them.
@@ -112,7 +89,9 @@ def _rows_write(rows: list[tuple], *, workspace_id, matcher: Matcher, revision: 
     # By item id, not by workspace: the workspace's own index would make every batch scan all
     # of the workspace's rows (quadratic over a re-analysis); a few thousand ids are one IN list.
     bounds = dict(item_id__in=item_ids) if len(rows) > 1 else dict(item_id=item_ids[0])
-    current = set(AnalysedAnswer.objects.filter(**bounds, version=ANALYSIS_VERSION).values_list("item_id", flat=True))
+    # Locked until the batch commits: a consumer's marker for one of these answers waits, then lowers it.
+    locked = dict(AnalysedAnswer.objects.select_for_update().filter(**bounds).values_list("item_id", "version"))
+    current = {item_id for item_id, version in locked.items() if version == ANALYSIS_VERSION}
     mentions, analysed, domains = [], [], []
     stamp = prep(now)
     for item_id, group_id, provider, prompt_id, text, sources in rows:
@@ -129,77 +108,136 @@ def _rows_write(rows: list[tuple], *, workspace_id, matcher: Matcher, revision: 
     if current:
         AnalysedAnswer.objects.filter(**bounds, version=ANALYSIS_VERSION).update(revision=revision, analysed_at=now)
     if analysed:
-        stale = bounds if not current else dict(item_id__in=[row[0] for row in analysed])
-        CitedDomain.objects.filter(**stale).delete()
-        AnalysedAnswer.objects.filter(**stale).delete()
-    _insert(AnalysedAnswer, (*_KEY_COLUMNS, "version", "revision", "analysed_at"), analysed)
+        CitedDomain.objects.filter(**bounds if not current else dict(item_id__in=[row[0] for row in analysed])).delete()
+        # Only the markers locked above: one written since then is lowered by the INSERT below instead.
+        if older := [item_id for item_id, version in locked.items() if version != ANALYSIS_VERSION]:
+            AnalysedAnswer.objects.filter(item_id__in=older).delete()
     _insert(Mention, _MENTION_COLUMNS, mentions)
-    _insert(CitedDomain, (*_KEY_COLUMNS, "domain"), domains)
+    _insert(CitedDomain, _DOMAIN_COLUMNS, domains)
+    # Last, and lowering rather than raising a marker a recording consumer wrote since the read above.
+    _insert(AnalysedAnswer, _MARKER_COLUMNS, analysed, on_conflict=_marker_lower_sql())
 
 
-def answer_analyse(*, item_id: int) -> bool:
+@dataclass(frozen=True)
+class RecordedAnswer:
+    """What the recorder of an ok answer already holds, so its analysis reads nothing back."""
+
+    item_id: int
+    group_id: str
+    provider: str
+    text: str
+    sources: list
+
+
+def answer_analyse(*, item_id: int, recorded: RecordedAnswer | None = None) -> bool:
     """Analyse one recorded answer; False when the item is gone or not an ok answer.
 
-    Idempotent: running it again replaces the item's analysis with an identical one. This runs in
-    the consumers for every answer, so it speaks plain SQL (a handful of statements, no ORM query
-    building, which cost more than the analysis itself) and its one transaction only writes.
+    Runs in the consumers for every answer, so it costs at most three INSERTs (mentions, cited
+    domains, then the marker; empty ones are skipped), no transaction and no lock: the brand
+    revision and matcher come from `cached_matcher`, which may lag a brand edit by
+    VISIBILITY_MATCHER_TTL seconds. The marker is stamped with the revision the matcher was built
+    for, so an answer analysed with yesterday's brands is stale and the sweep re-analyses it
+    (`stale_analysed_item_ids`). `recorded` carries the answer; without it (a retry, a test) the
+    answer is read from the database first.
+
+    Why concurrent writers of one answer's rows (this function, the sweep's batches) always end
+    right, without a lock here:
+    - Mentions and domains go first, the marker last, in separate autocommit statements: a failure
+      half-way leaves no marker, and the sweep retries answers with none.
+    - Every INSERT skips rows already there (ON CONFLICT DO NOTHING), so meeting another writer is
+      never an error; it may leave a mix of two writers' mention rows.
+    - A marker written over an existing one keeps the lower revision and version of the two
+      (`_MARKER_UPSERT`): whenever two writers with different brands met on an answer, its marker
+      says stale and the sweep re-analyses it from scratch.
+    - A sweep batch locks the markers it rewrites (`_rows_write`) and the workspace's state row,
+      so this function's marker, if it lands on one of them, waits for the batch to commit and
+      then lowers it. Markers stamped by the batch itself are only ever raised to the revision
+      read under that lock, with brands read at that revision.
     """
-    quote = connection.ops.quote_name
-    item_table, group_table = JobItem._meta.db_table, JobGroup._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT i.{quote('group_id')}, i.{quote('provider')}, i.{quote('prompt_id')}, i.{quote('text')}, "
-            f"i.{quote('sources')}, g.{quote('workspace_id')} FROM {quote(item_table)} i "
-            f"JOIN {quote(group_table)} g ON g.{quote('id')} = i.{quote('group_id')} "
-            f"WHERE i.{quote('id')} = %s AND i.{quote('status')} = %s",
-            [item_id, JobItem.Status.OK.value],
-        )
-        row = cursor.fetchone()
-    if row is None:
+    if recorded is None:
+        recorded = _recorded_answer_get(item_id)
+        if recorded is None:
+            return False
+    workspace_key = group_workspace_key(recorded.group_id)
+    if workspace_key is None:
         return False
-    group_key, provider, prompt_id, text, raw_sources, workspace_key = row
-    sources = JobItem._meta.get_field("sources").from_db_value(raw_sources, None, connection)
-    uuid_field = AnalysedAnswer._meta.get_field("group").target_field
-    workspace_id = uuid_field.to_python(workspace_key)
-    state_table = quote(AnalysisState._meta.db_table)
-    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            # The state row's lock orders this write after any brand change that committed first,
-            # so the revision stamped below is the one the matcher was built for.
-            revision_sql = f"SELECT {quote('revision')} FROM {state_table} WHERE {quote('workspace_id')} = %s{lock}"
-            cursor.execute(revision_sql, [workspace_key])
-            found = cursor.fetchone()
-            if found is None:
-                _state_get(workspace_id)
-                cursor.execute(revision_sql, [workspace_key])
-                found = cursor.fetchone()
-            revision = found[0]
-            matcher = _matcher(workspace_id=workspace_id, revision=revision)
-            result = matcher.analyse(text, sources if isinstance(sources, list) else [])
-            keys = (item_id, workspace_key, group_key, provider, prompt_id)
-            stamp = connection.ops.adapt_datetimefield_value(timezone.now())
-            marker = (*keys, ANALYSIS_VERSION, revision, stamp)
-            columns = (*_KEY_COLUMNS, "version", "revision", "analysed_at")
-            # A fresh answer has no analysis yet: one INSERT, no DELETEs. Analysed before (a repeat
-            # call): its rows are replaced.
-            insert_marker = (
-                f"INSERT INTO {quote(AnalysedAnswer._meta.db_table)} ({', '.join(quote(c) for c in columns)}) "
-                f"VALUES ({', '.join(['%s'] * len(columns))}) ON CONFLICT ({quote('item_id')}) DO NOTHING"
-            )
-            cursor.execute(insert_marker, marker)
-            if cursor.rowcount != 1:
-                for model in (Mention, CitedDomain, AnalysedAnswer):
-                    cursor.execute(
-                        f"DELETE FROM {quote(model._meta.db_table)} WHERE {quote('item_id')} = %s", [item_id]
-                    )
-                cursor.execute(insert_marker, marker)
-        _insert(Mention, _MENTION_COLUMNS, [
-            (*keys, f.brand_id, f.mentioned, f.mentions, f.first_offset, f.rank, f.cited, f.citations, ANALYSIS_VERSION)
-            for f in result.findings
-        ])
-        _insert(CitedDomain, (*_KEY_COLUMNS, "domain"), [(*keys, domain[:255]) for domain in result.cited_domains])
+    revision, matcher = cached_matcher(workspace_key=workspace_key)
+    sources = recorded.sources if isinstance(recorded.sources, list) else []
+    result = matcher.analyse(recorded.text, sources)
+    group_key = uuid_db(recorded.group_id)
+    head = (recorded.item_id, workspace_key, group_key, recorded.provider, recorded.item_id)
+    with connection.cursor() as cursor:
+        if result.findings:
+            cursor.execute(_values_insert_sql(Mention, _MENTION_COLUMNS, len(result.findings)), [
+                value for f in result.findings for value in (
+                    *head, f.brand_id, f.mentioned, f.mentions, f.first_offset, f.rank, f.cited, f.citations,
+                    ANALYSIS_VERSION,
+                )
+            ])
+        if result.cited_domains:
+            cursor.execute(_values_insert_sql(CitedDomain, _DOMAIN_COLUMNS, len(result.cited_domains)), [
+                value for domain in result.cited_domains for value in (*head, domain[:255])
+            ])
+        stamp = connection.ops.adapt_datetimefield_value(timezone.now())
+        cursor.execute(_marker_upsert_sql(), [*head, ANALYSIS_VERSION, revision, stamp])
     return True
+
+
+def _recorded_answer_get(item_id: int) -> RecordedAnswer | None:
+    row = (
+        JobItem.objects.filter(id=item_id, status=JobItem.Status.OK)
+        .values_list("group_id", "provider", "text", "sources")
+        .first()
+    )
+    if row is None:
+        return None
+    group_id, provider, text, sources = row
+    return RecordedAnswer(item_id=item_id, group_id=str(group_id), provider=provider, text=text, sources=sources)
+
+
+_sql_cache: dict[tuple, str] = {}
+
+
+def _values_insert_sql(model, columns: tuple[str, ...], rows: int) -> str:
+    """One INSERT of `rows` rows that skips rows already there; prompt_id is read from the item in the
+    same statement (the recorder does not hold it), so it takes the item id as its parameter."""
+    key = (model, rows)
+    sql = _sql_cache.get(key)
+    if sql is None:
+        quote = connection.ops.quote_name
+        prompt = (
+            f"(SELECT {quote('prompt_id')} FROM {quote(JobItem._meta.db_table)} WHERE {quote('id')} = %s)"
+        )
+        row = "(" + ", ".join(prompt if column == "prompt_id" else "%s" for column in columns) + ")"
+        sql = _sql_cache[key] = (
+            f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(c) for c in columns)}) "
+            f"VALUES {', '.join([row] * rows)} ON CONFLICT DO NOTHING"
+        )
+    return sql
+
+
+def _marker_lower_sql() -> str:
+    """ON CONFLICT clause of a marker INSERT: over an existing marker, keep the lower revision and version."""
+    quote = connection.ops.quote_name
+    table = quote(AnalysedAnswer._meta.db_table)
+    lower = {
+        column: f"CASE WHEN excluded.{quote(column)} < {table}.{quote(column)} "
+        f"THEN excluded.{quote(column)} ELSE {table}.{quote(column)} END"
+        for column in ("revision", "version")
+    }
+    return (
+        f"({quote('item_id')}) DO UPDATE SET {quote('revision')} = {lower['revision']}, "
+        f"{quote('version')} = {lower['version']}, {quote('analysed_at')} = excluded.{quote('analysed_at')}"
+    )
+
+
+def _marker_upsert_sql() -> str:
+    """The marker INSERT of one recorded answer (see answer_analyse)."""
+    sql = _sql_cache.get(("marker",))
+    if sql is None:
+        insert = _values_insert_sql(AnalysedAnswer, _MARKER_COLUMNS, 1).removesuffix(" DO NOTHING")
+        sql = _sql_cache[("marker",)] = f"{insert} {_marker_lower_sql()}"
+    return sql
 
 
 def _ok_answer_batches(*, workspace_id, batch_size: int) -> Iterator[list[tuple]]:
@@ -241,7 +279,7 @@ def workspace_reanalyse(*, workspace_id, batch_size: int = REANALYSE_BATCH_SIZE)
 
     started = time.monotonic()
     revision = _state_get(workspace_id).revision
-    matcher = _matcher(workspace_id=workspace_id, revision=revision, fresh=True)
+    matcher = matcher_at(workspace_id=workspace_id, revision=revision, fresh=True)
     total = 0
     for rows in _ok_answer_batches(workspace_id=workspace_id, batch_size=batch_size):
         with transaction.atomic():
@@ -257,10 +295,11 @@ def workspace_reanalyse(*, workspace_id, batch_size: int = REANALYSE_BATCH_SIZE)
                 return Reanalysed(answers=total, seconds=time.monotonic() - started, finished=False, revision=revision)
             _rows_write(rows, workspace_id=workspace_id, matcher=matcher, revision=revision)
         total += len(rows)
+    # Figures first: once the workspace no longer says "re-analysis pending", its trend is up to date.
+    workspace_aggregates_rebuild(workspace_id=workspace_id)
     AnalysisState.objects.filter(workspace_id=workspace_id, revision=revision).update(
         reanalysed_revision=revision, reanalysed_at=timezone.now(), reanalysed_version=ANALYSIS_VERSION
     )
-    workspace_aggregates_rebuild(workspace_id=workspace_id)
     return Reanalysed(answers=total, seconds=time.monotonic() - started, finished=True, revision=revision)
 
 

@@ -73,8 +73,12 @@ def _state_lock(workspace_id) -> AnalysisState:
 def _revision_bump(state: AnalysisState) -> None:
     """Mark the workspace's stored analyses stale: the visibility sweep in the consumers re-analyses
     them within seconds (re-analysing 100,000 answers inside the request would take half a minute)."""
+    from visibility.services.matchers import cached_matcher_forget
+
     state.revision += 1
     state.save(update_fields=["revision"])
+    # This process analyses with the new brands at once; the others within VISIBILITY_MATCHER_TTL.
+    transaction.on_commit(lambda: cached_matcher_forget(workspace_id=state.workspace_id))
 
 
 def _own_check(*, workspace_id, is_own: bool, exclude_id: int | None = None) -> None:

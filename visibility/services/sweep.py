@@ -1,9 +1,11 @@
 """The visibility sweep: runs inside the queue consumers, a few seconds apart, one at a time cluster-wide.
 
 Each pass (1) re-analyses every workspace whose brands changed since its last full re-analysis
-(a brand edit only marks the workspace pending, so the request stays fast), then (2) retries, in a
+(a brand edit only marks the workspace pending, so the request stays fast), (2) re-analyses, in a
+bounded batch, answers stamped with an older brand revision than their workspace's (a consumer
+analysed them with brands it had cached across the edit; of any age), then (3) retries, in a
 bounded batch, recent ok answers whose analysis failed or is of an older ANALYSIS_VERSION, and
-refreshes the figures of the finished runs they belong to. Nothing here asks a provider again.
+refreshes the figures of the finished runs those answers belong to. Nothing here asks a provider again.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from datetime import timedelta
 import redis
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
 from agent.connections import redis_client
@@ -31,11 +33,11 @@ from visibility.services.aggregates import _aggregates_write
 from visibility.services.analysis import (
     _ITEM_FIELDS,
     Reanalysed,
-    _matcher,
     _rows_write,
     _state_get,
     workspaces_reanalyse_pending,
 )
+from visibility.services.matchers import matcher_at
 
 logger = logging.getLogger(__name__)
 
@@ -51,11 +53,12 @@ _RELEASE_LUA = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call(
 @dataclass
 class VisibilitySweepReport:
     reanalysed: list[Reanalysed] = field(default_factory=list)
+    stale: int = 0
     retried: int = 0
     runs_refreshed: int = 0
 
     def __bool__(self) -> bool:
-        return bool(self.reanalysed or self.retried)
+        return bool(self.reanalysed or self.stale or self.retried)
 
 
 def unanalysed_recent_item_ids(*, now=None, limit: int) -> list[int]:
@@ -73,6 +76,26 @@ def unanalysed_recent_item_ids(*, now=None, limit: int) -> list[int]:
         .order_by("heartbeat_at")
         .values_list("id", flat=True)[:limit]
     )
+
+
+def stale_analysed_item_ids(*, limit: int) -> list[int]:
+    """Answers whose analysis is stamped with an older brand revision than their workspace's.
+
+    One probe of the (workspace, revision) index per workspace with brands, whatever the answers'
+    age; a workspace whose full re-analysis is still pending is left to it.
+    """
+    stale = AnalysedAnswer.objects.filter(workspace_id=OuterRef("workspace_id"), revision__lt=OuterRef("revision"))
+    workspaces = AnalysisState.objects.filter(Exists(stale), reanalysed_revision__gte=F("revision")).values_list(
+        "workspace_id", "revision"
+    )
+    item_ids: list[int] = []
+    for workspace_id, revision in workspaces:
+        item_ids += AnalysedAnswer.objects.filter(workspace_id=workspace_id, revision__lt=revision).values_list(
+            "item_id", flat=True
+        )[: limit - len(item_ids)]
+        if len(item_ids) >= limit:
+            break
+    return item_ids
 
 
 def items_analyse(*, item_ids: list[int]) -> set:
@@ -94,7 +117,8 @@ def items_analyse(*, item_ids: list[int]) -> set:
             _rows_write(
                 rows,
                 workspace_id=workspace_id,
-                matcher=_matcher(workspace_id=workspace_id, revision=revision),
+                # Fresh: a retried answer may have failed on a brand since removed behind the services' back.
+                matcher=matcher_at(workspace_id=workspace_id, revision=revision, fresh=True),
                 revision=revision,
             )
         groups.update(row[1] for row in rows)
@@ -102,14 +126,17 @@ def items_analyse(*, item_ids: list[int]) -> set:
 
 
 def visibility_sweep(*, now=None, retry_limit: int | None = None) -> VisibilitySweepReport:
-    """One pass: pending re-analyses first (a brand edit shows within a minute), then failed analyses."""
+    """One pass: pending re-analyses first (a brand edit shows within a minute), then answers analysed
+    with outdated brands, then failed analyses."""
     report = VisibilitySweepReport()
     report.reanalysed = workspaces_reanalyse_pending()
     limit = retry_limit if retry_limit is not None else settings.VISIBILITY_RETRY_BATCH
-    item_ids = unanalysed_recent_item_ids(now=now, limit=limit)
+    stale_ids = stale_analysed_item_ids(limit=limit)
+    retry_ids = unanalysed_recent_item_ids(now=now, limit=limit)
+    item_ids = stale_ids + retry_ids
     if item_ids:
         group_ids = items_analyse(item_ids=item_ids)
-        report.retried = len(item_ids)
+        report.stale, report.retried = len(stale_ids), len(retry_ids)
         finished = list(JobGroup.objects.filter(id__in=group_ids, status__in=FINISHED_RUN_STATUSES))
         _aggregates_write(finished)  # their figures were written without these answers
         report.runs_refreshed = len(finished)
@@ -145,9 +172,11 @@ class VisibilitySweeper(threading.Thread):
             report = visibility_sweep()
             if report:
                 logger.info(
-                    "visibility sweep: %d workspaces re-analysed (%d answers), %d answers retried",
+                    "visibility sweep: %d workspaces re-analysed (%d answers), %d outdated answers re-analysed, "
+                    "%d answers retried",
                     len(report.reanalysed),
                     sum(r.answers for r in report.reanalysed),
+                    report.stale,
                     report.retried,
                 )
             return report
