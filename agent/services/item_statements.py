@@ -44,6 +44,7 @@ def _first_claim_sql(vendor: str) -> str:
     item_column = functools.partial(_column, JobItem)
     status, attempts, started_at = item_column("status"), item_column("attempts"), item_column("started_at")
     of_its_group = f"FROM {group} WHERE {_column(JobGroup, 'id')} = {item_column('group')}"
+
     def bare(name: str) -> str:  # a SET target is never table-qualified (PostgreSQL refuses it)
         return connection.ops.quote_name(JobItem._meta.get_field(name).column)
 
