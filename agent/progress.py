@@ -322,5 +322,9 @@ def _progress_get(group: JobGroup) -> dict:
 
 def progress_read_live(group_id) -> dict | None:
     """The live object as stored, or None when Redis holds none (for tests and the sweep)."""
-    raw = redis_client().hgetall(progress_key(group_id))
+    return progress_decode(redis_client().hgetall(progress_key(group_id)))
+
+
+def progress_decode(raw: dict[bytes, bytes]) -> dict | None:
+    """The progress object of a live object's raw `HGETALL` reply; None for an empty one (no object)."""
     return _decode(raw) if raw else None

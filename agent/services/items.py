@@ -29,6 +29,7 @@ from agent.providers.retry import retry_delay
 from agent.providers.simulated import SimulatedProvider
 from agent.ratelimit import rate_limit_wait
 from agent.services.closing import item_count_and_close
+from agent.services.item_statements import item_first_claim, item_update_from
 from agent.signals import announce, answer_recorded
 from agent.tasks import QueuedItem, item_messages_push_on, item_schedule
 from oneglanse.database_outage import DATABASE_UNAVAILABLE_ERRORS, database_outage_wait_out
@@ -128,6 +129,17 @@ def _outcome_log(item: QueuedItem, *, answered: bool, attempts: int, began: floa
 
 def item_claim(*, item: QueuedItem) -> Claimed | None:
     """Move a queued item to running; None when this message must not run it (logged why)."""
+    if item.group_id:
+        # The common case in one statement; anything else (a duplicate, a retry, a paused queue, a
+        # delayed or cancelled run, a foreign message) takes the checks below, which say why.
+        first = item_first_claim(item_id=item.item_id, group_id=item.group_id, provider_id=item.provider_id,
+                                 now=timezone.now())
+        if first is not None:
+            return Claimed(
+                item=QueuedItem(item_id=item.item_id, group_id=item.group_id, provider_id=item.provider_id,
+                                priority=first.priority),
+                prompt_text=first.prompt_text, sample=first.sample, workspace_id=first.workspace_id,
+            )
     row = (
         JobItem.objects.filter(id=item.item_id)
         .values(
@@ -325,9 +337,8 @@ def _item_result_write(result: ItemResult) -> int:
     else:
         status = JobItem.Status.FAILED
         fields = dict(error=result.error[:4000])
-    return JobItem.objects.filter(id=result.item.item_id, status__in=JobItem.UNFINISHED).update(
-        status=status, backend=result.backend, finished_at=now, heartbeat_at=now, **fields
-    )
+    return item_update_from(item_id=result.item.item_id, statuses=JobItem.UNFINISHED,
+                            status=status, backend=result.backend, finished_at=now, heartbeat_at=now, **fields)
 
 
 def _item_result_write_through_outage(result: ItemResult, error: Exception) -> int:
