@@ -284,6 +284,60 @@ class RunsWorld:
             "run_page_ms": round(page_ms, 1), "answers_api_ms": round(answers_ms, 1), "status_ms": round(status_ms, 1),
         }
 
+    def big_run(self, prompts: int = 10_000, workers: int = 8) -> None:
+        """A run of 10,000 prompts x 4 providers x the samples answered to the end by real consumers, started and
+        followed by `manage.py run_group --wait`, with the run page and status read while it runs."""
+        import subprocess
+
+        from django.test import Client
+
+        from agent.models import JobGroup, JobItem
+
+        workspace = self.workspace(prompts, "Big run", samples=self.samples)
+        api = Client(HTTP_AUTHORIZATION=f"Token {self.token}")
+        browser = Client()
+        browser.force_login(self.user)
+        consumers = self.harness.consumers(workers=workers, latency_ms=0)
+        try:
+            time.sleep(3)  # every consumer started
+            started, started_wall = time.perf_counter(), time.time()
+            # Piped: the command writes a plain line whenever a provider moves, as under cron.
+            command = subprocess.Popen(
+                [sys.executable, "manage.py", "run_group", str(workspace.id), "--wait", "--timeout", "3000"],
+                cwd=PROJECT_DIR, env=self.harness.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            )
+            lines: list[tuple[float, str]] = []
+            reader = threading.Thread(target=lambda: lines.extend(
+                (time.perf_counter() - started, line.rstrip()) for line in command.stdout), daemon=True)
+            reader.start()
+            deadline_wait(lambda: JobGroup.objects.filter(workspace=workspace).exists(), timeout=120, what="big run submit",
+                          interval=0.05, alive=[command])
+            group = JobGroup.objects.get(workspace=workspace)
+            page_ms, status_ms = [], []
+            while command.poll() is None and time.perf_counter() - started < 3000:
+                page_ms.append(_median_ms(lambda: _ok(browser.get(f"/runs/{group.id}/"), "run page"), 1))
+                status_ms.append(_median_ms(lambda: _ok(api.get(f"/api/runs/{group.id}/status/"), "status"), 1))
+                time.sleep(1)
+            command.wait(timeout=60)
+            reader.join(timeout=10)
+            finished_at = JobItem.objects.filter(group=group).order_by("-finished_at").values_list("finished_at", flat=True)[0]
+            all_seconds = time.perf_counter() - started
+            ok = JobItem.objects.filter(group=group, status=JobItem.Status.OK).count()
+        finally:
+            self.harness.stop(consumers)
+        if command.returncode != 0:
+            raise BenchError(f"big run: run_group exited {command.returncode}: {lines[-5:]}")
+        last_answer_seconds = finished_at.timestamp() - started_wall
+        self.results["L5_big_run"] = {
+            "items": group.expected_responses, "ok": ok, "consumer_workers": workers, "seconds": round(all_seconds, 1),
+            "answers_per_second": round(ok / all_seconds, 1),
+            "cli_submitted_after_seconds": round(lines[0][0], 2) if lines else None,
+            "cli_lines": len(lines), "cli_exit_after_last_answer_seconds": round(lines[-1][0] - last_answer_seconds, 2),
+            "run_page_ms_median": round(statistics.median(page_ms), 1), "run_page_ms_max": round(max(page_ms), 1),
+            "status_ms_median": round(statistics.median(status_ms), 1), "status_ms_max": round(max(status_ms), 1),
+            "page_reads": len(page_ms), "cli_last_lines": [line for _, line in lines[-6:]],
+        }
+
     def slow_providers(self, items_per_queue: int = 1500, window: tuple[float, float] = (15.0, 0.3)) -> None:
         """4 queues x 250 worker threads, provider latency 10 s: answers/s in steady state against 1,000/10 s."""
         from agent.models import JobItem
@@ -372,7 +426,8 @@ def main() -> int:
                 steps = [world.answers_pages, world.csv_export, world.admin_lists, world.pages_and_status]
             else:
                 world = RunsWorld(harness=harness, redis_server=redis_server, samples=options.submit_samples)
-                steps = [functools.partial(world.big_submit, prompts=options.submit_prompts), world.slow_providers]
+                steps = [functools.partial(world.big_submit, prompts=options.submit_prompts),
+                         functools.partial(world.big_run, prompts=options.submit_prompts), world.slow_providers]
             for step in steps:
                 step_name = getattr(step, "__name__", None) or step.func.__name__
                 if only and step_name not in only:
