@@ -23,6 +23,9 @@ QUEUE_NAME_PREFIX = "oneglanse-agent-"
 # Huey's priority: a higher number is taken first. Keyed by the run priority names.
 QUEUE_PRIORITY = {"high": 20, "normal": 10, "low": 0}
 
+# The 8-byte big-endian microsecond stamp Huey's priority storage prefixes every message with.
+STAMP = struct.Struct(">Q")
+
 
 def queue_name(provider_id: str) -> str:
     return f"{QUEUE_NAME_PREFIX}{provider_id}"
@@ -51,10 +54,8 @@ class BulkRedisStorage(PriorityRedisStorage):
     def enqueue_many_on(self, pipeline: redis.client.Pipeline, messages: list[bytes], priority: int = 0) -> None:
         if messages:
             # The same stamp as Huey's own enqueue, one microsecond apart within the batch.
-            stamp = int(time.time() * 1e6)
-            pipeline.zadd(
-                self.queue_key, {struct.pack(">Q", stamp + n) + message: -priority for n, message in enumerate(messages)}
-            )
+            stamp, pack, score = int(time.time() * 1e6), STAMP.pack, -priority
+            pipeline.zadd(self.queue_key, {pack(stamp + n) + message: score for n, message in enumerate(messages)})
 
     def queue_upgrade(self) -> int:
         """Move messages of a release that queued them in a Redis list onto the sorted set (at normal priority)."""

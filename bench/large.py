@@ -231,11 +231,11 @@ class RunsWorld:
         self.redis = redis_client()
         self.results: dict = {}
 
-    def workspace(self, prompts: int, name: str):
+    def workspace(self, prompts: int, name: str, samples: int = 1):
         from prompts.models import Prompt
         from workspaces.services import workspace_create
 
-        workspace = workspace_create(user=self.user, name=name, enabled_providers=list(QUEUES))
+        workspace = workspace_create(user=self.user, name=name, enabled_providers=list(QUEUES), samples_per_run=samples)
         # More active prompts than a workspace may have through the API (the cap is 1,000): the
         # size a big installation's run reaches with samples is what is measured here.
         Prompt.objects.bulk_create([Prompt(workspace=workspace, text=f"Which CRM for team {n}?") for n in range(prompts)],
@@ -248,13 +248,13 @@ class RunsWorld:
         return [huey_for(p).storage.queue_key for p in QUEUES]
 
     def big_submit(self, prompts: int = 10_000, repeats: int = 3) -> None:
-        """POST /runs/ of 10,000 prompts x 4 providers until every item is on its queue; then the run page and answers API."""
+        """POST /runs/ of 10,000 prompts x 4 providers x the samples until all are queued; then the run page and answers API."""
         from django.test import Client
 
         from agent.models import JobGroup
         from agent.services.closing import job_group_cancel
 
-        workspace = self.workspace(prompts, "Big submit")
+        workspace = self.workspace(prompts, "Big submit", samples=self.samples)
         api = Client(HTTP_AUTHORIZATION=f"Token {self.token}")
         browser = Client()
         browser.force_login(self.user)
@@ -263,7 +263,7 @@ class RunsWorld:
             self.redis.delete(*self.queue_keys())
             started = time.perf_counter()
             response = api.post(f"/api/workspaces/{workspace.id}/runs/")
-            queued = sum(self.redis.llen(k) for k in self.queue_keys())
+            queued = sum(self.redis.zcard(k) for k in self.queue_keys())
             seconds.append(time.perf_counter() - started)
             if response.status_code != 202:
                 raise BenchError(f"big submit: HTTP {response.status_code}: {response.content[:300]!r}")
@@ -282,6 +282,60 @@ class RunsWorld:
             "prompts": prompts, "items": expected, "samples": self.samples, "repeats": repeats,
             "median_seconds": round(statistics.median(seconds), 3), "seconds": [round(s, 3) for s in seconds],
             "run_page_ms": round(page_ms, 1), "answers_api_ms": round(answers_ms, 1), "status_ms": round(status_ms, 1),
+        }
+
+    def big_run(self, prompts: int = 10_000, workers: int = 8) -> None:
+        """A run of 10,000 prompts x 4 providers x the samples answered to the end by real consumers, started and
+        followed by `manage.py run_group --wait`, with the run page and status read while it runs."""
+        import subprocess
+
+        from django.test import Client
+
+        from agent.models import JobGroup, JobItem
+
+        workspace = self.workspace(prompts, "Big run", samples=self.samples)
+        api = Client(HTTP_AUTHORIZATION=f"Token {self.token}")
+        browser = Client()
+        browser.force_login(self.user)
+        consumers = self.harness.consumers(workers=workers, latency_ms=0)
+        try:
+            time.sleep(3)  # every consumer started
+            started, started_wall = time.perf_counter(), time.time()
+            # Piped: the command writes a plain line whenever a provider moves, as under cron.
+            command = subprocess.Popen(
+                [sys.executable, "manage.py", "run_group", str(workspace.id), "--wait", "--timeout", "3000"],
+                cwd=PROJECT_DIR, env=self.harness.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            )
+            lines: list[tuple[float, str]] = []
+            reader = threading.Thread(target=lambda: lines.extend(
+                (time.perf_counter() - started, line.rstrip()) for line in command.stdout), daemon=True)
+            reader.start()
+            deadline_wait(lambda: JobGroup.objects.filter(workspace=workspace).exists(), timeout=120, what="big run submit",
+                          interval=0.05, alive=[command])
+            group = JobGroup.objects.get(workspace=workspace)
+            page_ms, status_ms = [], []
+            while command.poll() is None and time.perf_counter() - started < 3000:
+                page_ms.append(_median_ms(lambda: _ok(browser.get(f"/runs/{group.id}/"), "run page"), 1))
+                status_ms.append(_median_ms(lambda: _ok(api.get(f"/api/runs/{group.id}/status/"), "status"), 1))
+                time.sleep(1)
+            command.wait(timeout=60)
+            reader.join(timeout=10)
+            finished_at = JobItem.objects.filter(group=group).order_by("-finished_at").values_list("finished_at", flat=True)[0]
+            all_seconds = time.perf_counter() - started
+            ok = JobItem.objects.filter(group=group, status=JobItem.Status.OK).count()
+        finally:
+            self.harness.stop(consumers)
+        if command.returncode != 0:
+            raise BenchError(f"big run: run_group exited {command.returncode}: {lines[-5:]}")
+        last_answer_seconds = finished_at.timestamp() - started_wall
+        self.results["L5_big_run"] = {
+            "items": group.expected_responses, "ok": ok, "consumer_workers": workers, "seconds": round(all_seconds, 1),
+            "answers_per_second": round(ok / all_seconds, 1),
+            "cli_submitted_after_seconds": round(lines[0][0], 2) if lines else None,
+            "cli_lines": len(lines), "cli_exit_after_last_answer_seconds": round(lines[-1][0] - last_answer_seconds, 2),
+            "run_page_ms_median": round(statistics.median(page_ms), 1), "run_page_ms_max": round(max(page_ms), 1),
+            "status_ms_median": round(statistics.median(status_ms), 1), "status_ms_max": round(max(status_ms), 1),
+            "page_reads": len(page_ms), "cli_last_lines": [line for _, line in lines[-6:]],
         }
 
     def slow_providers(self, items_per_queue: int = 1500, window: tuple[float, float] = (15.0, 0.3)) -> None:
@@ -337,18 +391,21 @@ class RunsWorld:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--world", choices=["data", "runs"], required=True)
-    parser.add_argument("--database-url", help="PostgreSQL database for --world data (created and dropped unless --keep)")
+    parser.add_argument("--database-url", help="PostgreSQL database (created and dropped unless --keep); needed by --world data, "
+                        "--world runs uses SQLite without it")
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--fixture-args", default="", help="extra arguments for manage.py bench_fixture")
     parser.add_argument("--submit-prompts", type=int, default=10_000,
-                        help="prompts of the big submit (x 4 providers; 30,000 gives the items of 10,000 x 4 x 3 samples)")
+                        help="prompts of the big submit (x 4 providers x --submit-samples)")
+    parser.add_argument("--submit-samples", type=int, default=1,
+                        help="samples per run of the big submit's workspace (3 with 10,000 prompts: 120,000 items)")
     parser.add_argument("--only", default="", help="comma-separated scenario names (e.g. answers_pages,csv_export)")
     options = parser.parse_args()
     only = set(filter(None, options.only.split(",")))
     output: dict = {}
     started = time.monotonic()
-    database_url = options.database_url if options.world == "data" else None
+    database_url = options.database_url
     if options.world == "data" and not (database_url or "").startswith("postgres"):
         parser.error("--world data needs --database-url postgres://...")
     with bench_environment(keep=options.keep, database_url=database_url) as (workdir, redis_server):
@@ -368,8 +425,9 @@ def main() -> int:
                 world = DataWorld(harness=harness, repeats=options.repeats)
                 steps = [world.answers_pages, world.csv_export, world.admin_lists, world.pages_and_status]
             else:
-                world = RunsWorld(harness=harness, redis_server=redis_server, samples=1)
-                steps = [functools.partial(world.big_submit, prompts=options.submit_prompts), world.slow_providers]
+                world = RunsWorld(harness=harness, redis_server=redis_server, samples=options.submit_samples)
+                steps = [functools.partial(world.big_submit, prompts=options.submit_prompts),
+                         functools.partial(world.big_run, prompts=options.submit_prompts), world.slow_providers]
             for step in steps:
                 step_name = getattr(step, "__name__", None) or step.func.__name__
                 if only and step_name not in only:
