@@ -88,3 +88,6 @@ def test_filler_only_adds_other_tenants_runs_beside_the_year(django_user_model) 
     answers = api.get(f"/api/runs/{runs[-1].id}/answers/").json()
     assert answers["count"] == 20 and answers["results"][0]["text"].startswith("[Simulated answer]")
     assert JobItem.objects.count() == 2 * 3 * 4 + 120
+    # Each tenant runs at its own time of day: lists ordered by creation never meet a tie.
+    created = list(JobGroup.objects.exclude(workspace__name__startswith="One big run").values_list("created_at", flat=True))
+    assert len(set(created)) == len(created)

@@ -207,7 +207,7 @@ class Command(BaseCommand):
             answers = 0
             for index in range(count):
                 filler = self._workspace(user=owner, name=f"Filler {index + 1}", prompts=prompts)
-                answers += self._runs(workspace=filler, user=owner, days=runs, now=now)
+                answers += self._runs(workspace=filler, user=owner, days=runs, now=now - timedelta(minutes=index + 1))
         self.stdout.write(f"{count} filler workspaces, {answers} answers in {time.monotonic() - started:.1f} s")
 
     def _fillers_insert_select(self, *, owner, count: int, runs: int, prompts: int, now) -> int:
@@ -220,9 +220,10 @@ class Command(BaseCommand):
             [Membership(user=owner, workspace=w, role=Membership.Role.OWNER) for w in workspaces])
         ids = [w.id for w in workspaces]
         quote = connection.ops.quote_name
-        each_workspace = "FROM unnest(%s::uuid[]) AS w(id) CROSS JOIN generate_series(0, %s) AS n"
-        # Run n of runs is n days old, the newest today, as in the main workspace.
-        day = "(%s::timestamptz - n * interval '1 day')"
+        each_workspace = "FROM unnest(%s::uuid[]) WITH ORDINALITY AS w(id, ordinal) CROSS JOIN generate_series(0, %s) AS n"
+        # Run n is n days old, as in the main workspace; each tenant runs at its own minute of the
+        # day, so runs of different workspaces never share a created_at (lists sort by it).
+        day = "(%s::timestamptz - n * interval '1 day' - w.ordinal * interval '1 minute')"
         with connection.cursor() as cursor:
             self._insert_select(cursor, Prompt, {
                 "workspace_id": ("w.id", []), "is_active": ("true", []), "created_at": ("%s", [now]),
@@ -240,7 +241,7 @@ class Command(BaseCommand):
                 "status": ("%s", [JobGroupProvider.Status.COMPLETED.value]),
                 "started_at": ("g.created_at", []), "finished_at": ("g.finished_at", []),
             }, f"FROM {quote(JobGroup._meta.db_table)} g CROSS JOIN unnest(%s::text[]) AS pr(provider) "
-               "WHERE g.workspace_id = ANY(%s::uuid[])", [list(PROVIDERS), ids])
+               "WHERE g.workspace_id = ANY(%s::uuid[]) ORDER BY g.created_at, g.id, pr.provider", [list(PROVIDERS), ids])
         answers = 0
         for index, workspace in enumerate(workspaces, 1):
             group_ids = list(JobGroup.objects.filter(workspace=workspace).values_list("id", flat=True))
