@@ -249,6 +249,7 @@ def filler_compare(*, world: DataWorld, filler_args: str) -> None:
 
     steps = (world.answers_pages, world.admin_lists, world.pages_and_status)
     phases: dict = {}
+    plans: dict = {}
     for phase in ("year", "with_filler"):
         figures: dict = {}
         if phase == "with_filler":
@@ -269,13 +270,9 @@ def filler_compare(*, world: DataWorld, filler_args: str) -> None:
                          for name, value in values.items() if name.endswith("_ms")}
         figures["plans"] = world.plan_summary
         phases[phase] = figures
-        FILLER_PLANS_PATH.with_suffix(f".{phase}.txt").write_text("\n\n".join(world.plans) + "\n")
+        plans[phase] = f"##### {phase}: {figures['items']:,} rows in agent_jobitem\n\n" + "\n\n".join(world.plans) + "\n"
+        FILLER_PLANS_PATH.write_text("\n\n".join(plans.values()))  # after each set: the first outlives a failed build
     year, filler = phases["year"], phases["with_filler"]
-    plans = [f"##### {phase}: {phases[phase]['items']:,} rows in agent_jobitem\n\n"
-             + FILLER_PLANS_PATH.with_suffix(f".{phase}.txt").read_text() for phase in phases]
-    FILLER_PLANS_PATH.write_text("\n\n".join(plans))
-    for phase in phases:
-        FILLER_PLANS_PATH.with_suffix(f".{phase}.txt").unlink()
     lines = [f"{'request (median ms)':<34} {year['items']:>12,} {filler['items']:>12,}  ratio",
              *(f"{name:<34} {year['ms'][name]:>12} {filler['ms'][name]:>12}  {filler['ms'][name] / year['ms'][name]:.2f}"
                for name in year["ms"]),
