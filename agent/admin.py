@@ -34,7 +34,7 @@ from agent.templatetags.agent_display import split_bar
 from agent.views_schedules import ScheduleFieldsCleaning
 from oneglanse.exceptions import DomainError
 from oneglanse.provider_ids import PROVIDER_IDS, provider_label
-from workspaces.admin import MemberScopedAdmin
+from workspaces.admin import MemberScopedAdmin, MemberWorkspaceListFilter
 
 ITEMS_PER_PAGE = 50
 
@@ -85,7 +85,7 @@ class JobGroupAdmin(MemberScopedAdmin):
         "created_to_the_second", "duration",
     ]
     list_display_links = ["short_id"]
-    list_filter = ["status", "trigger", "priority", ("workspace", admin.RelatedOnlyFieldListFilter), ProviderListFilter]
+    list_filter = ["status", "trigger", "priority", ("workspace", MemberWorkspaceListFilter), ProviderListFilter]
     search_fields = ["id"]
     search_help_text = "Search by run id (the whole id or a part of it)."
     list_select_related = ["workspace", "triggered_by"]

@@ -5,6 +5,9 @@ Two worlds, each in its own process (Django binds one database per process):
   the end unless kept): the answers API at page 1 and page 5,000, the CSV export of a
   100,000-answer run (peak RSS of a gunicorn worker), the admin run list and item list, and the
   workspace page, run page and status endpoint with their query plans (EXPLAIN ANALYZE).
+  With `--filler`: L1, L3 and L4 on the year alone, then again after other tenants' 9,950,000
+  answers in 199 workspaces are added, side by side, with both sets of plans in
+  bench/plans-filler.txt (L7).
 - `--world runs`: SQLite and real consumers: submitting 10,000 prompts x 4 providers, and
   1,000 provider calls in flight at 10 s each on one host (4 queues x 250 worker threads).
 
@@ -30,6 +33,8 @@ from bench.environment import PROJECT_DIR, bench_environment
 from bench.harness import QUEUES, BenchError, Harness, deadline_wait, rss_bytes
 
 PLANS_PATH = PROJECT_DIR / "bench" / "plans-large.txt"
+FILLER_PLANS_PATH = PROJECT_DIR / "bench" / "plans-filler.txt"
+FILLER_ARGS = "--filler-workspaces 199 --filler-runs 50 --filler-prompts 250"
 SLOW_LATENCY_MS, SLOW_WORKERS = 10_000, 250
 
 
@@ -72,6 +77,7 @@ class DataWorld:
         self.daily_run = JobGroup.objects.filter(workspace_id=self.year).order_by("-created_at").first()
         self.results: dict = {}
         self.plans: list[str] = []
+        self.plan_summary: dict = {}
 
     def answers_pages(self) -> None:
         """Answers API, page 1 against page 5,000 (20 a page) of the 100,000-answer run: keyset and numbered."""
@@ -112,6 +118,7 @@ class DataWorld:
         figures["keyset_ratio_5000_vs_1"] = figures["keyset_page_5000_ms"] / figures["keyset_page_1_ms"]
         figures["numbered_ratio_5000_vs_1"] = figures["numbered_page_5000_ms"] / figures["numbered_page_1_ms"]
         self.results["L1_answers_pages"] = figures
+        self.explain("answers API, keyset page 1", lambda: self.api.get(f"{url}?page_size={size}"))
         self.explain("answers API, keyset page 5,000", lambda: self.api.get(cursor_url))
         self.explain("answers API, numbered page 5,000", lambda: self.api.get(f"{url}?page={deep}&page_size={size}"))
 
@@ -180,6 +187,7 @@ class DataWorld:
             figures[f"{name}_ms"] = round(_median_ms(call, self.repeats), 1)
         self.results["L3_admin"] = figures
         self.explain("admin run list", lambda: self.browser.get(base))
+        self.explain("admin item list, page 1", lambda: self.browser.get(items))
         self.explain("admin item list, page 2,000", lambda: self.browser.get(f"{items}?page=2000"))
 
     def pages_and_status(self) -> None:
@@ -198,22 +206,84 @@ class DataWorld:
             self.explain(name.replace("_", " "), call)
 
     def explain(self, title: str, call) -> None:
-        """Every SELECT the request runs, with PostgreSQL's EXPLAIN ANALYZE plan."""
+        """Every SELECT the request runs, with PostgreSQL's EXPLAIN (ANALYZE, BUFFERS) plan.
+
+        Also kept per request: the shared buffers its statements touched (hit + read, the plans' top
+        nodes) and every sequential scan, which is what grows with the tables when a read is not
+        bounded by its run's or workspace's index range.
+        """
+        import re
+
         from django.db import connection
         from django.test.utils import CaptureQueriesContext
 
         with CaptureQueriesContext(connection) as captured:
             call()
         lines = [f"=== {title}: {len(captured)} queries"]
+        buffers, seq_scans = 0, []
         with connection.cursor() as cursor:
             for query in captured.captured_queries:
                 sql = query["sql"]
                 if not sql.lstrip().upper().startswith("SELECT"):
                     continue
-                cursor.execute("EXPLAIN (ANALYZE, COSTS OFF, TIMING ON, SUMMARY ON) " + sql)
+                cursor.execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING ON, SUMMARY ON) " + sql)
                 plan = [row[0] for row in cursor.fetchall()]
+                top = next((line for line in plan if line.strip().startswith("Buffers:")), "")
+                buffers += sum(int(n) for n in re.findall(r"(?:hit|read)=(\d+)", top.split("temp")[0]))
+                seq_scans += re.findall(r"Seq Scan on (\w+)", "\n".join(plan))
                 lines += [f"--- {query['time']} s: {sql[:400]}", *plan]
         self.plans.append("\n".join(lines))
+        self.plan_summary[title] = {"buffers": buffers, "seq_scans": sorted(set(seq_scans))}
+
+
+def filler_compare(*, world: DataWorld, filler_args: str) -> None:
+    """The same requests (L1, L3, L4) on the year alone, then after other tenants' filler is added.
+
+    Both times the tables are vacuumed and analysed first, so neither set reads a table that
+    autovacuum is still working through. Plans of both sets go to bench/plans-filler.txt.
+    """
+    from django.core.management import call_command
+    from django.db import connection
+
+    from agent.models import JobItem
+
+    steps = (world.answers_pages, world.admin_lists, world.pages_and_status)
+    phases: dict = {}
+    plans: dict = {}
+    for phase in ("year", "with_filler"):
+        figures: dict = {}
+        if phase == "with_filler":
+            started = time.monotonic()
+            call_command("bench_fixture", "--filler-only", *filler_args.split())
+            figures["build_seconds"] = round(time.monotonic() - started, 1)
+        started = time.monotonic()
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM (ANALYZE)")
+        figures["vacuum_analyze_seconds"] = round(time.monotonic() - started, 1)
+        figures["items"] = JobItem.objects.count()
+        figures["load_average"] = os.getloadavg()
+        world.results, world.plans, world.plan_summary = {}, [], {}
+        for step in steps:
+            print(f"- {phase}: {step.__doc__.splitlines()[0]}", flush=True)
+            step()
+        figures["ms"] = {f"{scenario[:2]} {name.removesuffix('_ms')}": value for scenario, values in world.results.items()
+                         for name, value in values.items() if name.endswith("_ms")}
+        figures["plans"] = world.plan_summary
+        phases[phase] = figures
+        plans[phase] = f"##### {phase}: {figures['items']:,} rows in agent_jobitem\n\n" + "\n\n".join(world.plans) + "\n"
+        FILLER_PLANS_PATH.write_text("\n\n".join(plans.values()))  # after each set: the first outlives a failed build
+    year, filler = phases["year"], phases["with_filler"]
+    lines = [f"{'request (median ms)':<34} {year['items']:>12,} {filler['items']:>12,}  ratio",
+             *(f"{name:<34} {year['ms'][name]:>12} {filler['ms'][name]:>12}  {filler['ms'][name] / year['ms'][name]:.2f}"
+               for name in year["ms"]),
+             "", f"{'plan (buffers touched; seq scans)':<34} {'year':>12} {'with filler':>12}",
+             *(f"{title:<34} {year['plans'][title]['buffers']:>12} {filler['plans'][title]['buffers']:>12}  "
+               f"{','.join(filler['plans'][title]['seq_scans']) or 'no seq scan'}" for title in year["plans"])]
+    print("\n".join(lines), flush=True)
+    answer_scans = [t for t, summary in filler["plans"].items() if "agent_jobitem" in summary["seq_scans"]]
+    world.results = {"L7_filler": {
+        "year": year, "with_filler": filler, "requests_scanning_agent_jobitem": answer_scans,
+        "ratios": {name: round(filler["ms"][name] / year["ms"][name], 2) for name in year["ms"]}}}
 
 
 class RunsWorld:
@@ -400,6 +470,10 @@ def main() -> int:
                         help="prompts of the big submit (x 4 providers x --submit-samples)")
     parser.add_argument("--submit-samples", type=int, default=1,
                         help="samples per run of the big submit's workspace (3 with 10,000 prompts: 120,000 items)")
+    parser.add_argument("--filler", action="store_true",
+                        help="--world data: measure L1, L3 and L4 on the year alone, then add other tenants' filler "
+                             "(about 10,000,000 answers) and measure them again, side by side")
+    parser.add_argument("--filler-args", default=FILLER_ARGS, help="manage.py bench_fixture arguments of the filler")
     parser.add_argument("--only", default="", help="comma-separated scenario names (e.g. answers_pages,csv_export)")
     options = parser.parse_args()
     only = set(filter(None, options.only.split(",")))
@@ -424,6 +498,8 @@ def main() -> int:
                 output["items_in_database"] = JobItem.objects.count()
                 world = DataWorld(harness=harness, repeats=options.repeats)
                 steps = [world.answers_pages, world.csv_export, world.admin_lists, world.pages_and_status]
+                if options.filler:
+                    steps = [functools.partial(filler_compare, world=world, filler_args=options.filler_args)]
             else:
                 world = RunsWorld(harness=harness, redis_server=redis_server, samples=options.submit_samples)
                 steps = [functools.partial(world.big_submit, prompts=options.submit_prompts),
@@ -438,7 +514,7 @@ def main() -> int:
                 step()
                 print(f"  ({time.monotonic() - step_started:.1f} s)", flush=True)
             output.update(world.results)
-            if options.world == "data" and world.plans:
+            if options.world == "data" and world.plans and not options.filler:
                 PLANS_PATH.write_text("\n\n".join(world.plans) + "\n")
         finally:
             harness.close()

@@ -165,6 +165,21 @@ def test_group_list_filters_and_search(admin_client_, user, stranger) -> None:
     assert shown(f"q={str(other.id)[:8]}") == {str(other.id)}
 
 
+@pytest.mark.parametrize("who", ["superuser", "staff member"])
+def test_group_list_workspace_filter_offers_the_callers_workspaces_without_reading_every_run(
+    who, admin_user, staff_user, stranger
+) -> None:
+    owner = admin_user if who == "superuser" else staff_user
+    mine = [groups(user=owner, count=1)[0].workspace for _ in range(2)]  # a filter of one choice is not shown
+    theirs = groups(user=stranger, count=1)[0].workspace
+    with CaptureQueriesContext(connection) as queries:
+        html = client_for(owner).get(LIST_URL).content.decode()
+    assert all(f"workspace__id__exact={w.id}" in html for w in mine)
+    assert (f"workspace__id__exact={theirs.id}" in html) == (who == "superuser")
+    # The choices come from the workspaces, not from a DISTINCT over every run (which grows with every tenant's runs).
+    assert not [q["sql"] for q in queries.captured_queries if "DISTINCT" in q["sql"] and "agent_jobgroup" in q["sql"]]
+
+
 # --- the group page and its items ---
 
 def test_group_page_shows_providers_and_links_to_paginated_items(admin_client_, user) -> None:

@@ -79,3 +79,35 @@ def test_fixture_bulk_mentions_read_the_same_through_the_trend_and_the_run(djang
     big = JobGroup.objects.get(workspace__name__startswith="One big run")
     body = api.get(f"/api/runs/{big.id}/visibility/").json()
     assert body["answers"] == 40 and len(body["by_prompt"]) == 10 and len(body["brands"]) == 8
+
+
+def test_filler_only_adds_other_tenants_runs_beside_the_year(django_user_model) -> None:
+    call_command("bench_fixture", "--days", "2", "--prompts", "3", "--big-run-answers", "0", stdout=io.StringIO())
+    out = io.StringIO()
+    call_command("bench_fixture", "--filler-only", "--filler-workspaces", "3", "--filler-runs", "2",
+                 "--filler-prompts", "5", stdout=out)
+    assert "3 filler workspaces, 120 answers" in out.getvalue()
+    fillers = Workspace.objects.filter(name__startswith="Filler")
+    assert fillers.count() == 3
+    # Other tenants: the bench user reads only its own workspace, the fillers belong to someone else.
+    owner = django_user_model.objects.get(username="bench")
+    assert list(owner.workspaces.values_list("name", flat=True)) == ["Year of runs (2 days)"]
+    api = APIClient()
+    api.force_authenticate(owner)
+    for filler in fillers:
+        runs = list(JobGroup.objects.filter(workspace=filler).order_by("created_at"))
+        assert [(b.created_at - a.created_at).days for a, b in zip(runs, runs[1:], strict=False)] == [1]
+        assert api.get(f"/api/runs/{runs[0].id}/status/").status_code == 404
+        for run in runs:
+            assert run.status == JobGroup.Status.COMPLETED and run.progress["stats"]["actualResponses"] == 20
+            answered = JobItem.objects.filter(group=run, status=JobItem.Status.OK)
+            assert answered.values("provider", "prompt").distinct().count() == 20
+            assert set(JobGroupProvider.objects.filter(group=run).values_list("status", flat=True)) == {"completed"}
+    tenant = django_user_model.objects.get(username="bench-tenants")
+    api.force_authenticate(tenant)
+    answers = api.get(f"/api/runs/{runs[-1].id}/answers/").json()
+    assert answers["count"] == 20 and answers["results"][0]["text"].startswith("[Simulated answer]")
+    assert JobItem.objects.count() == 2 * 3 * 4 + 120
+    # Each tenant runs at its own time of day: lists ordered by creation never meet a tie.
+    created = list(JobGroup.objects.exclude(workspace__name__startswith="One big run").values_list("created_at", flat=True))
+    assert len(set(created)) == len(created)

@@ -3,9 +3,11 @@
 The default builds what a busy installation holds after a year: one workspace with 700 prompts
 asked of 4 providers every day for 365 days (1,022,000 answers with sources), one run of
 100,000 answers in a workspace of its own (exports, deep pages), and optionally filler
-workspaces so the tables are as big as a multi-tenant installation's. Rows are written with
-`INSERT ... SELECT` (one statement per table and workspace), not through model instances: a
-million rows take about a minute on PostgreSQL instead of an hour. Every row is a plausible
+workspaces of another user (other tenants) so the tables are as big as a multi-tenant
+installation's; `--filler-only` adds them to a database that already holds the year. Rows are
+written with `INSERT ... SELECT` (one statement per table and workspace; on PostgreSQL the filler's
+prompts and runs come from `generate_series`), not through model instances: a million rows take
+about a minute on PostgreSQL instead of an hour, ten million about 15 minutes. Every row is a plausible
 finished answer (backend "simulated"), so pages, the API, exports and the admin read it as
 they read real data.
 """
@@ -17,7 +19,8 @@ from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
-from django.db import connection, transaction
+from django.db import connection, models, transaction
+from django.db.models.fields import AutoFieldMixin
 from django.utils import timezone
 
 from agent.models import JobGroup, JobGroupProvider, JobItem
@@ -68,6 +71,8 @@ class Command(BaseCommand):
         parser.add_argument("--filler-workspaces", type=int, default=0, help="extra workspaces, each with its own runs")
         parser.add_argument("--filler-runs", type=int, default=50, help="runs per filler workspace")
         parser.add_argument("--filler-prompts", type=int, default=250, help="prompts per filler workspace")
+        parser.add_argument("--filler-only", action="store_true",
+                            help="build only the filler workspaces (add other tenants to a database that holds the year)")
         parser.add_argument("--mentions", action="store_true",
                             help="add 8 brands to the main workspace and analyse its answers with the real analysis "
                                  "(visibility): exact but slow, about 3 ms of wall time per answer here")
@@ -83,6 +88,11 @@ class Command(BaseCommand):
         started = time.monotonic()
         user, _ = get_user_model().objects.get_or_create(username=options["username"])
         now = timezone.now().replace(microsecond=0)
+        if options["filler_only"]:
+            self._fillers(options=options, now=now)
+            self._analyze(options)
+            self.stdout.write(self.style.SUCCESS(f"done in {time.monotonic() - started:.1f} s"))
+            return
         main = self._workspace(user=user, name=f"Year of runs ({options['days']} days)", prompts=options["prompts"])
         answers = self._runs(workspace=main, user=user, days=options["days"], now=now)
         self.stdout.write(f"workspace {main.id}: {options['days']} runs, {answers} answers")
@@ -99,15 +109,8 @@ class Command(BaseCommand):
             self.stdout.write(f"workspace {big.id}: big run {run}, {answers} answers")
             if options["mentions_bulk"]:
                 self._mentions_bulk(workspace=big)
-        for index in range(options["filler_workspaces"]):
-            filler = self._workspace(user=user, name=f"Filler {index + 1}", prompts=options["filler_prompts"])
-            self._runs(workspace=filler, user=user, days=options["filler_runs"], now=now)
-        if options["filler_workspaces"]:
-            filler = options["filler_workspaces"] * options["filler_runs"] * options["filler_prompts"] * len(PROVIDERS)
-            self.stdout.write(f"{options['filler_workspaces']} filler workspaces, {filler} answers")
-        if options["analyze"] and connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("ANALYZE")
+        self._fillers(options=options, now=now)
+        self._analyze(options)
         self.stdout.write(self.style.SUCCESS(f"done in {time.monotonic() - started:.1f} s"))
 
     def _mentions(self, *, workspace: Workspace) -> None:
@@ -201,3 +204,88 @@ class Command(BaseCommand):
         written = visibility_bulk_write(workspace=workspace, brands=_BRANDS)
         self.stdout.write(f"{len(_BRANDS)} brands; {written} answers marked analysed (bulk), figures written, "
                           f"in {time.monotonic() - started:.1f} s")
+
+    def _analyze(self, options: dict) -> None:
+        if options["analyze"] and connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("ANALYZE")
+
+    def _fillers(self, *, options: dict, now) -> None:
+        """Other tenants' workspaces, owned by another user: the tables grow as a multi-tenant installation's do."""
+        count, runs, prompts = options["filler_workspaces"], options["filler_runs"], options["filler_prompts"]
+        if count < 1:
+            return
+        started = time.monotonic()
+        owner, _ = get_user_model().objects.get_or_create(username=f"{options['username']}-tenants")
+        if connection.vendor == "postgresql":
+            answers = self._fillers_insert_select(owner=owner, count=count, runs=runs, prompts=prompts, now=now)
+        else:
+            answers = 0
+            for index in range(count):
+                filler = self._workspace(user=owner, name=f"Filler {index + 1}", prompts=prompts)
+                answers += self._runs(workspace=filler, user=owner, days=runs, now=now - timedelta(minutes=index + 1))
+        self.stdout.write(f"{count} filler workspaces, {answers} answers in {time.monotonic() - started:.1f} s")
+
+    def _fillers_insert_select(self, *, owner, count: int, runs: int, prompts: int, now) -> int:
+        """PostgreSQL: every filler workspace's prompts, runs and run providers in one statement each
+        (generate_series), then its answers in one INSERT ... SELECT per workspace, committed one by one
+        so that ten million rows never sit in one transaction."""
+        workspaces = Workspace.objects.bulk_create(
+            [Workspace(name=f"Filler {n + 1}", enabled_providers=list(PROVIDERS)) for n in range(count)])
+        Membership.objects.bulk_create(
+            [Membership(user=owner, workspace=w, role=Membership.Role.OWNER) for w in workspaces])
+        ids = [w.id for w in workspaces]
+        quote = connection.ops.quote_name
+        each_workspace = "FROM unnest(%s::uuid[]) WITH ORDINALITY AS w(id, ordinal) CROSS JOIN generate_series(0, %s) AS n"
+        # Run n is n days old, as in the main workspace; each tenant runs at its own minute of the
+        # day, so runs of different workspaces never share a created_at (lists sort by it).
+        day = "(%s::timestamptz - n * interval '1 day' - w.ordinal * interval '1 minute')"
+        with connection.cursor() as cursor:
+            self._insert_select(cursor, Prompt, {
+                "workspace_id": ("w.id", []), "is_active": ("true", []), "created_at": ("%s", [now]),
+                "text": ("'Which CRM suits a team of ' || (n %% 200 + 2) || ' in sector ' || n || '?'", []),
+            }, each_workspace, [ids, prompts - 1])
+            self._insert_select(cursor, JobGroup, {
+                "id": ("gen_random_uuid()", []), "workspace_id": ("w.id", []), "triggered_by_id": ("%s", [owner.id]),
+                "status": ("%s", [JobGroup.Status.COMPLETED.value]), "providers": ("%s", [list(PROVIDERS)]),
+                "total_prompts": ("%s", [prompts]), "expected_responses": ("%s", [prompts * len(PROVIDERS)]),
+                "progress": ("%s", [_progress(prompts=prompts, providers=PROVIDERS)]),
+                "created_at": (day, [now]), "finished_at": (f"{day} + interval '12 minutes'", [now]),
+            }, each_workspace, [ids, runs - 1])
+            self._insert_select(cursor, JobGroupProvider, {
+                "group_id": ("g.id", []), "provider": ("pr.provider", []),
+                "status": ("%s", [JobGroupProvider.Status.COMPLETED.value]),
+                "started_at": ("g.created_at", []), "finished_at": ("g.finished_at", []),
+            }, f"FROM {quote(JobGroup._meta.db_table)} g CROSS JOIN unnest(%s::text[]) AS pr(provider) "
+               "WHERE g.workspace_id = ANY(%s::uuid[]) ORDER BY g.created_at, g.id, pr.provider", [list(PROVIDERS), ids])
+        answers = 0
+        for index, workspace in enumerate(workspaces, 1):
+            group_ids = list(JobGroup.objects.filter(workspace=workspace).values_list("id", flat=True))
+            answers += self._items_insert(workspace=workspace, group_ids=group_ids)
+            if index % 20 == 0:
+                self.stdout.write(f"  {index} of {count} filler workspaces, {answers} answers")
+                self.stdout.flush()
+        return answers
+
+    @staticmethod
+    def _insert_select(cursor, model: type[models.Model], values: dict[str, tuple[str, list]], source: str,
+                       source_params: list) -> None:
+        """INSERT INTO the model's table SELECT the SQL `values` (by column) and every other column's
+        model default, FROM `source`: a column added to the model later gets its default here too."""
+        columns, expressions, params = [], [], []
+        for field in model._meta.concrete_fields:
+            if field.column in values:
+                expression, expression_params = values[field.column]
+                expressions.append(expression)
+                params += [field.get_db_prep_save(v, connection) if isinstance(v, dict | list) else v
+                           for v in expression_params]
+            elif field.primary_key and isinstance(field, AutoFieldMixin):
+                continue
+            elif field.primary_key or not field.has_default() and not field.null and not field.empty_strings_allowed:
+                raise CommandError(f"{model.__name__}.{field.name} needs a value")
+            else:
+                expressions.append("%s")
+                params.append(field.get_db_prep_save(field.get_default(), connection))
+            columns.append(connection.ops.quote_name(field.column))
+        cursor.execute(f"INSERT INTO {connection.ops.quote_name(model._meta.db_table)} ({', '.join(columns)}) "
+                       f"SELECT {', '.join(expressions)} {source}", [*params, *source_params])
