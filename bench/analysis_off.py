@@ -8,7 +8,9 @@ class AnalysisOffConfig(AppConfig):
     label = "bench_analysis_off"
 
     def ready(self) -> None:
-        # Listed after "visibility", so its receiver is connected by now and taken away here.
-        from agent.signals import answer_recorded
+        # Listed after "visibility", so its receivers are connected by now and taken away here: no
+        # analysis when an answer is recorded, and no sweep retrying the answers left unanalysed.
+        from agent.signals import answer_recorded, consumer_started
 
         answer_recorded.disconnect(dispatch_uid="visibility.answer_recorded")
+        consumer_started.disconnect(dispatch_uid="visibility.consumer_started")

@@ -643,7 +643,7 @@ class Bench:
     # -- scenario 2, analysis cost ------------------------------------------------------------
     def scenario_analysis_cost(self) -> None:
         """Analysis cost (2): consumer CPU per answer with the analysis of each answer on and off."""
-        from agent.models import JobItem
+        from agent.models import JobGroup, JobItem
         from visibility.models import AnalysedAnswer, Mention
 
         scale = self.scale
@@ -651,22 +651,27 @@ class Bench:
         # The product's consumers, and the same ones with the `answer_recorded` receiver disconnected.
         settings = {"on": self.agent_settings or "bench.settings", "off": "bench.analysis_off_settings"}
         rounds: dict[str, list[Round]] = {"on": [], "off": []}
-        groups: dict[str, list[str]] = {"on": [], "off": []}
+        ok, analysed, mentioned = Counter(), Counter(), 0
         for _round in range(scale.analysis_rounds):
             for mode in ("on", "off"):  # alternated, so a change of the machine's load meets both alike
                 consumers = self.harness.consumers(workers=scale.workers, latency_ms=0, settings=settings[mode])
                 try:
                     # Warm-up: imports, connections, the matcher and run caches; not measured.
-                    _, group_id = self.agent_round(max(5, scale.analysis_prompts // 10), consumers, workspace=workspace)
-                    groups[mode].append(group_id)
+                    _, warm_group = self.agent_round(max(5, scale.analysis_prompts // 10), consumers, workspace=workspace)
                     measured, group_id = self.agent_round(scale.analysis_prompts, consumers, workspace=workspace,
                                                           with_redis=False)
                     rounds[mode].append(measured)
-                    groups[mode].append(group_id)
                 finally:
                     self.harness.stop(consumers)
-        ok = {mode: JobItem.objects.filter(group_id__in=ids, status=JobItem.Status.OK).count() for mode, ids in groups.items()}
-        analysed = {mode: AnalysedAnswer.objects.filter(group_id__in=ids).count() for mode, ids in groups.items()}
+                ids = [warm_group, group_id]
+                ok[mode] += JobItem.objects.filter(group_id__in=ids, status=JobItem.Status.OK).count()
+                analysed[mode] += AnalysedAnswer.objects.filter(group_id__in=ids).count()
+                if mode == "on":
+                    mentioned += Mention.objects.filter(group_id__in=ids, mentioned=True).count()
+                else:
+                    # Counted, then gone: the product consumers' sweep would otherwise analyse them
+                    # (a minute after they were recorded) during a later round "on".
+                    JobGroup.objects.filter(id__in=ids).delete()
         self.check(analysed["on"] == ok["on"], f"analysis on: {analysed['on']} of {ok['on']} ok answers analysed")
         self.check(analysed["off"] == 0, f"analysis off: {analysed['off']} answers analysed all the same")
         on_cpu = statistics.median(r.cpu_seconds / r.items for r in rounds["on"])
@@ -681,8 +686,7 @@ class Bench:
             "cpu_ms_per_answer_on_by_round": [round(r.cpu_seconds / r.items * 1000, 3) for r in rounds["on"]],
             "cpu_ms_per_answer_off_by_round": [round(r.cpu_seconds / r.items * 1000, 3) for r in rounds["off"]],
             "analysis_cpu_share": on_cpu / off_cpu - 1,
-            "mentioned_brands_per_answer": Mention.objects.filter(group_id__in=groups["on"], mentioned=True).count()
-            / max(1, ok["on"]),
+            "mentioned_brands_per_answer": mentioned / max(1, ok["on"]),
             "foreign_cpu_cores": statistics.median(r.foreign_cores for r in rounds["on"] + rounds["off"]),
         }
 
