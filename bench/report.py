@@ -45,6 +45,12 @@ def goal_rows(results: dict) -> list[tuple[str, str, str, str, object]]:
         rows.append(("2 overhead", "ratio bound if an answer cost only its 3 ORM statements",
                      f"{r['ratio_bound_from_db_floor']:.3f}", "info", None))
         rows.append(("2 overhead", "other processes' load meanwhile (cores of 2)", f"{r['foreign_cpu_cores']:.2f}", "info", None))
+    r = results.get("2_analysis_cost")
+    if r:
+        rows.append(("2 analysis", f"CPU per answer, analysis on / off - 1 ({r['answers_per_round']} answers x {r['rounds']})",
+                     f"{r['analysis_cpu_share'] * 100:+.1f} %", "< +10 %", r["analysis_cpu_share"] < 0.10))
+        rows.append(("2 analysis", "consumer CPU ms per answer: analysis on / off (abs.)",
+                     f"{r['cpu_ms_per_answer_analysis_on']:.2f} / {r['cpu_ms_per_answer_analysis_off']:.2f}", "info", None))
     r = results.get("3_latency_efficiency")
     if r:
         rows.append(("3 latency", f"answers/s / ideal {r['ideal_answers_per_second']:.0f}/s ({r['items']} items)",

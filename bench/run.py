@@ -54,6 +54,8 @@ class Scale:
     status_seconds: int
     status_rounds: int
     schedules: int = 1000  # scenario 8: schedules due in the same minute
+    analysis_prompts: int = 500  # scenario 2, analysis on / off: x 4 providers per round
+    analysis_rounds: int = 3  # each: consumers with analysis, then consumers without
 
 
 FULL = Scale(submit_prompts=1000, submit_repeats=5, seed_prompts=1000, seed_threads=16, workers=4, warmup_prompts=1000,
@@ -61,7 +63,8 @@ FULL = Scale(submit_prompts=1000, submit_repeats=5, seed_prompts=1000, seed_thre
              latency_repeats=3, status_seconds=4, status_rounds=3)
 QUICK = Scale(submit_prompts=100, submit_repeats=3, seed_prompts=200, seed_threads=16, workers=4, warmup_prompts=50,
               overhead_prompts=250, overhead_rounds=1, noop_per_queue=1000, memory_items=1000, latency_items=320,
-              latency_repeats=1, status_seconds=1, status_rounds=1, schedules=100)
+              latency_repeats=1, status_seconds=1, status_rounds=1, schedules=100, analysis_prompts=60,
+              analysis_rounds=1)
 LATENCY_MS, LATENCY_WORKERS = 200, 16
 
 
@@ -145,10 +148,30 @@ class Bench:
 
         return [huey_for(p).storage.queue_key for p in QUEUES]
 
-    def submit(self, prompts: int):
+    def branded_workspace(self, prompts: int):
+        """A workspace like `workspace(prompts)` that also tracks five brands, which the simulated
+        provider names and cites at its usual rates: the answers the analysis of scenario 2 reads."""
+        key = ("branded", prompts)
+        if key not in self.workspaces:
+            from prompts.models import Prompt
+            from visibility.services.brands import brand_create
+            from workspaces.services import workspace_create
+
+            workspace = workspace_create(user=self.user, name=f"Bench brands {prompts}", enabled_providers=list(QUEUES))
+            Prompt.objects.bulk_create(
+                [Prompt(workspace=workspace, text=f"Which CRM should team {n} of {prompts} pick?") for n in range(prompts)]
+            )
+            for name, domain, is_own in (("Acme CRM", "acme.example", True), ("Pipedrive", "pipedrive.com", False),
+                                         ("HubSpot", "hubspot.com", False), ("Salesforce", "salesforce.com", False),
+                                         ("Zoho CRM", "zoho.com", False)):
+                brand_create(workspace=workspace, name=name, domains=[domain], is_own=is_own)
+            self.workspaces[key] = workspace
+        return self.workspaces[key]
+
+    def submit(self, prompts: int, workspace=None):
         from agent.services.submit import job_group_submit
 
-        return job_group_submit(workspace=self.workspace(prompts), user=self.user).job_group
+        return job_group_submit(workspace=workspace or self.workspace(prompts), user=self.user).job_group
 
     def submit_parked(self, prompts: int):
         """A group that no consumer runs: its queue entries go, and it is cancelled by park_all()."""
@@ -176,12 +199,12 @@ class Bench:
             print(f"  !! {message}")
 
     # -- rounds -----------------------------------------------------------------------------
-    def agent_round(self, prompts: int, consumers) -> tuple[Round, str]:
+    def agent_round(self, prompts: int, consumers, *, workspace=None, with_redis: bool = True) -> tuple[Round, str]:
         """Submit a group and time it until every item is finished in the database."""
         from agent.models import JobItem
 
-        group = self.submit(prompts)
-        meter = Meter([p.pid for p in consumers] + [self.redis_server.process.pid])
+        group = self.submit(prompts, workspace)
+        meter = Meter([p.pid for p in consumers] + ([self.redis_server.process.pid] if with_redis else []))
         unfinished = JobItem.objects.filter(group_id=group.id, status__in=JobItem.UNFINISHED)
         n = group.expected_responses
         try:
@@ -617,6 +640,56 @@ class Bench:
             "max_process_growth": max(a / w - 1 for a, w in zip(rss_after, rss_warm, strict=True)),
         }
 
+    # -- scenario 2, analysis cost ------------------------------------------------------------
+    def scenario_analysis_cost(self) -> None:
+        """Analysis cost (2): consumer CPU per answer with the analysis of each answer on and off."""
+        from agent.models import JobGroup, JobItem
+        from visibility.models import AnalysedAnswer, Mention
+
+        scale = self.scale
+        workspace = self.branded_workspace(scale.analysis_prompts)
+        # The product's consumers, and the same ones with the `answer_recorded` receiver disconnected.
+        settings = {"on": self.agent_settings or "bench.settings", "off": "bench.analysis_off_settings"}
+        rounds: dict[str, list[Round]] = {"on": [], "off": []}
+        ok, analysed, mentioned = Counter(), Counter(), 0
+        for _round in range(scale.analysis_rounds):
+            for mode in ("on", "off"):  # alternated, so a change of the machine's load meets both alike
+                consumers = self.harness.consumers(workers=scale.workers, latency_ms=0, settings=settings[mode])
+                try:
+                    # Warm-up: imports, connections, the matcher and run caches; not measured.
+                    _, warm_group = self.agent_round(max(5, scale.analysis_prompts // 10), consumers, workspace=workspace)
+                    measured, group_id = self.agent_round(scale.analysis_prompts, consumers, workspace=workspace,
+                                                          with_redis=False)
+                    rounds[mode].append(measured)
+                finally:
+                    self.harness.stop(consumers)
+                ids = [warm_group, group_id]
+                ok[mode] += JobItem.objects.filter(group_id__in=ids, status=JobItem.Status.OK).count()
+                analysed[mode] += AnalysedAnswer.objects.filter(group_id__in=ids).count()
+                if mode == "on":
+                    mentioned += Mention.objects.filter(group_id__in=ids, mentioned=True).count()
+                else:
+                    # Counted, then gone: the product consumers' sweep would otherwise analyse them
+                    # (a minute after they were recorded) during a later round "on".
+                    JobGroup.objects.filter(id__in=ids).delete()
+        self.check(analysed["on"] == ok["on"], f"analysis on: {analysed['on']} of {ok['on']} ok answers analysed")
+        self.check(analysed["off"] == 0, f"analysis off: {analysed['off']} answers analysed all the same")
+        on_cpu = statistics.median(r.cpu_seconds / r.items for r in rounds["on"])
+        off_cpu = statistics.median(r.cpu_seconds / r.items for r in rounds["off"])
+        self.results["2_analysis_cost"] = {
+            "workers_per_queue": scale.workers,
+            "rounds": scale.analysis_rounds,
+            "answers_per_round": rounds["on"][0].items,
+            "brands": 5,
+            "cpu_ms_per_answer_analysis_on": on_cpu * 1000,
+            "cpu_ms_per_answer_analysis_off": off_cpu * 1000,
+            "cpu_ms_per_answer_on_by_round": [round(r.cpu_seconds / r.items * 1000, 3) for r in rounds["on"]],
+            "cpu_ms_per_answer_off_by_round": [round(r.cpu_seconds / r.items * 1000, 3) for r in rounds["off"]],
+            "analysis_cpu_share": on_cpu / off_cpu - 1,
+            "mentioned_brands_per_answer": mentioned / max(1, ok["on"]),
+            "foreign_cpu_cores": statistics.median(r.foreign_cores for r in rounds["on"] + rounds["off"]),
+        }
+
     # -- scenario 3 -------------------------------------------------------------------------
     def scenario_latency(self) -> None:
         """200 ms provider, 16 workers x 4 queues: answers/s against the ideal 4 x 16 / 0.2 = 320/s."""
@@ -830,7 +903,8 @@ def main() -> int:
                   + "\n  ".join(f"{k}: {v}" for k, v in PROPOSALS.items()))
         print(f"{meta['command']}: {meta['machine']}\nguards: {GUARDS}\nwork directory: {workdir}")
         steps = [("1", bench.scenario_submit), ("7", bench.scenario_seed_design), ("8", bench.scenario_metrics_cost),
-                 ("246", bench.scenario_zero_latency), ("3", bench.scenario_latency), ("5", bench.scenario_status),
+                 ("246", bench.scenario_zero_latency), ("2", bench.scenario_analysis_cost),
+                 ("3", bench.scenario_latency), ("5", bench.scenario_status),
                  ("9", bench.scenario_schedules)]
         try:
             for numbers, step in steps:

@@ -56,8 +56,9 @@ class AnalysedAnswer(models.Model):
     """Marks an ok item as analysed at (ANALYSIS_VERSION, brand revision); carries the keys aggregates group by."""
 
     item = models.OneToOneField("agent.JobItem", on_delete=models.CASCADE, primary_key=True, related_name="+")
-    workspace = models.ForeignKey("workspaces.Workspace", on_delete=models.CASCADE, related_name="+")
-    group = models.ForeignKey("agent.JobGroup", on_delete=models.CASCADE, related_name="+")
+    # Led by the (workspace, revision) and (group, provider) indexes below: one index fewer to write per answer.
+    workspace = models.ForeignKey("workspaces.Workspace", on_delete=models.CASCADE, related_name="+", db_index=False)
+    group = models.ForeignKey("agent.JobGroup", on_delete=models.CASCADE, related_name="+", db_index=False)
     provider = models.CharField(max_length=32)
     prompt = models.ForeignKey("prompts.Prompt", on_delete=models.CASCADE, related_name="+")
     version = models.PositiveIntegerField()
@@ -71,10 +72,12 @@ class AnalysedAnswer(models.Model):
 class Mention(models.Model):
     """One (analysed answer, brand) where the brand is mentioned or cited; absent rows mean neither."""
 
-    item = models.ForeignKey("agent.JobItem", on_delete=models.CASCADE, related_name="+")
+    # item and group lead the unique (item, brand) and the (group, provider, brand) indexes, which
+    # serve their lookups and cascades: no index of their own to write for every answer.
+    item = models.ForeignKey("agent.JobItem", on_delete=models.CASCADE, related_name="+", db_index=False)
     brand = models.ForeignKey(Brand, on_delete=models.CASCADE, related_name="mentions")
     workspace = models.ForeignKey("workspaces.Workspace", on_delete=models.CASCADE, related_name="+")
-    group = models.ForeignKey("agent.JobGroup", on_delete=models.CASCADE, related_name="+")
+    group = models.ForeignKey("agent.JobGroup", on_delete=models.CASCADE, related_name="+", db_index=False)
     provider = models.CharField(max_length=32)
     prompt = models.ForeignKey("prompts.Prompt", on_delete=models.CASCADE, related_name="+")
     mentioned = models.BooleanField()
@@ -93,9 +96,10 @@ class Mention(models.Model):
 class CitedDomain(models.Model):
     """A domain (less `www.`) that an analysed answer cites; one row per (answer, domain)."""
 
-    item = models.ForeignKey("agent.JobItem", on_delete=models.CASCADE, related_name="+")
+    # As for Mention: the unique (item, domain) and the (group, provider) indexes serve item and group.
+    item = models.ForeignKey("agent.JobItem", on_delete=models.CASCADE, related_name="+", db_index=False)
     workspace = models.ForeignKey("workspaces.Workspace", on_delete=models.CASCADE, related_name="+")
-    group = models.ForeignKey("agent.JobGroup", on_delete=models.CASCADE, related_name="+")
+    group = models.ForeignKey("agent.JobGroup", on_delete=models.CASCADE, related_name="+", db_index=False)
     provider = models.CharField(max_length=32)
     prompt = models.ForeignKey("prompts.Prompt", on_delete=models.CASCADE, related_name="+")
     domain = models.CharField(max_length=255)
