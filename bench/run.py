@@ -779,7 +779,7 @@ class Bench:
             rps: dict[str, list[float]] = {name: [] for name in targets}
             cpu_ms: dict[str, list[float]] = {name: [] for name in targets}
             # Server CPU per request (gunicorn workers + redis-server) is the steadier figure when
-            # other sessions load the machine; requests per second is what a user sees.
+            # other work loads the machine; requests per second is what a user sees.
             server_pids = [p.pid for p in psutil.Process(server.pid).children()] + [self.redis_server.process.pid]
             seconds = self.scale.status_seconds
             names = list(targets)
