@@ -68,3 +68,11 @@ def test_a_finished_run_page_shows_its_visibility_summary(client, user, workspac
     assert "Visibility in this run" in page
     assert "1 of 3" in page and "2 of 3" in page  # Acme in one answer, Globex in two
     assert "33 %" in page and "67 %" in page
+
+
+def test_a_run_page_header_counts_its_samples(client, user, workspace) -> None:
+    group = JobGroupFactory(workspace=workspace, providers=["chatgpt", "claude"], samples=3, total_prompts=5,
+                            expected_responses=30)
+    client.force_login(user)
+    page = " ".join(client.get(f"/runs/{group.id}/").content.decode().split())
+    assert "5 prompts × 2 providers × 3 samples = 30 provider calls" in page
