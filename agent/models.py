@@ -170,6 +170,9 @@ class JobItem(models.Model):
     usage = models.JSONField(default=dict, blank=True)
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
     error = models.TextField(blank=True)
+    # What other apps derived from an ok answer as it was recorded (the `answer_findings` signal),
+    # written by the same UPDATE as the answer: deriving costs no write of its own per answer.
+    findings = models.JSONField(null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = "run item"

@@ -1,8 +1,11 @@
 """What the agent announces to other apps, so they can react without the agent importing them.
 
-- `answer_recorded(item_id, group_id, provider, text, sources)`: an ok answer's row was just
-  written (autocommit: already durable), with what was written, so receivers need not read it back.
-  Sent before the item is counted, so a run that closes on this item sees what receivers derived.
+- `answer_findings(group_id, provider, text, sources)`: an ok answer is about to be recorded; a
+  receiver returns a dict of what it derives from it (JSON values, top-level keys its own), and the
+  merged dicts are stored on the item's row (`JobItem.findings`) by the UPDATE that records the answer.
+- `answer_recorded(item_id, group_id, provider, text, sources, findings)`: an ok answer's row was
+  just written (autocommit: already durable), with what was written, so receivers need not read it back.
+  Sent before the item is counted.
 - `job_group_closed(group_id)`: a run was closed (completed or cancelled) and its row committed.
 - `consumer_started(queue)`: a queue consumer process is up; apps start their periodic work here.
 
@@ -17,6 +20,7 @@ from django.dispatch import Signal
 
 logger = logging.getLogger(__name__)
 
+answer_findings = Signal()
 answer_recorded = Signal()
 job_group_closed = Signal()
 consumer_started = Signal()
@@ -28,3 +32,17 @@ def announce(signal: Signal, **kwargs) -> None:
         if isinstance(result, Exception):
             logger.error("receiver %s of %s failed: %r", getattr(receiver, "__qualname__", receiver), kwargs, result,
                          exc_info=(type(result), result, result.__traceback__))
+
+
+def findings_collect(signal: Signal, **kwargs) -> dict | None:
+    """The merged dicts `signal`'s receivers return (None when none returns one); a failing receiver is
+    logged and contributes nothing."""
+    merged: dict = {}
+    for receiver, result in signal.send_robust(sender=None, **kwargs):
+        if isinstance(result, Exception):
+            logger.error("receiver %s of %s failed: %r", getattr(receiver, "__qualname__", receiver),
+                         {k: v for k, v in kwargs.items() if k not in ("text", "sources")}, result,
+                         exc_info=(type(result), result, result.__traceback__))
+        elif isinstance(result, dict):
+            merged.update(result)
+    return merged or None

@@ -2,8 +2,9 @@
 
 What a Django developer would write for the same job without our engine: read the item, mark it
 running, ask the same (simulated) provider, write the answer, analyse it for the workspace's
-brands with the same call and statements as ours (`answer_analyse`: a product feature, which any
-version of the service writes, not engine overhead), and count it in Redis with one command.
+brands and write its rows at once (`answer_analyse`, the same matcher as ours: a product feature,
+not engine overhead; ours stores the findings with the answer and writes the rows in batches,
+visibility/services/recorded.py), and count it in Redis with one command.
 Same settings, Redis pool, storage class and `ConsumerConfig` as `manage.py run_huey`, so the CPU
 it needs per answer is the floor ours is compared with (goal: bare ÷ ours ≥ 0.9).
 What ours does beyond it: the checks that make an answer exactly-once (provider, duplicate

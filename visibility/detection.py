@@ -6,12 +6,14 @@ Bump ANALYSIS_VERSION whenever a rule here changes, so stored results show which
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 ANALYSIS_VERSION = 1
+_DOMAIN_CACHE_SIZE = 10_000
 
 # "Not a letter or digit" on either side, Unicode-aware: [^\W_] is exactly the letters and digits.
 _BEFORE_FIRST = r"(?<![^\W_][\s\S])"  # placed after a term's first character
@@ -115,6 +117,7 @@ class Matcher:
         self._domains: list[tuple[str, int]] = [
             (domain_normalise(domain), index) for index, brand in enumerate(self.brands) for domain in brand.domains
         ]
+        self._domain_brands: dict[str, tuple[int, ...]] = {}
 
     def matches(self, text: str) -> list[tuple[int, int, list[int]]]:
         """Non-overlapping (start, end, brand indexes), in text order."""
@@ -129,12 +132,14 @@ class Matcher:
         return kept
 
     def analyse(self, text: str, sources: Iterable[dict] | None) -> AnswerAnalysis:
-        findings = {index: BrandFinding(brand_id=brand.brand_id) for index, brand in enumerate(self.brands)}
+        # Runs for every recorded answer: only brands found get a finding, and each domain's brands
+        # are looked up once per matcher.
+        findings: dict[int, BrandFinding] = {}
         for start, _end, brand_indexes in self.matches(text or ""):
             for index in brand_indexes:
-                finding = findings[index]
-                if finding.first_offset is None:
-                    finding.first_offset = start
+                finding = findings.get(index)
+                if finding is None:
+                    finding = findings[index] = BrandFinding(brand_id=self.brands[index].brand_id, first_offset=start)
                 finding.mentions += 1
         cited_domains: dict[str, None] = {}
         for source in sources or ():
@@ -144,19 +149,29 @@ class Matcher:
             if not domain:
                 continue
             cited_domains[domain] = None
-            cites = {
-                index
-                for brand_domain, index in self._domains
-                if domain == brand_domain or domain.endswith("." + brand_domain)
-            }
-            for index in cites:
-                findings[index].citations += 1
-        offsets = [f.first_offset for f in findings.values() if f.first_offset is not None]
+            for index in self._brands_of_domain(domain):
+                finding = findings.get(index)
+                if finding is None:
+                    finding = findings[index] = BrandFinding(brand_id=self.brands[index].brand_id)
+                finding.citations += 1
+        offsets = sorted(f.first_offset for f in findings.values() if f.first_offset is not None)
         for finding in findings.values():
             if finding.first_offset is not None:
-                finding.rank = 1 + sum(1 for offset in offsets if offset < finding.first_offset)
-        kept = [f for f in findings.values() if f.mentioned or f.cited]
-        return AnswerAnalysis(findings=kept, cited_domains=list(cited_domains))
+                finding.rank = 1 + bisect.bisect_left(offsets, finding.first_offset)
+        return AnswerAnalysis(findings=[findings[index] for index in sorted(findings)], cited_domains=list(cited_domains))
+
+    def _brands_of_domain(self, domain: str) -> tuple[int, ...]:
+        """The indexes of the brands a cited domain cites (equal to one of theirs, or a subdomain of it)."""
+        cited = self._domain_brands.get(domain)
+        if cited is None:
+            cited = tuple(sorted({
+                index for brand_domain, index in self._domains
+                if domain == brand_domain or domain.endswith("." + brand_domain)
+            }))
+            if len(self._domain_brands) >= _DOMAIN_CACHE_SIZE:
+                self._domain_brands.clear()
+            self._domain_brands[domain] = cited
+        return cited
 
 
 def _lower(text: str) -> str:

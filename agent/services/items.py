@@ -30,7 +30,7 @@ from agent.providers.simulated import SimulatedProvider
 from agent.ratelimit import rate_limit_wait
 from agent.services.closing import item_count_and_close
 from agent.services.item_statements import item_first_claim, item_update_from
-from agent.signals import announce, answer_recorded
+from agent.signals import announce, answer_findings, answer_recorded, findings_collect
 from agent.tasks import QueuedItem, item_messages_push_on, item_schedule
 from oneglanse.database_outage import DATABASE_UNAVAILABLE_ERRORS, database_outage_wait_out
 
@@ -305,12 +305,16 @@ def item_result_record(*, result: ItemResult, wait_out_outage: bool = True) -> b
     """Record a result once, waiting out a database outage (holding the result in Redis meanwhile)
     unless `wait_out_outage` is False. Returns False when it was already recorded."""
     item = result.item
+    findings = None
+    if result.answer is not None:
+        findings = findings_collect(answer_findings, group_id=item.group_id, provider=item.provider_id,
+                                    text=result.answer.text, sources=result.answer.sources, findings=findings)
     try:
-        changed = _item_result_write(result)
+        changed = _item_result_write(result, findings)
     except DATABASE_UNAVAILABLE_ERRORS as exc:
         if not wait_out_outage:
             raise
-        changed = _item_result_write_through_outage(result, exc)
+        changed = _item_result_write_through_outage(result, findings, exc)
     if not changed:
         logger.info("item %s was already recorded; this result is dropped", item.item_id)
         return False
@@ -318,21 +322,22 @@ def item_result_record(*, result: ItemResult, wait_out_outage: bool = True) -> b
     if status == JobItem.Status.OK:
         # The answer is stored; what other apps derive from it (visibility) can fail without touching it.
         announce(answer_recorded, item_id=item.item_id, group_id=item.group_id, provider=item.provider_id,
-                 text=result.answer.text, sources=result.answer.sources)
+                 text=result.answer.text, sources=result.answer.sources, findings=findings)
     item_count_and_close(group_id=item.group_id, item_id=item.item_id, provider_id=item.provider_id, status=status,
                          error=result.error, latency_ms=result.answer.latency_ms if result.answer is not None else None)
     return True
 
 
-def _item_result_write(result: ItemResult) -> int:
-    """The one conditional UPDATE that records a result (only from queued or running)."""
+def _item_result_write(result: ItemResult, findings: dict | None = None) -> int:
+    """The one conditional UPDATE that records a result (only from queued or running), with the
+    `findings` other apps derived from its answer."""
     now = timezone.now()
     answer = result.answer
     if answer is not None:
         status = JobItem.Status.OK
         fields = dict(
             text=answer.text, sources=answer.sources, usage=answer.usage, latency_ms=answer.latency_ms,
-            model=answer.model, error="",
+            model=answer.model, error="", findings=findings,
         )
     else:
         status = JobItem.Status.FAILED
@@ -341,7 +346,7 @@ def _item_result_write(result: ItemResult) -> int:
                             status=status, backend=result.backend, finished_at=now, heartbeat_at=now, **fields)
 
 
-def _item_result_write_through_outage(result: ItemResult, error: Exception) -> int:
+def _item_result_write_through_outage(result: ItemResult, findings: dict | None, error: Exception) -> int:
     """Keep retrying the write until the database is back; the result is held in Redis meanwhile,
     so it outlives this worker. Raises after AGENT_DB_OUTAGE_SECONDS, leaving it held for the sweep."""
     item_id = result.item.item_id
@@ -355,7 +360,7 @@ def _item_result_write_through_outage(result: ItemResult, error: Exception) -> i
     with heartbeat.beating(item_id):  # so the sweep, once it can run again, sees a live item
         try:
             changed = database_outage_wait_out(
-                lambda: _item_result_write(result), patience=settings.AGENT_DB_OUTAGE_SECONDS,
+                lambda: _item_result_write(result, findings), patience=settings.AGENT_DB_OUTAGE_SECONDS,
                 what=f"item {item_id}: recording its result", first_error=error, on_failure=hold_again,
             )
         except DATABASE_UNAVAILABLE_ERRORS:

@@ -90,7 +90,7 @@ def test_a_failing_analysis_never_costs_the_answer_and_the_sweep_retries_it(monk
     def broken(**kwargs):
         raise RuntimeError("analysis bug")
 
-    monkeypatch.setattr("visibility.services.analysis.answer_analyse", broken)
+    monkeypatch.setattr("visibility.services.analysis.answer_findings", broken)
     from agent.providers.base import Answer
 
     assert answer_record(item=QueuedItem.of(item), backend="simulated",

@@ -1,9 +1,9 @@
 """Analysing answers: one answer when it is recorded, or stored answers in batches (the sweep).
 
-A batch is written under the workspace's AnalysisState row lock, only if the brand revision it
-was computed for is still current. One recorded answer takes no lock: it is stamped with the
-revision its (cached) matcher was built for, and the sweep re-analyses it if that is stale;
-`answer_analyse` says why concurrent writers still end right.
+A re-analysis batch is written under the workspace's AnalysisState row lock, only if the brand
+revision it was computed for is still current. A recorded answer's analysis takes no lock: it is
+stamped with the revision its (cached) matcher was built for, and the sweep re-analyses it if that
+is stale; `findings_write` says why concurrent writers still end right.
 """
 
 from __future__ import annotations
@@ -15,11 +15,12 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from agent.models import JobGroup, JobItem
-from visibility.detection import ANALYSIS_VERSION, Matcher
+from oneglanse.database_outage import DATABASE_UNAVAILABLE_ERRORS
+from visibility.detection import ANALYSIS_VERSION, AnswerAnalysis, Matcher
 from visibility.models import AnalysedAnswer, AnalysisState, CitedDomain, Mention
 from visibility.services.matchers import cached_matcher, group_workspace_key, matcher_at, uuid_db
 
@@ -95,7 +96,8 @@ def _rows_write(rows: list[tuple], *, workspace_id, matcher: Matcher, revision: 
     current = {item_id for item_id, version in locked.items() if version == ANALYSIS_VERSION}
     mentions, analysed, domains = [], [], []
     stamp = prep(now)
-    for item_id, group_id, provider, prompt_id, text, sources in rows:
+    # In item order, as every writer of these rows: see _findings_rows_write.
+    for item_id, group_id, provider, prompt_id, text, sources in sorted(rows, key=lambda row: row[0]):
         result = matcher.analyse(text, sources if isinstance(sources, list) else [])
         keys = (item_id, workspace_key, uuid_value.get_db_prep_value(group_id, connection), provider, prompt_id)
         mentions.extend(
@@ -130,58 +132,150 @@ class RecordedAnswer:
     sources: list
 
 
+@dataclass(frozen=True)
+class RecordedFindings:
+    """One recorded answer's analysis (`findings_pack`), waiting to be written as rows."""
+
+    item_id: int
+    group_id: str
+    provider: str
+    findings: dict
+
+
+FINDINGS_KEY = "visibility"  # this app's key in JobItem.findings
+
+
+def findings_pack(result: AnswerAnalysis, *, revision: int) -> dict:
+    """An answer's analysis as stored on its item (compact: it is on every ok answer's row)."""
+    return {
+        "version": ANALYSIS_VERSION,
+        "revision": revision,
+        "brands": [[f.brand_id, f.mentions, f.first_offset, f.rank, f.citations] for f in result.findings],
+        "domains": result.cited_domains,
+    }
+
+
+def findings_unpack(stored) -> dict | None:
+    """This app's packed findings from a JobItem.findings value, or None when absent or made by another
+    ANALYSIS_VERSION (such an answer is analysed again from its text)."""
+    packed = stored.get(FINDINGS_KEY) if isinstance(stored, dict) else None
+    if isinstance(packed, dict) and packed.get("version") == ANALYSIS_VERSION:
+        return packed
+    return None
+
+
+def answer_findings(*, group_id: str, text: str, sources) -> dict | None:
+    """Analyse an answer about to be recorded with its workspace's current brands; None when the run is gone.
+
+    The brand revision and matcher come from `cached_matcher`, which may lag a brand edit by
+    VISIBILITY_MATCHER_TTL seconds: the findings carry the revision the matcher was built for, so
+    an answer analysed with yesterday's brands is stale and the sweep re-analyses it
+    (`stale_analysed_item_ids`).
+    """
+    workspace_key = group_workspace_key(group_id)
+    if workspace_key is None:
+        return None
+    revision, matcher = cached_matcher(workspace_key=workspace_key)
+    return findings_pack(matcher.analyse(text, sources if isinstance(sources, list) else []), revision=revision)
+
+
 def answer_analyse(*, item_id: int, recorded: RecordedAnswer | None = None) -> bool:
-    """Analyse one recorded answer; False when the item is gone or not an ok answer.
+    """Analyse one recorded answer and write its rows now; False when the item is gone, not an ok
+    answer, or its rows could not be written (logged; the sweep retries it).
 
-    Runs in the consumers for every answer, so it costs at most three INSERTs (mentions, cited
-    domains, then the marker; empty ones are skipped), no transaction and no lock: the brand
-    revision and matcher come from `cached_matcher`, which may lag a brand edit by
-    VISIBILITY_MATCHER_TTL seconds. The marker is stamped with the revision the matcher was built
-    for, so an answer analysed with yesterday's brands is stale and the sweep re-analyses it
-    (`stale_analysed_item_ids`). `recorded` carries the answer; without it (a retry, a test) the
-    answer is read from the database first.
-
-    Why concurrent writers of one answer's rows (this function, the sweep's batches) always end
-    right, without a lock here:
-    - Mentions and domains go first, the marker last, in separate autocommit statements: a failure
-      half-way leaves no marker, and the sweep retries answers with none.
-    - Every INSERT skips rows already there (ON CONFLICT DO NOTHING), so meeting another writer is
-      never an error; it may leave a mix of two writers' mention rows.
-    - A marker written over an existing one keeps the lower revision and version of the two
-      (`_MARKER_UPSERT`): whenever two writers with different brands met on an answer, its marker
-      says stale and the sweep re-analyses it from scratch.
-    - A sweep batch locks the markers it rewrites (`_rows_write`) and the workspace's state row,
-      so this function's marker, if it lands on one of them, waits for the batch to commit and
-      then lowers it. Markers stamped by the batch itself are only ever raised to the revision
-      read under that lock, with brands read at that revision.
+    `recorded` carries the answer; without it (the run's close, a test) it is read from the database.
     """
     if recorded is None:
         recorded = _recorded_answer_get(item_id)
         if recorded is None:
             return False
-    workspace_key = group_workspace_key(recorded.group_id)
-    if workspace_key is None:
+    findings = answer_findings(group_id=recorded.group_id, text=recorded.text, sources=recorded.sources)
+    if findings is None:
         return False
-    revision, matcher = cached_matcher(workspace_key=workspace_key)
-    sources = recorded.sources if isinstance(recorded.sources, list) else []
-    result = matcher.analyse(recorded.text, sources)
-    group_key = uuid_db(recorded.group_id)
-    head = (recorded.item_id, workspace_key, group_key, recorded.provider, recorded.item_id)
+    entry = RecordedFindings(
+        item_id=recorded.item_id, group_id=recorded.group_id, provider=recorded.provider, findings=findings
+    )
+    return findings_write([entry]) == 1
+
+
+def findings_write(entries: list[RecordedFindings]) -> int:
+    """Write the rows of recorded answers' findings; returns how many answers' rows were written.
+
+    A batch is a few multi-row statements. If it fails, each answer is written alone, so one that
+    cannot be written (a brand deleted behind the services' back) costs only its own rows; it is
+    logged and left without a marker, which the sweep retries. With the database away nothing is
+    retried here: the findings stay on the answers' rows, and the run's close or the sweep writes them.
+
+    Why concurrent writers of one answer's rows (a batch here, a sweep's re-analysis) always end
+    right, without a lock or a transaction here:
+    - Mentions and domains go first, the marker last, in separate autocommit statements: a failure
+      half-way leaves no marker, and the sweep retries answers with none.
+    - Every INSERT skips rows already there (ON CONFLICT DO NOTHING), so meeting another writer is
+      never an error; it may leave a mix of two writers' mention rows.
+    - A marker written over an existing one keeps the lower revision and version of the two
+      (`_marker_lower_sql`): whenever two writers with different brands met on an answer, its marker
+      says stale and the sweep re-analyses it from scratch.
+    - A sweep batch locks the markers it rewrites (`_rows_write`) and the workspace's state row,
+      so a marker written here, if it lands on one of them, waits for the batch to commit and
+      then lowers it. Markers stamped by the batch itself are only ever raised to the revision
+      read under that lock, with brands read at that revision.
+    """
+    if not entries:
+        return 0
+    try:
+        _findings_rows_write(entries)
+        return len(entries)
+    except DATABASE_UNAVAILABLE_ERRORS as exc:
+        logger.warning("the analyses of %d answers were not written (%s); their run's close or the visibility "
+                       "sweep writes them", len(entries), exc)
+        return 0
+    except DatabaseError:
+        if len(entries) == 1:
+            logger.exception("the analysis of item %s could not be written; the visibility sweep retries it",
+                             entries[0].item_id)
+            return 0
+        logger.warning("a batch of %d analyses failed; writing them one by one", len(entries), exc_info=True)
+    return sum(findings_write([entry]) for entry in entries)
+
+
+def _findings_rows_write(entries: list[RecordedFindings]) -> None:
+    mentions, domains, markers = [], [], []
+    stamp = connection.ops.adapt_datetimefield_value(timezone.now())
+    run_keys: dict[str, tuple | None] = {}  # a batch holds a few runs' answers
+    # Every writer inserts in item order: on PostgreSQL two writers meeting on the same answers
+    # (a batch and a closing run, or a sweep batch) then wait for each other, never deadlock.
+    for entry in sorted(entries, key=lambda entry: entry.item_id):
+        keys = run_keys.get(entry.group_id, ())
+        if keys == ():
+            workspace_key = group_workspace_key(entry.group_id)
+            keys = run_keys[entry.group_id] = None if workspace_key is None else (workspace_key, uuid_db(entry.group_id))
+        if keys is None:
+            continue  # the run was deleted meanwhile, with its answers
+        # prompt_id is read from the item by the INSERT itself (the recorder does not hold it): the item id again.
+        head = (entry.item_id, *keys, entry.provider, entry.item_id)
+        found, version = entry.findings, entry.findings["version"]
+        mentions.extend(
+            (*head, brand_id, count > 0, count, first_offset, rank, citations > 0, citations, version)
+            for brand_id, count, first_offset, rank, citations in found["brands"]
+        )
+        domains.extend((*head, domain[:255]) for domain in found["domains"])
+        markers.append((*head, version, found["revision"], stamp))
     with connection.cursor() as cursor:
-        if result.findings:
-            _statement_run(cursor, _values_insert_sql(Mention, _MENTION_COLUMNS, len(result.findings)), [
-                value for f in result.findings for value in (
-                    *head, f.brand_id, f.mentioned, f.mentions, f.first_offset, f.rank, f.cited, f.citations,
-                    ANALYSIS_VERSION,
-                )
-            ])
-        if result.cited_domains:
-            _statement_run(cursor, _values_insert_sql(CitedDomain, _DOMAIN_COLUMNS, len(result.cited_domains)), [
-                value for domain in result.cited_domains for value in (*head, domain[:255])
-            ])
-        stamp = connection.ops.adapt_datetimefield_value(timezone.now())
-        _statement_run(cursor, _marker_upsert_sql(), [*head, ANALYSIS_VERSION, revision, stamp])
-    return True
+        for sql_for, columns, rows in (
+            (lambda n: _values_insert_sql(Mention, _MENTION_COLUMNS, n), _MENTION_COLUMNS, mentions),
+            (lambda n: _values_insert_sql(CitedDomain, _DOMAIN_COLUMNS, n), _DOMAIN_COLUMNS, domains),
+            (_marker_upsert_sql, _MARKER_COLUMNS, markers),  # last: see findings_write
+        ):
+            per_statement = _rows_per_statement(len(columns))
+            for start in range(0, len(rows), per_statement):
+                chunk = rows[start : start + per_statement]
+                _statement_run(cursor, sql_for(len(chunk)), [value for row in chunk for value in row])
+
+
+def _rows_per_statement(columns: int) -> int:
+    # Large enough that a second's answers are a few statements, within the database's parameter limit.
+    limit = connection.features.max_query_params or 65535
+    return max(1, min(500, limit // columns))
 
 
 _qmark_statements: dict[str, str] = {}
@@ -255,12 +349,12 @@ def _marker_lower_sql() -> str:
     )
 
 
-def _marker_upsert_sql() -> str:
-    """The marker INSERT of one recorded answer (see answer_analyse)."""
-    sql = _sql_cache.get(("marker",))
+def _marker_upsert_sql(rows: int) -> str:
+    """The marker INSERT of `rows` recorded answers (see findings_write)."""
+    sql = _sql_cache.get(("marker", rows))
     if sql is None:
-        insert = _values_insert_sql(AnalysedAnswer, _MARKER_COLUMNS, 1).removesuffix(" DO NOTHING")
-        sql = _sql_cache[("marker",)] = f"{insert} {_marker_lower_sql()}"
+        insert = _values_insert_sql(AnalysedAnswer, _MARKER_COLUMNS, rows).removesuffix(" DO NOTHING")
+        sql = _sql_cache[("marker", rows)] = f"{insert} {_marker_lower_sql()}"
     return sql
 
 

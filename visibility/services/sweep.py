@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -47,7 +48,10 @@ RETRY_GRACE = timedelta(seconds=60)
 # Older answers are not looked at by the periodic pass (it would scan a year of answers every few
 # seconds); `manage.py visibility_reanalyse` repairs those on demand.
 RETRY_WINDOW = timedelta(days=1)
-_RELEASE_LUA = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+# Shortens the lock, if still ours, to expire when the next pass is due.
+_KEEP_UNTIL_LUA = (
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0"
+)
 
 
 @dataclass
@@ -145,8 +149,9 @@ def visibility_sweep(*, now=None, retry_limit: int | None = None) -> VisibilityS
 
 class VisibilitySweeper(threading.Thread):
     """Runs `visibility_sweep` about every VISIBILITY_SWEEP_INTERVAL seconds in whichever consumers
-    are alive; a Redis lock (released at the end of a pass, expiring if its holder dies) lets one
-    pass run at a time across every host."""
+    are alive. A Redis lock lets one pass run at a time across every host, and one per interval:
+    at the end of a pass it is kept until the next one is due (expiring early if its holder dies),
+    so ten consumers sweep no more often than one."""
 
     def __init__(self) -> None:
         super().__init__(name="visibility-sweeper", daemon=True)
@@ -167,6 +172,7 @@ class VisibilitySweeper(threading.Thread):
         except redis.RedisError as exc:
             logger.warning("visibility sweep skipped: Redis unavailable (%s)", exc)
             return None
+        began = time.monotonic()
         try:
             close_old_connections()
             report = visibility_sweep()
@@ -186,7 +192,8 @@ class VisibilitySweeper(threading.Thread):
         finally:
             connection.close()
             try:
-                client.eval(_RELEASE_LUA, 1, SWEEP_LOCK_KEY, self.token)
+                due_ms = int((began + settings.VISIBILITY_SWEEP_INTERVAL - time.monotonic()) * 1000)
+                client.eval(_KEEP_UNTIL_LUA, 1, SWEEP_LOCK_KEY, self.token, max(1, due_ms))
             except redis.RedisError:
                 pass  # the lock expires by itself
 
