@@ -1,7 +1,9 @@
 """Tracked brands, what each analysed answer says about them, and per-run aggregates for trends.
 
-The agent's rows (`JobGroup`, `JobItem`) are only read here; everything this app derives from
-them lives in its own tables so that re-analysis never touches the audit trail.
+The agent's rows (`JobGroup`, `JobItem`) are only read here. The analysis made as an answer is
+recorded is stored by the agent with the answer (`JobItem.findings`, one write) and is never
+changed afterwards; everything this app derives from it, and every re-analysis, lives in its own
+tables, so re-analysis never touches the audit trail.
 """
 
 from django.db import models

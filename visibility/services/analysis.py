@@ -46,7 +46,7 @@ def _state_get(workspace_id) -> AnalysisState:
 
 
 def _insert(model, columns: tuple[str, ...], rows: list[tuple], *, on_conflict: str = "DO NOTHING") -> None:
-    """INSERT many plain tuples, skipping rows already there (another writer's, see answer_analyse):
+    """INSERT many plain tuples, skipping rows already there (another writer's, see findings_write):
     several times faster than building model instances for bulk_create, which matters when a brand
     edit rewrites the mentions of 100,000 answers."""
     if not rows:
