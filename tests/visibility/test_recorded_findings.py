@@ -60,15 +60,19 @@ def test_a_consumer_writes_the_rows_of_recorded_answers_in_batches(monkeypatch) 
     monkeypatch.setattr(recorded, "findings_writer", writer)
     group, acme, _globex, items = _running_group_with_items(4)
     writer.start()
-    for item in items[:3]:
-        _record(item, "Acme is what most teams pick.")
-    # Held for the next batch (a quarter second at most), not written by the recording worker.
-    deadline = time.monotonic() + 10
-    while AnalysedAnswer.objects.filter(group=group).count() < 3:
-        assert time.monotonic() < deadline, "the writer thread never wrote the batch"
-        time.sleep(0.05)
-    assert Mention.objects.filter(group=group, brand=acme, mentioned=True).count() == 3
-    assert JobGroup.objects.get(id=group.id).status == JobGroup.Status.RUNNING
+    try:
+        for item in items[:3]:
+            _record(item, "Acme is what most teams pick.")
+        # Held for the next batch (a quarter second at most), not written by the recording worker.
+        deadline = time.monotonic() + 10
+        while AnalysedAnswer.objects.filter(group=group).count() < 3:
+            assert time.monotonic() < deadline, "the writer thread never wrote the batch"
+            time.sleep(0.05)
+        assert Mention.objects.filter(group=group, brand=acme, mentioned=True).count() == 3
+        assert JobGroup.objects.get(id=group.id).status == JobGroup.Status.RUNNING
+    finally:
+        writer.stop()  # as a consumer's graceful shutdown: writes what is pending, ends the thread
+    assert not writer._thread.is_alive()
 
 
 @pytest.mark.django_db(transaction=True)

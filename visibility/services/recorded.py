@@ -20,7 +20,7 @@ import atexit
 import logging
 import threading
 
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 from django.db.models import Exists, OuterRef
 
 from agent.models import JobItem
@@ -42,6 +42,7 @@ class FindingsWriter:
         self._lock = threading.Lock()
         self._pending: list[RecordedFindings] = []
         self._wake = threading.Event()
+        self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
     def save(self, entry: RecordedFindings) -> None:
@@ -62,7 +63,17 @@ class FindingsWriter:
             self._thread = threading.Thread(target=self._run, name="visibility-findings-writer", daemon=True)
         self._thread.start()
         # A consumer stopped gracefully writes what it holds; a killed one leaves it to the close and the sweep.
-        atexit.register(self.flush)
+        atexit.register(self.stop)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Write what is pending and end the thread (and its database connection)."""
+        thread = self._thread
+        if not isinstance(thread, threading.Thread) or not thread.is_alive():
+            self.flush()
+            return
+        self._stopping.set()
+        self._wake.set()
+        thread.join(timeout)
 
     def flush(self) -> int:
         """Write every pending entry now; returns how many answers' rows were written."""
@@ -74,13 +85,16 @@ class FindingsWriter:
         return findings_write(entries)
 
     def _run(self) -> None:
-        while True:
-            self._wake.wait(WRITE_INTERVAL_SECONDS)
-            self._wake.clear()
-            try:
-                self.flush()
-            except Exception:  # findings_write logs what it can; anything else must not stop the thread
-                logger.exception("writing a batch of analyses failed; their run's close or the sweep writes them")
+        try:
+            while not self._stopping.is_set():
+                self._wake.wait(WRITE_INTERVAL_SECONDS)
+                self._wake.clear()
+                try:
+                    self.flush()
+                except Exception:  # findings_write logs what it can; anything else must not stop the thread
+                    logger.exception("writing a batch of analyses failed; their run's close or the sweep writes them")
+        finally:
+            connection.close()
 
 
 findings_writer = FindingsWriter()
