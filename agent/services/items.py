@@ -308,7 +308,7 @@ def item_result_record(*, result: ItemResult, wait_out_outage: bool = True) -> b
     findings = None
     if result.answer is not None:
         findings = findings_collect(answer_findings, group_id=item.group_id, provider=item.provider_id,
-                                    text=result.answer.text, sources=result.answer.sources, findings=findings)
+                                    text=result.answer.text, sources=result.answer.sources)
     try:
         changed = _item_result_write(result, findings)
     except DATABASE_UNAVAILABLE_ERRORS as exc:

@@ -245,10 +245,10 @@ def _findings_rows_write(entries: list[RecordedFindings]) -> None:
     # Every writer inserts in item order: on PostgreSQL two writers meeting on the same answers
     # (a batch and a closing run, or a sweep batch) then wait for each other, never deadlock.
     for entry in sorted(entries, key=lambda entry: entry.item_id):
-        keys = run_keys.get(entry.group_id, ())
-        if keys == ():
+        if entry.group_id not in run_keys:
             workspace_key = group_workspace_key(entry.group_id)
-            keys = run_keys[entry.group_id] = None if workspace_key is None else (workspace_key, uuid_db(entry.group_id))
+            run_keys[entry.group_id] = None if workspace_key is None else (workspace_key, uuid_db(entry.group_id))
+        keys = run_keys[entry.group_id]
         if keys is None:
             continue  # the run was deleted meanwhile, with its answers
         # prompt_id is read from the item by the INSERT itself (the recorder does not hold it): the item id again.

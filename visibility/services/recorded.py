@@ -25,7 +25,8 @@ from django.db.models import Exists, OuterRef
 
 from agent.models import JobItem
 from visibility.models import AnalysedAnswer
-from visibility.services.analysis import RecordedFindings, answer_analyse, findings_unpack, findings_write
+from visibility.services.analysis import RecordedFindings, findings_unpack, findings_write
+from visibility.services.sweep import items_analyse
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ class FindingsWriter:
     def stop(self, timeout: float = 10.0) -> None:
         """Write what is pending and end the thread (and its database connection)."""
         thread = self._thread
-        if not isinstance(thread, threading.Thread) or not thread.is_alive():
+        if thread is None or not thread.is_alive():
             self.flush()
             return
         self._stopping.set()
@@ -118,9 +119,11 @@ def job_group_findings_write(*, group_id) -> int:
         else:
             entries.append(RecordedFindings(item_id=item_id, group_id=str(group_id), provider=provider, findings=findings))
     written = findings_write(entries)
-    for item_id in without:
+    if without:
         try:
-            written += answer_analyse(item_id=item_id)
+            items_analyse(item_ids=without)  # read in one query, written in one transaction per workspace
+            written += len(without)
         except Exception:
-            logger.exception("analysis of item %s failed; the visibility sweep retries it", item_id)
+            logger.exception("analysis of %d answers of run %s failed; the visibility sweep retries them",
+                             len(without), group_id)
     return written
