@@ -139,10 +139,12 @@ def visibility_sweep(*, now=None, retry_limit: int | None = None) -> VisibilityS
     retry_ids = unanalysed_recent_item_ids(now=now, limit=limit)
     item_ids = stale_ids + retry_ids
     if item_ids:
-        group_ids = items_analyse(item_ids=item_ids)
+        # One transaction: no reader sees these answers analysed again while their runs' figures are old.
+        with transaction.atomic():
+            group_ids = items_analyse(item_ids=item_ids)
+            finished = list(JobGroup.objects.filter(id__in=group_ids, status__in=FINISHED_RUN_STATUSES))
+            _aggregates_write(finished)  # their figures were written without these answers
         report.stale, report.retried = len(stale_ids), len(retry_ids)
-        finished = list(JobGroup.objects.filter(id__in=group_ids, status__in=FINISHED_RUN_STATUSES))
-        _aggregates_write(finished)  # their figures were written without these answers
         report.runs_refreshed = len(finished)
     return report
 
