@@ -66,7 +66,11 @@ class JobGroup(models.Model):
         verbose_name = "run"  # users see "run"; the code keeps the design card's "job group"
         verbose_name_plural = "runs"
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["workspace", "-created_at"])]
+        indexes = [
+            models.Index(fields=["workspace", "-created_at"]),
+            # Runs that finished lately (the visibility sweep looks for those without figures).
+            models.Index(fields=["finished_at"], name="jobgroup_finished_at"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["triggered_by", "idempotency_key"],
@@ -171,7 +175,8 @@ class JobItem(models.Model):
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
     error = models.TextField(blank=True)
     # What other apps derived from an ok answer as it was recorded (the `answer_findings` signal),
-    # written by the same UPDATE as the answer: deriving costs no write of its own per answer.
+    # written by the same UPDATE as the answer: deriving costs no write of its own per answer. Each
+    # app's top-level key is its own; only that app rewrites it (visibility's re-analysis).
     findings = models.JSONField(null=True, blank=True, editable=False)
 
     class Meta:

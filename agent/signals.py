@@ -3,9 +3,6 @@
 - `answer_findings(group_id, provider, text, sources)`: an ok answer is about to be recorded; a
   receiver returns a dict of what it derives from it (JSON values, top-level keys its own), and the
   merged dicts are stored on the item's row (`JobItem.findings`) by the UPDATE that records the answer.
-- `answer_recorded(item_id, group_id, provider, text, sources, findings)`: an ok answer's row was
-  just written (autocommit: already durable), with what was written, so receivers need not read it back.
-  Sent before the item is counted.
 - `job_group_closed(group_id)`: a run was closed (completed or cancelled) and its row committed.
 - `consumer_started(queue)`: a queue consumer process is up; apps start their periodic work here.
 
@@ -21,7 +18,6 @@ from django.dispatch import Signal
 logger = logging.getLogger(__name__)
 
 answer_findings = Signal()
-answer_recorded = Signal()
 job_group_closed = Signal()
 consumer_started = Signal()
 

@@ -9,12 +9,10 @@ class AnalysisOffConfig(AppConfig):
 
     def ready(self) -> None:
         # Listed after "visibility", so its receivers are connected by now and taken away here: no
-        # analysis when an answer is recorded, no rows written from it, no figures when a run
-        # closes (its close would analyse every answer left without rows), and no findings writer
-        # or sweep retrying the answers left unanalysed.
-        from agent.signals import answer_findings, answer_recorded, consumer_started, job_group_closed
+        # analysis when an answer is recorded, no figures when a run closes (its close would analyse
+        # every answer left without findings), and no visibility sweep.
+        from agent.signals import answer_findings, consumer_started, job_group_closed
 
         answer_findings.disconnect(dispatch_uid="visibility.answer_findings")
-        answer_recorded.disconnect(dispatch_uid="visibility.answer_recorded")
         consumer_started.disconnect(dispatch_uid="visibility.consumer_started")
         job_group_closed.disconnect(dispatch_uid="visibility.job_group_closed")

@@ -1,10 +1,9 @@
 """A bare Huey task doing an answer's essential work: the baseline of the overhead scenario.
 
 What a Django developer would write for the same job without our engine: read the item, mark it
-running, ask the same (simulated) provider, write the answer, analyse it for the workspace's
-brands and write its rows at once (`answer_analyse`, the same matcher as ours: a product feature,
-not engine overhead; ours stores the findings with the answer and writes the rows in batches,
-visibility/services/recorded.py), and count it in Redis with one command.
+running, ask the same (simulated) provider, analyse the answer for the workspace's brands (the same
+`answer_findings` as ours: a product feature, not engine overhead), write the answer with its
+findings, and count it in Redis with one command.
 Same settings, Redis pool, storage class and `ConsumerConfig` as `manage.py run_huey`, so the CPU
 it needs per answer is the floor ours is compared with (goal: bare ÷ ours ≥ 0.9).
 What ours does beyond it: the checks that make an answer exactly-once (provider, duplicate
@@ -42,7 +41,7 @@ def bare_huey(provider_id: str) -> RedisHuey:
         from agent.connections import redis_client
         from agent.models import JobItem
         from agent.providers.registry import provider_for
-        from visibility.services.analysis import RecordedAnswer, answer_analyse
+        from visibility.services.analysis import FINDINGS_KEY, answer_findings
 
         close_old_connections()
         row = JobItem.objects.filter(id=item_id).values("group_id", "prompt_text").first()
@@ -50,13 +49,12 @@ def bare_huey(provider_id: str) -> RedisHuey:
         JobItem.objects.filter(id=item_id, status=JobItem.Status.QUEUED).update(
             status=JobItem.Status.RUNNING, attempts=F("attempts") + 1, started_at=now, heartbeat_at=now)
         reply = provider_for(provider_id).ask(row["prompt_text"])
+        findings = answer_findings(group_id=str(row["group_id"]), text=reply.text, sources=reply.sources)
         done = timezone.now()
         JobItem.objects.filter(id=item_id, status=JobItem.Status.RUNNING).update(
             status=JobItem.Status.OK, backend="simulated", text=reply.text, sources=reply.sources, usage=reply.usage,
-            latency_ms=reply.latency_ms, model=reply.model, finished_at=done, heartbeat_at=done)
-        answer_analyse(item_id=item_id, recorded=RecordedAnswer(
-            item_id=item_id, group_id=str(row["group_id"]), provider=provider_id, text=reply.text,
-            sources=reply.sources))
+            latency_ms=reply.latency_ms, model=reply.model, finished_at=done, heartbeat_at=done,
+            findings=None if findings is None else {FINDINGS_KEY: findings})
         redis_client().hincrby(BARE_PROGRESS_KEY.format(group_id=row["group_id"]), f"ok:{provider_id}", 1)
 
     huey.answer_task = huey.task(name="bench.bare_answer")(answer)

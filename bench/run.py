@@ -199,8 +199,10 @@ class Bench:
             print(f"  !! {message}")
 
     # -- rounds -----------------------------------------------------------------------------
-    def agent_round(self, prompts: int, consumers, *, workspace=None, with_redis: bool = True) -> tuple[Round, str]:
-        """Submit a group and time it until every item is finished in the database."""
+    def agent_round(self, prompts: int, consumers, *, workspace=None, with_redis: bool = True,
+                    settled=None) -> tuple[Round, str]:
+        """Submit a group and time it until every item is finished in the database (and, with
+        `settled`, until settled(group_id) is true as well)."""
         from agent.models import JobItem
 
         group = self.submit(prompts, workspace)
@@ -213,6 +215,9 @@ class Bench:
             states = dict(Counter(JobItem.objects.filter(group_id=group.id).values_list("status", flat=True)))
             queued = {key: self.redis.zcard(key) for key in self.queue_keys()}
             raise BenchError(f"{exc}; items by status {states}; queue lengths {queued}") from None
+        if settled is not None:
+            deadline_wait(lambda: settled(group.id), timeout=60, what=f"group of {n} items settled", interval=0.02,
+                          alive=consumers)
         return meter.round(n), str(group.id)
 
     def bare_round(self, prompts: int, consumers) -> Round:
@@ -644,11 +649,19 @@ class Bench:
     def scenario_analysis_cost(self) -> None:
         """Analysis cost (2): consumer CPU per answer with the analysis of each answer on and off."""
         from agent.models import JobGroup, JobItem
-        from visibility.models import AnalysedAnswer, Mention
+        from visibility.models import RunStat
+        from visibility.services.analysis import FINDINGS_KEY
+
+        def closed(group_id) -> bool:
+            return JobGroup.objects.filter(id=group_id, status=JobGroup.Status.COMPLETED).exists()
+
+        def figures_written(group_id) -> bool:
+            return closed(group_id) and RunStat.objects.filter(group_id=group_id).exists()
 
         scale = self.scale
         workspace = self.branded_workspace(scale.analysis_prompts)
-        # The product's consumers, and the same ones with the `answer_recorded` receiver disconnected.
+        # The product's consumers, and the same ones with the visibility receivers disconnected. Each
+        # round is measured until its run is closed and, with the analysis, its figures are written.
         settings = {"on": self.agent_settings or "bench.settings", "off": "bench.analysis_off_settings"}
         rounds: dict[str, list[Round]] = {"on": [], "off": []}
         ok, analysed, mentioned = Counter(), Counter(), 0
@@ -659,18 +672,24 @@ class Bench:
                     # Warm-up: imports, connections, the matcher and run caches; not measured.
                     _, warm_group = self.agent_round(max(5, scale.analysis_prompts // 10), consumers, workspace=workspace)
                     measured, group_id = self.agent_round(scale.analysis_prompts, consumers, workspace=workspace,
-                                                          with_redis=False)
+                                                          with_redis=False,
+                                                          settled=figures_written if mode == "on" else closed)
                     rounds[mode].append(measured)
                 finally:
                     self.harness.stop(consumers)
                 ids = [warm_group, group_id]
                 ok[mode] += JobItem.objects.filter(group_id__in=ids, status=JobItem.Status.OK).count()
-                analysed[mode] += AnalysedAnswer.objects.filter(group_id__in=ids).count()
+                findings = [
+                    stored[FINDINGS_KEY] for stored in JobItem.objects.filter(
+                        group_id__in=ids, status=JobItem.Status.OK).values_list("findings", flat=True)
+                    if stored and FINDINGS_KEY in stored
+                ]
+                analysed[mode] += len(findings)
                 if mode == "on":
-                    mentioned += Mention.objects.filter(group_id__in=ids, mentioned=True).count()
+                    mentioned += sum(1 for found in findings for _, mentions, *_ in found["brands"] if mentions)
                 else:
-                    # Counted, then gone: the product consumers' sweep would otherwise analyse them
-                    # (a minute after they were recorded) during a later round "on".
+                    # Counted, then gone: the product consumers' sweep would otherwise find these runs
+                    # without figures (a minute after they closed) and analyse them during a later round "on".
                     JobGroup.objects.filter(id__in=ids).delete()
         self.check(analysed["on"] == ok["on"], f"analysis on: {analysed['on']} of {ok['on']} ok answers analysed")
         self.check(analysed["off"] == 0, f"analysis off: {analysed['off']} answers analysed all the same")

@@ -50,7 +50,7 @@ def main() -> int:
     parser.add_argument("--fixture-prompts", type=int, default=0,
                         help="build the world with `manage.py bench_fixture --mentions-bulk` instead: --runs daily runs "
                              "of this many prompts × 4 providers (700 → 1,022,000 answers a year) and a --big-run run, "
-                             "analyses written in SQL; times the reads only (no CPU measure)")
+                             "findings written directly; times the reads only (no CPU measure)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the database of --database-url (PostgreSQL or sqlite:////path) to measure it again")
     args = parser.parse_args()
@@ -68,8 +68,8 @@ def _run(args) -> int:
     from agent.models import JobGroup, JobItem
     from prompts.models import Prompt
     from visibility.services.aggregates import _aggregates_write
+    from visibility.services.analysis import items_analyse
     from visibility.services.brands import brand_create
-    from visibility.services.sweep import items_analyse
     from workspaces.models import Membership, Workspace
 
     rng = random.Random(16)
@@ -126,15 +126,14 @@ def _run_fixture(args) -> int:
     from django.core.management import call_command
     from django.db import connection
 
-    from agent.models import JobGroup
-    from visibility.models import AnalysedAnswer
+    from agent.models import JobGroup, JobItem
 
     started = time.monotonic()
     if not get_user_model().objects.filter(username="bench").exists():  # a kept database is measured again
         call_command("bench_fixture", days=args.runs, prompts=args.fixture_prompts, big_run_answers=args.big_run,
                      mentions_bulk=True, analyze=True)
     print(f"fixture ready in {time.monotonic() - started:.0f} s ({connection.vendor}); "
-          f"{AnalysedAnswer.objects.count():,} analysed answers in all")
+          f"{JobItem.objects.filter(findings__isnull=False).count():,} analysed answers in all")
     user = get_user_model().objects.get(username="bench")
     groups = JobGroup.objects.filter(workspace__memberships__user=user)
     big = groups.filter(workspace__name__startswith="One big run").get()
@@ -176,10 +175,10 @@ def _cpu_time(*, workspace, user, prompts, texts, rng, args) -> None:
     from agent.providers.base import Answer
     from agent.services.items import answer_record, item_claim
     from agent.services.submit import job_group_submit
-    from agent.signals import answer_recorded
+    from agent.signals import answer_findings
     from agent.tasks import QueuedItem
     from prompts.models import Prompt
-    from visibility.receivers import on_answer_recorded
+    from visibility.receivers import on_answer_findings
 
     # CPU per recorded answer, with and without the analysis receiver (same process, same Redis).
     Prompt.objects.filter(workspace=workspace).update(is_active=False)
@@ -198,9 +197,9 @@ def _cpu_time(*, workspace, user, prompts, texts, rng, args) -> None:
 
     rounds = []
     for _ in range(3):
-        answer_recorded.disconnect(dispatch_uid="visibility.answer_recorded")
+        answer_findings.disconnect(dispatch_uid="visibility.answer_findings")
         without = record_all()
-        answer_recorded.connect(on_answer_recorded, dispatch_uid="visibility.answer_recorded")
+        answer_findings.connect(on_answer_findings, dispatch_uid="visibility.answer_findings")
         with_analysis = record_all()
         rounds.append((without, with_analysis))
     without = statistics.median(r[0] for r in rounds)

@@ -80,8 +80,8 @@ def main() -> int:
     from agent.models import JobGroup, JobItem
     from prompts.models import Prompt
     from visibility.detection import BrandTerms, Matcher
-    from visibility.models import AnalysisState, Brand, Mention
-    from visibility.services.analysis import workspace_reanalyse
+    from visibility.models import AnalysisState, Brand
+    from visibility.services.analysis import FINDINGS_KEY, workspace_reanalyse
     from visibility.services.brands import brand_create, brand_update
     from visibility.services.sweep import visibility_sweep
     from workspaces.models import Workspace
@@ -140,11 +140,16 @@ def main() -> int:
         visibility_sweep()
         seconds = time.monotonic() - started
         state = AnalysisState.objects.get(workspace=workspace)
-        mentions = Mention.objects.filter(workspace=workspace).count()
+        mentions = sum(
+            len(found[FINDINGS_KEY]["brands"])
+            for found in JobItem.objects.filter(group__workspace=workspace).values_list("findings", flat=True)
+            if found and found[FINDINGS_KEY]["revision"] == state.revision
+        )
         verdict = "within" if seconds <= 60 else "OVER"
         print(
             f"brand edit + re-analysis: {made} answers in {seconds:.1f} s ({made / seconds:,.0f} answers/s, "
-            f"{mentions} mention rows, revision {state.reanalysed_revision}/{state.revision}) — {verdict} the 60 s goal"
+            f"{mentions} brand findings at the new revision, revision {state.reanalysed_revision}/{state.revision})"
+            f" — {verdict} the 60 s goal"
         )
         return 0 if state.reanalysed_revision == state.revision else 1
     finally:

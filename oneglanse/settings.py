@@ -280,18 +280,16 @@ AGENT_GROUP_DEADLINE_SECONDS = env.float("AGENT_GROUP_DEADLINE_SECONDS", default
 # AGENT_METRICS_TOKEN, when set, is the bearer token GET /metrics requires.
 AGENT_CONSUMER_TTL = env.float("AGENT_CONSUMER_TTL", default=60.0)
 AGENT_METRICS_TOKEN = env.str("AGENT_METRICS_TOKEN", default="")
-# Visibility: the consumers re-analyse workspaces whose brands changed, and retry failed answer
-# analyses, about every VISIBILITY_SWEEP_INTERVAL seconds (one pass at a time across every host;
-# a pass's lock expires after VISIBILITY_SWEEP_LOCK_SECONDS if its consumer dies). Each pass
-# retries at most VISIBILITY_RETRY_BATCH answers (and re-analyses as many analysed with outdated brands).
+# Visibility: the consumers re-analyse workspaces whose brands changed, and write the figures of
+# runs whose close could not, about every VISIBILITY_SWEEP_INTERVAL seconds (one pass at a time
+# across every host; a pass's lock expires after VISIBILITY_SWEEP_LOCK_SECONDS if its consumer dies).
 VISIBILITY_SWEEP_INTERVAL = env.float("VISIBILITY_SWEEP_INTERVAL", default=5.0)
 VISIBILITY_SWEEP_LOCK_SECONDS = env.float("VISIBILITY_SWEEP_LOCK_SECONDS", default=120.0)
-VISIBILITY_RETRY_BATCH = env.int("VISIBILITY_RETRY_BATCH", default=2000)
 # A finished run's visibility and a trend are kept encoded in the cache this long (their keys change
 # with the figures, so this bounds memory, not staleness); 0 turns the cache off.
 VISIBILITY_CACHE_SECONDS = env.int("VISIBILITY_CACHE_SECONDS", default=3600)
 # Each consumer reads a workspace's brand revision again at most this often (seconds) when it
-# analyses an answer; what it analysed with older brands meanwhile, the sweep re-analyses.
+# analyses an answer; what it analysed with older brands meanwhile is analysed again when its run closes.
 VISIBILITY_MATCHER_TTL = env.float("VISIBILITY_MATCHER_TTL", default=5.0)
 # At most this many lost items are put back (and as many failed or cancelled) per sweep, shared
 # fairly between workspaces; the next sweep takes the rest.

@@ -8,10 +8,9 @@ class VisibilityConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from agent.signals import answer_findings, answer_recorded, consumer_started, job_group_closed
+        from agent.signals import answer_findings, consumer_started, job_group_closed
         from visibility import receivers
 
         answer_findings.connect(receivers.on_answer_findings, dispatch_uid="visibility.answer_findings")
-        answer_recorded.connect(receivers.on_answer_recorded, dispatch_uid="visibility.answer_recorded")
         job_group_closed.connect(receivers.on_job_group_closed, dispatch_uid="visibility.job_group_closed")
         consumer_started.connect(receivers.on_consumer_started, dispatch_uid="visibility.consumer_started")

@@ -2,9 +2,9 @@
 
 A key names everything its body is computed from: the run or workspace (and the trend's filter),
 ANALYSIS_VERSION, the workspace's brand revision and re-analysis state, and its stored per-run
-figures (their count and newest id: figures are rewritten by delete and insert, so ids only grow),
-plus, for a run, how many of its answers are analysed. Any change makes a new key, so a stale body
-is never read; old keys simply expire.
+figures (their count and newest id: figures are rewritten by delete and insert, so ids only grow).
+A finished run's answers are analysed again only before its figures are rewritten (its close, a
+re-analysis). Any change makes a new key, so a stale body is never read; old keys simply expire.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from django.db.models import Count, Max
 
 from agent.models import JobGroup
 from visibility.detection import ANALYSIS_VERSION
-from visibility.models import AnalysedAnswer, AnalysisState, RunStat
+from visibility.models import AnalysisState, RunStat
 from visibility.selectors import FINISHED_RUN_STATUSES, TrendFilter
 from workspaces.models import Workspace
 
@@ -47,8 +47,7 @@ def job_group_visibility_key(*, group: JobGroup) -> str | None:
     figures = _figures_key(RunStat.objects.filter(group=group))
     if figures is None:
         return None
-    analysed = AnalysedAnswer.objects.filter(group=group).count()
-    return f"visibility:run:{group.id}:{_analysis_key(group.workspace_id)}:{figures}.{analysed}"
+    return f"visibility:run:{group.id}:{_analysis_key(group.workspace_id)}:{figures}"
 
 
 def workspace_visibility_trend_key(*, workspace: Workspace, trend: TrendFilter) -> str:

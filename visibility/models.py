@@ -1,9 +1,9 @@
-"""Tracked brands, what each analysed answer says about them, and per-run aggregates for trends.
+"""Tracked brands, the analysis state of each workspace, and per-run figures for trends.
 
-The agent's rows (`JobGroup`, `JobItem`) are only read here. The analysis made as an answer is
-recorded is stored by the agent with the answer (`JobItem.findings`, one write) and is never
-changed afterwards; everything this app derives from it, and every re-analysis, lives in its own
-tables, so re-analysis never touches the audit trail.
+What each answer says about the brands (its findings) is stored on the answer's own row, under
+this app's key of `JobItem.findings`: written by the agent's UPDATE that records the answer, and
+rewritten by a re-analysis, which changes nothing else of the row (the answer, its sources and
+usage stay as recorded). See visibility/services/analysis.py.
 """
 
 from django.db import models
@@ -52,63 +52,6 @@ class AnalysisState(models.Model):
     reanalysed_version = models.PositiveIntegerField(
         default=1, help_text="The ANALYSIS_VERSION the last full re-analysis used; an older one is re-analysed."
     )
-
-
-class AnalysedAnswer(models.Model):
-    """Marks an ok item as analysed at (ANALYSIS_VERSION, brand revision); carries the keys aggregates group by."""
-
-    item = models.OneToOneField("agent.JobItem", on_delete=models.CASCADE, primary_key=True, related_name="+")
-    # Led by the (workspace, revision) and (group, provider) indexes below: one index fewer to write per answer.
-    workspace = models.ForeignKey("workspaces.Workspace", on_delete=models.CASCADE, related_name="+", db_index=False)
-    group = models.ForeignKey("agent.JobGroup", on_delete=models.CASCADE, related_name="+", db_index=False)
-    provider = models.CharField(max_length=32)
-    prompt = models.ForeignKey("prompts.Prompt", on_delete=models.CASCADE, related_name="+")
-    version = models.PositiveIntegerField()
-    revision = models.PositiveIntegerField()
-    analysed_at = models.DateTimeField()
-
-    class Meta:
-        indexes = [models.Index(fields=["workspace", "revision"]), models.Index(fields=["group", "provider"])]
-
-
-class Mention(models.Model):
-    """One (analysed answer, brand) where the brand is mentioned or cited; absent rows mean neither."""
-
-    # item and group lead the unique (item, brand) and the (group, provider, brand) indexes, which
-    # serve their lookups and cascades: no index of their own to write for every answer.
-    item = models.ForeignKey("agent.JobItem", on_delete=models.CASCADE, related_name="+", db_index=False)
-    brand = models.ForeignKey(Brand, on_delete=models.CASCADE, related_name="mentions")
-    workspace = models.ForeignKey("workspaces.Workspace", on_delete=models.CASCADE, related_name="+")
-    group = models.ForeignKey("agent.JobGroup", on_delete=models.CASCADE, related_name="+", db_index=False)
-    provider = models.CharField(max_length=32)
-    prompt = models.ForeignKey("prompts.Prompt", on_delete=models.CASCADE, related_name="+")
-    mentioned = models.BooleanField()
-    mentions = models.PositiveIntegerField()
-    first_offset = models.PositiveIntegerField(null=True)
-    rank = models.PositiveIntegerField(null=True)
-    cited = models.BooleanField()
-    citations = models.PositiveIntegerField()
-    analysis_version = models.PositiveIntegerField()
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["item", "brand"], name="mention_unique_item_brand")]
-        indexes = [models.Index(fields=["group", "provider", "brand"])]
-
-
-class CitedDomain(models.Model):
-    """A domain (less `www.`) that an analysed answer cites; one row per (answer, domain)."""
-
-    # As for Mention: the unique (item, domain) and the (group, provider) indexes serve item and group.
-    item = models.ForeignKey("agent.JobItem", on_delete=models.CASCADE, related_name="+", db_index=False)
-    workspace = models.ForeignKey("workspaces.Workspace", on_delete=models.CASCADE, related_name="+")
-    group = models.ForeignKey("agent.JobGroup", on_delete=models.CASCADE, related_name="+", db_index=False)
-    provider = models.CharField(max_length=32)
-    prompt = models.ForeignKey("prompts.Prompt", on_delete=models.CASCADE, related_name="+")
-    domain = models.CharField(max_length=255)
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["item", "domain"], name="citeddomain_unique_item_domain")]
-        indexes = [models.Index(fields=["group", "provider"])]
 
 
 class RunStat(models.Model):

@@ -4,7 +4,7 @@ except for one run's prompt × provider table and the answers a cell of it links
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 from django.db.models import Sum
 from django.urls import reverse
@@ -14,9 +14,9 @@ from django.utils.text import Truncator
 from agent.models import JobGroup, JobItem
 from oneglanse.provider_ids import PROVIDER_IDS, provider_label
 from visibility.metrics import BrandCounts, brand_metrics, brand_rates, top_domains
-from visibility.models import ALL_PROVIDERS, Brand, Mention, RunBrandStat, RunDomainStat, RunStat
+from visibility.models import ALL_PROVIDERS, Brand, RunBrandStat, RunDomainStat, RunStat
 from visibility.selectors import FINISHED_RUN_STATUSES, brands_of_workspace
-from visibility.services.analysis import _state_get
+from visibility.services.analysis import _state_get, findings_unpack
 from visibility.services.matchers import matcher_at
 from workspaces.models import Workspace
 
@@ -138,36 +138,22 @@ PROMPT_TABLE_ROWS = 100
 
 def prompt_provider_table(*, group: JobGroup, brand: Brand | None, limit: int = PROMPT_TABLE_ROWS) -> dict:
     """One run's "mentioned in k of n samples" per prompt (rows, the first `limit`) and provider
-    (columns) for one brand: two grouped counts over the run, whatever its size."""
-    from django.db.models import Count
-
+    (columns) for one brand, from the findings of the shown prompts' answers."""
     prompt_ids = sorted(
         JobItem.objects.filter(group=group).order_by().values_list("prompt_id", flat=True).distinct()
     )
     shown = prompt_ids[:limit]
-    answered = {
-        (prompt_id, provider): n
-        for prompt_id, provider, n in JobItem.objects.filter(
-            group=group, status=JobItem.Status.OK, prompt_id__in=shown
-        )
-        .order_by()
-        .values_list("prompt_id", "provider")
-        .annotate(n=Count("id"))
-    }
     providers = [p for p in PROVIDER_IDS if p in group.providers]
-    mentioned = {}
-    if brand is not None:
-        mentioned = {
-            (prompt_id, provider): n
-            # provider__in lets the (group, provider, brand) index match every column: SQLite otherwise
-            # walks the brand's mentions over the whole year (a second at a million answers).
-            for prompt_id, provider, n in Mention.objects.filter(
-                group=group, provider__in=providers, brand=brand, mentioned=True, prompt_id__in=shown
-            )
-            .order_by()
-            .values_list("prompt_id", "provider")
-            .annotate(n=Count("id"))
-        }
+    # One read of the shown prompts' answers: n from their count, k from their findings.
+    answered: Counter = Counter()
+    mentioned: Counter = Counter()
+    for prompt_id, provider, stored in JobItem.objects.filter(
+        group=group, status=JobItem.Status.OK, prompt_id__in=shown
+    ).values_list("prompt_id", "provider", "findings" if brand is not None else "status"):
+        answered[prompt_id, provider] += 1
+        if brand is not None and (findings := findings_unpack(stored)) is not None:
+            if any(brand_id == brand.id and mentions for brand_id, mentions, *_ in findings["brands"]):
+                mentioned[prompt_id, provider] += 1
     texts = dict(
         JobItem.objects.filter(group=group, prompt_id__in=shown)
         .order_by()

@@ -8,14 +8,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import QuerySet, Sum, TextField
+from django.db.models.functions import Cast
 
 from agent.models import JobGroup, JobItem
 from oneglanse.exceptions import InvalidInput, NotFound
 from oneglanse.provider_ids import PROVIDER_IDS
 from visibility.detection import ANALYSIS_VERSION
 from visibility.metrics import brand_metrics, top_domains
-from visibility.models import ALL_PROVIDERS, AnalysisState, Brand, CitedDomain, Mention, RunBrandStat, RunStat
+from visibility.models import ALL_PROVIDERS, AnalysisState, Brand, RunBrandStat, RunStat
 from workspaces.models import Workspace
 
 FINISHED_RUN_STATUSES = (JobGroup.Status.COMPLETED, JobGroup.Status.CANCELLED)
@@ -67,42 +68,53 @@ class SetCounts:
 def visibility_counts(
     *, group_ids: Iterable, by: tuple[str, ...], with_domains: bool = True
 ) -> dict[tuple, SetCounts]:
-    """Counts of the given runs' answers grouped by `by` (fields of JobItem and Mention), in three queries
-    (two without the cited domains, which no prompt's figures list)."""
-    group_ids = list(group_ids)
+    """Counts of the given runs' answers grouped by `by` (fields of JobItem), from the answers' findings,
+    in one query over the runs' items. Answers not analysed (yet) count in `answers` but mention nothing."""
+    return counts_and_outdated(group_ids=group_ids, by=by, with_domains=with_domains)[0]
+
+
+def counts_and_outdated(
+    *, group_ids: Iterable, by: tuple[str, ...], with_domains: bool = True, revision: int = 0
+) -> tuple[dict[tuple, SetCounts], list[int]]:
+    """`visibility_counts`, and the ok answers whose findings are missing, of another ANALYSIS_VERSION or
+    made with brands older than `revision` (which a run's close analyses again), in the same read."""
+    from visibility.services.analysis import findings_decode
+
     sets: dict[tuple, SetCounts] = defaultdict(SetCounts)
-    items = (
-        JobItem.objects.filter(group_id__in=group_ids, status__in=JobItem.FINISHED)
+    outdated: list[int] = []
+    ok = JobItem.Status.OK
+    rows = (
+        JobItem.objects.filter(group_id__in=list(group_ids), status__in=JobItem.FINISHED)
         .order_by()
-        .values_list(*by, "status")
-        .annotate(n=Count("id"))
+        # As stored, decoded here by orjson: a run's close reads every answer's findings, and the
+        # JSON decoding was as costly as everything else the close does.
+        .annotate(stored=Cast("findings", TextField()))
+        .values_list(*by, "id", "status", "stored")
     )
-    for *key, status, n in items:
+    # Streamed: a run of 100,000 answers is never held in memory at once, only its counts are.
+    for *key, item_id, status, stored in rows.iterator(chunk_size=2000):
         counts = sets[tuple(key)]
-        if status == JobItem.Status.OK:
-            counts.answers += n
-        else:
-            counts.failed += n
-    mentions = (
-        Mention.objects.filter(group_id__in=group_ids)
-        .order_by()
-        .values_list(*by, "brand_id")
-        .annotate(
-            mentioned=Count("id", filter=Q(mentioned=True)),
-            rank_sum=Sum("rank"),
-            cited=Count("id", filter=Q(cited=True)),
-        )
-    )
-    for *key, brand_id, mentioned, rank_sum, cited in mentions:
-        sets[tuple(key)].brands[brand_id] = [mentioned, rank_sum or 0, cited]
-    if not with_domains:
-        return sets
-    domains = (
-        CitedDomain.objects.filter(group_id__in=group_ids).order_by().values_list(*by, "domain").annotate(n=Count("id"))
-    )
-    for *key, domain, n in domains:
-        sets[tuple(key)].domains[domain] = n
-    return sets
+        if status != ok:
+            counts.failed += 1
+            continue
+        counts.answers += 1
+        findings = findings_decode(stored)
+        if findings is None:
+            outdated.append(item_id)
+            continue
+        if findings["revision"] < revision:
+            outdated.append(item_id)
+        brands = counts.brands
+        for brand_id, mentions, _first_offset, rank, citations in findings["brands"]:
+            numerators = brands[brand_id]
+            if mentions:
+                numerators[0] += 1
+                numerators[1] += rank or 0
+            if citations:
+                numerators[2] += 1
+        if with_domains:
+            counts.domains.update(findings["domains"])
+    return sets, outdated
 
 
 _NO_COUNTS = (0, 0, 0)
@@ -131,20 +143,27 @@ def _provider_order(providers: Iterable[str]) -> list[str]:
     return known + sorted(set(providers) - set(known))
 
 
-def job_group_provider_sets(*, group: JobGroup) -> tuple[SetCounts, dict[str, SetCounts]]:
-    """A run's counts over all its answers and per provider (every provider of the run, in the usual order)."""
-    found = {key[0]: counts for key, counts in visibility_counts(group_ids=[group.id], by=("provider",)).items()}
+def _provider_sets(group: JobGroup, found: dict[str, SetCounts]) -> tuple[SetCounts, dict[str, SetCounts]]:
     total = SetCounts()
     for counts in found.values():
         total.add(counts)
     return total, {p: found.get(p, SetCounts()) for p in _provider_order(set(group.providers) | set(found))}
 
 
+def job_group_provider_sets(*, group: JobGroup) -> tuple[SetCounts, dict[str, SetCounts]]:
+    """A run's counts over all its answers and per provider (every provider of the run, in the usual order)."""
+    found = {key[0]: counts for key, counts in visibility_counts(group_ids=[group.id], by=("provider",)).items()}
+    return _provider_sets(group, found)
+
+
 def job_group_visibility(*, group: JobGroup) -> dict:
-    """The run's visibility (DESIGN.md contract), computed from its analysed answers."""
+    """The run's visibility (DESIGN.md contract), computed from its answers' findings in one read."""
     brands = list(brands_of_workspace(workspace=group.workspace))
-    total, per_provider = job_group_provider_sets(group=group)
-    per_prompt = visibility_counts(group_ids=[group.id], by=("prompt_id", "provider"), with_domains=False)
+    per_prompt = visibility_counts(group_ids=[group.id], by=("prompt_id", "provider"))
+    found: dict[str, SetCounts] = defaultdict(SetCounts)
+    for (_prompt_id, provider), counts in per_prompt.items():
+        found[provider].add(counts)
+    total, per_provider = _provider_sets(group, found)
     prompt_texts = dict(
         JobItem.objects.filter(group=group).order_by().values_list("prompt_id", "prompt_text").distinct()
     )

@@ -30,7 +30,7 @@ from agent.providers.simulated import SimulatedProvider
 from agent.ratelimit import rate_limit_wait
 from agent.services.closing import item_count_and_close
 from agent.services.item_statements import item_first_claim, item_update_from
-from agent.signals import announce, answer_findings, answer_recorded, findings_collect
+from agent.signals import answer_findings, findings_collect
 from agent.tasks import QueuedItem, item_messages_push_on, item_schedule
 from oneglanse.database_outage import DATABASE_UNAVAILABLE_ERRORS, database_outage_wait_out
 
@@ -319,10 +319,6 @@ def item_result_record(*, result: ItemResult, wait_out_outage: bool = True) -> b
         logger.info("item %s was already recorded; this result is dropped", item.item_id)
         return False
     status = JobItem.Status.OK if result.answer is not None else JobItem.Status.FAILED
-    if status == JobItem.Status.OK:
-        # The answer is stored; what other apps derive from it (visibility) can fail without touching it.
-        announce(answer_recorded, item_id=item.item_id, group_id=item.group_id, provider=item.provider_id,
-                 text=result.answer.text, sources=result.answer.sources, findings=findings)
     item_count_and_close(group_id=item.group_id, item_id=item.item_id, provider_id=item.provider_id, status=status,
                          error=result.error, latency_ms=result.answer.latency_ms if result.answer is not None else None)
     return True

@@ -52,13 +52,14 @@ def test_fixture_runs_read_through_the_api_as_their_owner(django_user_model) -> 
 
 
 def test_fixture_mentions_are_the_real_analysis_of_its_answers(django_user_model) -> None:
-    from visibility.models import Brand, Mention
+    from tests.visibility.findings import brand_findings
+    from visibility.models import Brand
 
     call_command("bench_fixture", "--days", "1", "--prompts", "4", "--big-run-answers", "0", "--mentions", stdout=io.StringIO())
     assert Brand.objects.count() == 8 and Brand.objects.filter(is_own=True).count() == 1
     item = JobItem.objects.filter(text__contains="HubSpot").first()
-    hubspot = Mention.objects.get(item=item, brand__name="HubSpot")
-    assert hubspot.mentioned and hubspot.first_offset == item.text.index("HubSpot")
+    hubspot = brand_findings(item)[Brand.objects.get(name="HubSpot").id]
+    assert hubspot["mentioned"] and hubspot["first_offset"] == item.text.index("HubSpot")
 
 
 def test_fixture_bulk_mentions_read_the_same_through_the_trend_and_the_run(django_user_model) -> None:
@@ -71,7 +72,7 @@ def test_fixture_bulk_mentions_read_the_same_through_the_trend_and_the_run(djang
     assert trend["reanalysis_pending"] is False and [p["answers"] for p in trend["series"]] == [20, 20]
     for point in trend["series"]:
         run = api.get(f"/api/runs/{point['run']}/visibility/").json()
-        # The run's figures are counted from the answers' rows, the trend's from the figures written at close.
+        # The run's figures are counted from the answers' findings, the trend's from the figures written at close.
         assert [(b["name"], b["mentioned"], b["cited"]) for b in run["brands"]] == [
             (b["name"], b["mentioned"], b["cited"]) for b in point["brands"]
         ]

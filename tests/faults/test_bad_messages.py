@@ -7,7 +7,7 @@ from agent.models import JobGroup, JobItem
 from agent.queues import huey_for
 from agent.tasks import item_run_task
 from tests.factories import workspace_with_prompts
-from tests.faults.support import FAST_RECOVERY, assert_exactly_one_result_per_item, wait_closed
+from tests.faults.support import FAST_RECOVERY, assert_exactly_one_result_per_item, wait_closed, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.consumers]
 
@@ -35,6 +35,11 @@ def test_garbage_wrong_payloads_and_deleted_items_do_not_stop_a_consumer(api, us
     assert assert_exactly_one_result_per_item(api, group_id, expected_items=10) == {"ok": 10}
     assert consumer.poll() is None, "the consumer is still running"
     assert not JobItem.objects.filter(group_id=doomed_group).exists()
+    # The run's messages may be served before the bad ones (they sort by priority): wait for those too.
+    wait_until(lambda: consumers.logs().count("malformed payload") >= 3
+               and consumers.logs().count("no longer exists; dropped") == 2, what="bad messages dropped",
+               logs=consumers.logs)
+    assert consumer.poll() is None, "the consumer is still running after the bad messages"
     logs = consumers.logs()
     assert logs.count("malformed payload") >= 3  # "12", {"item_id": 1} and None (wrong arity may be one more)
     assert logs.count("no longer exists; dropped") == 2

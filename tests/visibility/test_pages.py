@@ -7,7 +7,7 @@ from agent.models import JobGroup
 from tests.factories import JobGroupFactory, JobItemFactory, MembershipFactory
 from visibility.models import Brand
 from visibility.services.aggregates import job_group_visibility_aggregate
-from visibility.services.analysis import answer_analyse
+from visibility.services.analysis import items_analyse
 from workspaces.models import Membership
 
 pytestmark = pytest.mark.django_db
@@ -57,8 +57,8 @@ def test_a_finished_run_page_shows_its_visibility_summary(client, user, workspac
     Brand.objects.create(workspace=workspace, name="Acme", is_own=True)
     Brand.objects.create(workspace=workspace, name="Globex")
     group = JobGroupFactory(workspace=workspace, providers=["chatgpt"], status=JobGroup.Status.RUNNING)
-    for text in ("Acme then Globex", "Globex only", "Neither"):
-        answer_analyse(item_id=JobItemFactory(group=group, text=text).id)
+    items_analyse(item_ids=[JobItemFactory(group=group, text=text).id
+                            for text in ("Acme then Globex", "Globex only", "Neither")])
     client.force_login(user)
     assert "Visibility in this run" not in client.get(f"/runs/{group.id}/").content.decode()
     JobGroup.objects.filter(id=group.id).update(status=JobGroup.Status.COMPLETED)

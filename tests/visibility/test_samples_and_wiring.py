@@ -1,6 +1,7 @@
 """Samples per run (expected responses, uniqueness, re-runs, API and CSV) and the wiring of visibility to
 the agent: answers analysed when recorded, run figures written at close, brand edits re-analysed by the
-sweep in real consumers without asking any provider again, failed analyses retried."""
+sweep in real consumers without asking any provider again, failed analyses done again when the run's
+figures are written (at its close, or by the sweep when the close wrote none)."""
 from __future__ import annotations
 
 import csv
@@ -17,7 +18,8 @@ from agent.services.items import answer_record
 from agent.services.submit import job_group_rerun, job_group_submit
 from agent.tasks import QueuedItem
 from tests.factories import JobGroupFactory, JobItemFactory, workspace_with_prompts
-from visibility.models import AnalysedAnswer, Brand, Mention, RunStat
+from tests.visibility.findings import brand_findings, item_findings, item_raw_findings, mentioned_names
+from visibility.models import Brand, RunStat
 from visibility.services.aggregates import job_group_visibility_aggregate
 from visibility.services.sweep import visibility_sweep
 
@@ -81,8 +83,11 @@ def test_samples_per_run_is_a_workspace_field(api, sampled) -> None:
         "samples_per_run"] == 10
 
 
-@pytest.mark.django_db
-def test_a_failing_analysis_never_costs_the_answer_and_the_sweep_retries_it(monkeypatch, user) -> None:
+def _answer_recorded_with_a_broken_analysis(monkeypatch) -> tuple[JobGroup, JobItem]:
+    """A one-answer run whose answer "Acme is good." is recorded while the analysis raises; the
+    run closes with it, and its close announcement is left to the caller (not run here)."""
+    from agent.providers.base import Answer
+
     group = JobGroupFactory(status=JobGroup.Status.RUNNING, providers=["chatgpt"])
     Brand.objects.create(workspace=group.workspace, name="Acme", is_own=True)
     item = JobItemFactory(group=group, status=JobItem.Status.RUNNING, text="")
@@ -90,24 +95,47 @@ def test_a_failing_analysis_never_costs_the_answer_and_the_sweep_retries_it(monk
     def broken(**kwargs):
         raise RuntimeError("analysis bug")
 
-    monkeypatch.setattr("visibility.services.analysis.answer_findings", broken)
-    from agent.providers.base import Answer
-
-    assert answer_record(item=QueuedItem.of(item), backend="simulated",
-                         answer=Answer(text="Acme is good.", sources=[]))
+    with monkeypatch.context() as patched:
+        patched.setattr("visibility.services.analysis.answer_findings", broken)
+        assert answer_record(item=QueuedItem.of(item), backend="simulated",
+                             answer=Answer(text="Acme is good.", sources=[]))
     item.refresh_from_db()
     assert item.status == JobItem.Status.OK and item.text == "Acme is good."
-    assert not AnalysedAnswer.objects.filter(item_id=item.id).exists()
+    assert item_raw_findings(item) is None  # recorded without any analysis
     group.refresh_from_db()
     assert group.status == JobGroup.Status.COMPLETED
-    monkeypatch.undo()
-    # Recorded a minute ago (the sweep leaves the newest answers to their own analysis).
-    JobItem.objects.filter(id=item.id).update(heartbeat_at=timezone.now() - timedelta(minutes=2))
-    report = visibility_sweep()
-    assert report.retried == 1 and report.runs_refreshed == 1
-    assert Mention.objects.get(item_id=item.id).mentioned
+    return group, item
+
+
+@pytest.mark.django_db
+def test_a_failing_analysis_never_costs_the_answer_and_the_runs_close_analyses_it_again(
+    monkeypatch, user, django_capture_on_commit_callbacks
+) -> None:
+    with django_capture_on_commit_callbacks(execute=False) as closing:
+        group, item = _answer_recorded_with_a_broken_analysis(monkeypatch)
+    assert not RunStat.objects.filter(group=group).exists()
+    for callback in closing:  # the run's close announcement, once the recording committed
+        callback()
+    assert mentioned_names(item) == {"Acme"}
     stat = RunStat.objects.get(group=group, provider="all")
     assert stat.answers == 1 and stat.brand_stats.get().mentioned == 1
+
+
+@pytest.mark.django_db
+def test_a_failing_analysis_never_costs_the_answer_and_the_sweep_writes_the_figures_the_close_did_not(
+    monkeypatch, user
+) -> None:
+    group, item = _answer_recorded_with_a_broken_analysis(monkeypatch)  # its close announcement is lost
+    # Closed a moment ago: the sweep leaves it to its own close.
+    report = visibility_sweep()
+    assert report.runs_refreshed == 0 and item_findings(item) is None
+    JobGroup.objects.filter(id=group.id).update(finished_at=timezone.now() - timedelta(minutes=2))
+    report = visibility_sweep()
+    assert report.reanalysed == [] and report.runs_refreshed == 1
+    assert mentioned_names(item) == {"Acme"}
+    stat = RunStat.objects.get(group=group, provider="all")
+    assert stat.answers == 1 and stat.brand_stats.get().mentioned == 1
+    assert visibility_sweep().runs_refreshed == 0  # written once
 
 
 @pytest.mark.django_db(transaction=True)
@@ -125,14 +153,14 @@ def test_run_through_consumers_is_analysed_and_a_brand_edit_is_reanalysed_withou
     group = _closed_with_figures(group_id, consumers)
     ok = JobItem.objects.filter(group=group, status=JobItem.Status.OK)
     assert ok.count() == 12
-    assert AnalysedAnswer.objects.filter(group=group).count() == 12
-    assert Mention.objects.filter(group=group, mentioned=True).exists()  # simulated answers name the brands
+    assert all(item_findings(item) is not None for item in ok)  # each analysed as it was recorded
+    assert any(mentioned_names(item) for item in ok)  # simulated answers name the brands
     stat = RunStat.objects.get(group=group, provider="all")
     assert stat.answers == 12
     body = api.get(f"/api/runs/{group_id}/visibility/").json()
     assert body["answers"] == 12 and {b["name"] for b in body["brands"]} == {"Acme", "Globex"}
     before = {b["name"]: b["mentioned"] for b in body["brands"]}
-    assert before["Acme"] == Mention.objects.filter(group=group, brand=own, mentioned=True).count()
+    assert before["Acme"] == sum(brand_findings(item).get(own.id, {}).get("mentioned", False) for item in ok)
     calls = dict(ok.values_list("id", "attempts"))
 
     # Every simulated answer says "commonly recommended": as an alias of Globex it is mentioned in all 12.
@@ -171,10 +199,12 @@ def test_a_closed_run_gets_its_figures_from_the_closing_signal(user, django_capt
 
     group = JobGroupFactory(status=JobGroup.Status.RUNNING, providers=["chatgpt"])
     Brand.objects.create(workspace=group.workspace, name="Acme", is_own=True)
-    JobItemFactory(group=group, text="Acme")
+    item = JobItemFactory(group=group, text="Acme")  # stored without findings: analysed by the close
     assert not RunStat.objects.filter(group=group).exists()
     with django_capture_on_commit_callbacks(execute=True):
         assert job_group_finalize(group_id=group.id)
-    assert RunStat.objects.get(group=group, provider="all").answers == 1
+    stat = RunStat.objects.get(group=group, provider="all")
+    assert stat.answers == 1 and stat.brand_stats.get().mentioned == 1
+    assert mentioned_names(item) == {"Acme"}
     job_group_visibility_aggregate(group=group)  # idempotent: replaced, not doubled
     assert RunStat.objects.filter(group=group).count() == 2

@@ -12,9 +12,10 @@ from django.utils import timezone
 
 from agent.models import JobGroup, JobItem
 from tests.factories import JobGroupFactory, JobItemFactory, MembershipFactory, PromptFactory
-from visibility.models import MAX_BRANDS_PER_WORKSPACE, Brand, Mention
+from tests.visibility.findings import brand_findings, item_findings, item_raw_findings
+from visibility.models import MAX_BRANDS_PER_WORKSPACE, Brand
 from visibility.services.aggregates import job_group_visibility_aggregate
-from visibility.services.analysis import answer_analyse
+from visibility.services.analysis import items_analyse
 from visibility.services.sweep import visibility_sweep
 
 pytestmark = pytest.mark.django_db
@@ -39,9 +40,10 @@ def brands(workspace) -> dict[str, Brand]:
 def answers_write(group: JobGroup, prompt, rows: list[tuple]) -> list[JobItem]:
     items = []
     for provider, status, text, sources in rows:
-        item = JobItemFactory(group=group, prompt=prompt, provider=provider, status=status, text=text, sources=sources)
-        answer_analyse(item_id=item.id)
-        items.append(item)
+        items.append(
+            JobItemFactory(group=group, prompt=prompt, provider=provider, status=status, text=text, sources=sources)
+        )
+    items_analyse(item_ids=[item.id for item in items])  # as when they were recorded
     return items
 
 
@@ -256,7 +258,9 @@ def test_reanalyse_command_refreshes_answers_analysed_with_old_brands(run, brand
     out = io.StringIO()
     call_command("visibility_reanalyse", str(workspace.id), stdout=out)
     assert "4 answers re-analysed" in out.getvalue()
-    assert Mention.objects.filter(brand=brands["monday"], mentioned=True).count() == 2
+    monday = brands["monday"].id
+    items = JobItem.objects.filter(group=run, status="ok")
+    assert sum(brand_findings(item).get(monday, {}).get("mentioned", False) for item in items) == 2
 
 
 def test_brands_crud(api, workspace) -> None:
@@ -337,9 +341,13 @@ def test_reanalysis_in_small_batches_across_runs_gives_the_same_figures(api, run
     other = JobGroupFactory(workspace=workspace, providers=["chatgpt"])
     answers_write(other, PromptFactory(workspace=workspace), [("chatgpt", "ok", "Monday and Globex", [])])
     before = api.get(f"/api/runs/{run.id}/visibility/").json()
-    Mention.objects.filter(workspace=workspace).delete()
+    ok = JobItem.objects.filter(group__workspace=workspace, status="ok")
+    ok.update(findings={"other_app": {"kept": True}})  # visibility's findings lost, another app's there
+    assert by_name(api.get(f"/api/runs/{run.id}/visibility/").json()["brands"])["Acme"]["mentioned"] == 0
     result = workspace_reanalyse(workspace_id=workspace.id, batch_size=2)
     assert (result.answers, result.finished) == (5, True)
+    assert all(item_findings(item) is not None for item in ok)
+    assert {JobItem.objects.get(id=item.id).findings["other_app"]["kept"] for item in ok} == {True}
     assert api.get(f"/api/runs/{run.id}/visibility/").json() == before
     assert by_name(api.get(f"/api/runs/{other.id}/visibility/").json()["brands"])["Monday"]["avg_rank"] == 1.0
 
@@ -360,7 +368,7 @@ def test_cached_run_and_trend_figures_follow_brand_edits_and_late_answers(
         trend_again = api.get(f"/api/workspaces/{run.workspace_id}/visibility/")
     assert again.json() == first and trend_again.json() == trend_first
     assert again["Content-Type"] == "application/json"
-    assert not any("mention" in query["sql"].lower() for query in queries.captured_queries)  # not recomputed
+    assert not any("findings" in query["sql"].lower() for query in queries.captured_queries)  # not recomputed
 
     globex = brands["globex"]
     with django_capture_on_commit_callbacks(execute=True):
@@ -379,8 +387,13 @@ def test_cached_run_and_trend_figures_follow_brand_edits_and_late_answers(
     assert trend["reanalysis_pending"] is False
     assert by_name(trend["series"][0]["brands"])["Globex Inc"]["mentioned"] == 3
 
-    # An answer analysed after the run's figures were written (the sweep's retry) counts at once.
-    answers_write(run, PromptFactory(workspace=run.workspace), [("chatgpt", "ok", "Globex Inc again", [])])
+    # An answer stored without findings counts, analysed, as soon as the run's figures are written again.
+    late = JobItemFactory(group=run, prompt=PromptFactory(workspace=run.workspace), text="Globex Inc again")
+    assert item_raw_findings(late) is None
+    job_group_visibility_aggregate(group=run)
+    assert item_findings(late) is not None
     body = api.get(f"/api/runs/{run.id}/visibility/").json()
     assert body["answers"] == 5 and by_name(body["brands"])["Globex Inc"]["mentioned"] == 4
+    trend = api.get(f"/api/workspaces/{run.workspace_id}/visibility/?provider=all").json()
+    assert trend["series"][0]["answers"] == 5
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 
 from agent.models import JobGroup, JobItem
-from visibility.models import AnalysedAnswer, Brand, RunStat
+from visibility.models import Brand, RunBrandStat, RunStat
+from visibility.services.analysis import findings_unpack
 from workspaces.demo import demo_ensure
 
 pytestmark = pytest.mark.django_db
@@ -23,7 +24,12 @@ def test_demo_workspace_has_brands_samples_and_a_fortnight_of_analysed_simulated
     items = JobItem.objects.filter(group__workspace=workspace)
     assert items.count() == 14 * 5 * 4 * 3 and set(items.values_list("backend", flat=True)) == {"simulated"}
     ok = items.filter(status="ok")
-    assert AnalysedAnswer.objects.filter(workspace=workspace).count() == ok.count()
+    findings = [findings_unpack(stored) for stored in ok.values_list("findings", flat=True)]
+    assert None not in findings  # every ok answer analysed
+    mentioned = sum(1 for found in findings for _brand, mentions, *_ in found["brands"] if mentions)
+    assert mentioned > 0  # simulated answers name the brands, and the figures count them
+    assert sum(RunBrandStat.objects.filter(run_stat__workspace=workspace, run_stat__provider="all")
+               .values_list("mentioned", flat=True)) == mentioned
     assert RunStat.objects.filter(workspace=workspace, provider="all").count() == 14
     assert sum(RunStat.objects.filter(workspace=workspace, provider="all").values_list("answers", flat=True)) == ok.count()
     assert "[Simulated" in ok.first().text

@@ -1,5 +1,6 @@
 """Per-run figures (run × provider and "all" × brand, with numerators and denominators), written when
-a run closes and after a re-analysis, so the trend reads a few rows per run and never raw answers."""
+a run closes and after a re-analysis, so the trend reads a few rows per run and never raw answers.
+They are counted from the answers' findings (visibility/services/analysis.py)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,15 @@ from visibility.models import ALL_PROVIDERS, Brand, RunBrandStat, RunDomainStat,
 from visibility.selectors import FINISHED_RUN_STATUSES, SetCounts, visibility_counts
 
 
-def _aggregates_write(groups: list[JobGroup]) -> int:
+def _aggregates_write(groups: list[JobGroup], *, counted: dict[tuple, SetCounts] | None = None) -> int:
+    """Write the figures of `groups` from their answers' findings (or from `counted`, their counts by
+    (group id, provider), already read)."""
     if not groups:
         return 0
     by_group: dict = {group.id: {} for group in groups}
-    for (group_id, provider), counts in visibility_counts(
-        group_ids=list(by_group), by=("group_id", "provider")
-    ).items():
+    if counted is None:
+        counted = visibility_counts(group_ids=list(by_group), by=("group_id", "provider"))
+    for (group_id, provider), counts in counted.items():
         by_group[group_id][provider] = counts
     brand_ids = {
         workspace_id: list(Brand.objects.filter(workspace_id=workspace_id).values_list("id", flat=True))
@@ -61,8 +64,12 @@ def _aggregates_write(groups: list[JobGroup]) -> int:
 
 
 def job_group_visibility_aggregate(*, group: JobGroup) -> int:
-    """Write a closed run's figures (replacing any earlier ones); returns the number of run × provider rows."""
-    return _aggregates_write([group])
+    """Write a closed run's figures (replacing any earlier ones), after analysing again its answers whose
+    findings are missing or outdated; returns the number of run × provider rows."""
+    from visibility.services.analysis import job_group_findings_complete
+
+    counted, _ = job_group_findings_complete(group=group, by=("group_id", "provider"))
+    return _aggregates_write([group], counted=counted)
 
 
 def workspace_aggregates_rebuild(*, workspace_id, chunk: int = 200) -> int:

@@ -18,6 +18,7 @@ from agent.providers.simulated import SimulatedBrand, simulated_answer
 from prompts.models import Prompt
 from visibility.models import Brand
 from visibility.services.aggregates import _aggregates_write
+from visibility.services.analysis import items_analyse
 from workspaces.models import Workspace
 
 SIMULATED_FAILURE_SHARE = 0.03
@@ -27,8 +28,6 @@ LIFT_FROM, LIFT_TO = -0.12, 0.12
 
 def simulated_history_create(*, workspace: Workspace, days: int = 14, user=None, seed: int = 7) -> list[JobGroup]:
     """One finished, simulated run per day for the last `days` days (06:00 UTC), analysed and aggregated."""
-    from visibility.services.sweep import items_analyse
-
     prompts = list(Prompt.objects.filter(workspace=workspace, is_active=True).order_by("id").values_list("id", "text"))
     providers = list(workspace.enabled_providers)
     samples = workspace.samples_per_run

@@ -9,9 +9,9 @@ import uuid
 from django.conf import settings
 from django.db import connection
 
-from agent.models import JobGroup
+from agent.models import JobGroup, JobItem
 from visibility.detection import BrandTerms, Matcher
-from visibility.models import AnalysedAnswer, AnalysisState, Brand
+from visibility.models import AnalysisState, Brand
 
 _MATCHER_CACHE_SIZE = 256
 _matchers: dict[tuple, Matcher] = {}
@@ -45,7 +45,7 @@ def matcher_at(*, workspace_id, revision: int, fresh: bool = False) -> Matcher:
 
 def uuid_db(value):
     """A UUID as the database stores it (SQLite keeps 32 hex digits), for raw SQL parameters."""
-    field = AnalysedAnswer._meta.get_field("group").target_field
+    field = JobItem._meta.get_field("group").target_field
     return field.get_db_prep_value(value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)), connection)
 
 

@@ -77,8 +77,8 @@ class Command(BaseCommand):
                             help="add 8 brands to the main workspace and analyse its answers with the real analysis "
                                  "(visibility): exact but slow, about 3 ms of wall time per answer here")
         parser.add_argument("--mentions-bulk", action="store_true",
-                            help="add the 8 brands to the main workspace and the big run's, write their answers' "
-                                 "analyses in SQL (pseudo-random mentions, ranks and citations drawn from the ids, not "
+                            help="add the 8 brands to the main workspace and the big run's, store findings on their "
+                                 "answers directly (pseudo-random mentions, ranks and citations drawn from the ids, not "
                                  "the real analysis), then each run's figures with the real aggregate service")
         parser.add_argument("--analyze", action="store_true", help="run ANALYZE afterwards (PostgreSQL planner statistics)")
 
@@ -202,7 +202,7 @@ class Command(BaseCommand):
 
         started = time.monotonic()
         written = visibility_bulk_write(workspace=workspace, brands=_BRANDS)
-        self.stdout.write(f"{len(_BRANDS)} brands; {written} answers marked analysed (bulk), figures written, "
+        self.stdout.write(f"{len(_BRANDS)} brands; {written} answers given findings (bulk), figures written, "
                           f"in {time.monotonic() - started:.1f} s")
 
     def _analyze(self, options: dict) -> None:

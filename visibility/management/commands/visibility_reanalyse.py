@@ -18,7 +18,7 @@ class Command(BaseCommand):
         parser.add_argument("workspace", nargs="?", help="workspace id or exact name")
         parser.add_argument(
             "--pending", action="store_true",
-            help="run one visibility sweep now: every workspace whose brands changed, and failed analyses",
+            help="run one visibility sweep now: every workspace whose brands changed, and runs left without figures",
         )
 
     def handle(self, *args, workspace: str | None, pending: bool, **options) -> None:
@@ -28,7 +28,7 @@ class Command(BaseCommand):
             report = visibility_sweep()
             self.stdout.write(
                 f"{len(report.reanalysed)} workspace(s) re-analysed "
-                f"({sum(r.answers for r in report.reanalysed)} answers); {report.retried} failed analyses retried."
+                f"({sum(r.answers for r in report.reanalysed)} answers); figures of {report.runs_refreshed} run(s) written."
             )
             return
         if not workspace:
