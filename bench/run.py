@@ -670,10 +670,11 @@ class Bench:
                 consumers = self.harness.consumers(workers=scale.workers, latency_ms=0, settings=settings[mode])
                 try:
                     # Warm-up: imports, connections, the matcher and run caches; not measured.
-                    _, warm_group = self.agent_round(max(5, scale.analysis_prompts // 10), consumers, workspace=workspace)
+                    settled = figures_written if mode == "on" else closed
+                    _, warm_group = self.agent_round(max(5, scale.analysis_prompts // 10), consumers, workspace=workspace,
+                                                     settled=settled)
                     measured, group_id = self.agent_round(scale.analysis_prompts, consumers, workspace=workspace,
-                                                          with_redis=False,
-                                                          settled=figures_written if mode == "on" else closed)
+                                                          with_redis=False, settled=settled)
                     rounds[mode].append(measured)
                 finally:
                     self.harness.stop(consumers)

@@ -41,9 +41,11 @@ def _figures_key(stats) -> str | None:
 
 
 def job_group_visibility_key(*, group: JobGroup) -> str | None:
-    """The cache key of a finished run's visibility; None while it runs or before its figures are written."""
+    """The cache key of a finished run's visibility; None until it is closed and its figures are written."""
     if group.status not in FINISHED_RUN_STATUSES:
         return None
+    if group.status == JobGroup.Status.CANCELLED and group.finished_at is None:
+        return None  # cancelled but not closed yet: it still records the answers it had in flight
     figures = _figures_key(RunStat.objects.filter(group=group))
     if figures is None:
         return None

@@ -65,16 +65,14 @@ class SetCounts:
         self.domains.update(other.domains)
 
 
-def visibility_counts(
-    *, group_ids: Iterable, by: tuple[str, ...], with_domains: bool = True
-) -> dict[tuple, SetCounts]:
+def visibility_counts(*, group_ids: Iterable, by: tuple[str, ...]) -> dict[tuple, SetCounts]:
     """Counts of the given runs' answers grouped by `by` (fields of JobItem), from the answers' findings,
     in one query over the runs' items. Answers not analysed (yet) count in `answers` but mention nothing."""
-    return counts_and_outdated(group_ids=group_ids, by=by, with_domains=with_domains)[0]
+    return counts_and_outdated(group_ids=group_ids, by=by)[0]
 
 
 def counts_and_outdated(
-    *, group_ids: Iterable, by: tuple[str, ...], with_domains: bool = True, revision: int = 0
+    *, group_ids: Iterable, by: tuple[str, ...], revision: int = 0
 ) -> tuple[dict[tuple, SetCounts], list[int]]:
     """`visibility_counts`, and the ok answers whose findings are missing, of another ANALYSIS_VERSION or
     made with brands older than `revision` (which a run's close analyses again), in the same read."""
@@ -112,8 +110,7 @@ def counts_and_outdated(
                 numerators[1] += rank or 0
             if citations:
                 numerators[2] += 1
-        if with_domains:
-            counts.domains.update(findings["domains"])
+        counts.domains.update(findings["domains"])
     return sets, outdated
 
 

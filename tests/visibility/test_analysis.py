@@ -19,7 +19,7 @@ from tests.visibility.findings import brand_findings, cited_domains, item_findin
 from visibility.detection import ANALYSIS_VERSION, BrandTerms, Matcher
 from visibility.models import AnalysisState, Brand, RunStat
 from visibility.selectors import counts_and_outdated
-from visibility.services.analysis import items_analyse, job_group_findings_complete
+from visibility.services.analysis import items_analyse, runs_findings_complete
 from visibility.services.brands import brand_create, brand_update
 from visibility.services.sweep import visibility_sweep
 
@@ -81,7 +81,8 @@ def test_an_answer_analysed_with_outdated_brands_is_analysed_again_when_its_run_
     assert {item_findings(item)["revision"] for item in (first, late, last)} == {current}
     # The run's figures count Globex in both answers naming it, each at its rank.
     assert _figures(group) == (3, 0, {"Acme": (2, 2, 0), "Globex": (2, 3, 0)})
-    assert job_group_findings_complete(group=group)[1] == 0  # nothing outdated is left
+    # Nothing outdated is left.
+    assert runs_findings_complete(workspace_id=group.workspace_id, group_ids=[group.id], by=("provider",))[1] == 0
 
 
 @pytest.mark.django_db

@@ -17,7 +17,7 @@ from tests.factories import JobGroupFactory, JobItemFactory, MembershipFactory, 
 from tests.visibility.findings import brand_findings, item_findings, item_raw_findings
 from visibility.detection import ANALYSIS_VERSION
 from visibility.models import AnalysisState, Brand, RunStat
-from visibility.services.analysis import findings_unpack, job_group_findings_complete
+from visibility.services.analysis import findings_unpack, runs_findings_complete
 from visibility.services.brands import brand_create, brand_delete
 
 
@@ -153,7 +153,6 @@ def test_an_answer_of_a_run_deleted_meanwhile_is_dropped_without_an_error() -> N
     assert _record(second, "Acme again.") is False
     assert _record(unseen, "Acme, from a run this process never saw.") is False
     assert not JobItem.objects.filter(id__in=[first.id, second.id, unseen.id]).exists()
-    assert not RunStat.objects.filter(group_id__in=[group.id, unseen.group_id]).exists()
 
 
 @pytest.mark.django_db
@@ -177,7 +176,8 @@ def test_a_runs_close_analyses_again_only_answers_whose_findings_are_missing_or_
     failed = answer(None, status=JobItem.Status.FAILED, error="timeout")
     elsewhere = JobItemFactory(group=JobGroupFactory(workspace=group.workspace), text="Acme.", findings=None)
 
-    counts, analysed_again = job_group_findings_complete(group=group)
+    counts, analysed_again, _ = runs_findings_complete(
+        workspace_id=group.workspace_id, group_ids=[group.id], by=("provider",))
     assert analysed_again == 4
     # Counted after: every one of the five answers names Acme once now, the up-to-date one as stored.
     assert counts[("chatgpt",)].answers == 5 and counts[("chatgpt",)].brands[acme.id] == [5, 5, 0]
@@ -190,7 +190,7 @@ def test_a_runs_close_analyses_again_only_answers_whose_findings_are_missing_or_
     assert item_raw_findings(up_to_date) == packed(brands=[[acme.id, 9, 0, 1, 0]])
     assert JobItem.objects.get(id=failed.id).findings is None
     assert JobItem.objects.get(id=elsewhere.id).findings is None  # another run's answers are its own close's
-    assert job_group_findings_complete(group=group)[1] == 0
+    assert runs_findings_complete(workspace_id=group.workspace_id, group_ids=[group.id], by=("provider",))[1] == 0
 
 
 @pytest.mark.django_db

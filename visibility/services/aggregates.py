@@ -1,6 +1,11 @@
 """Per-run figures (run × provider and "all" × brand, with numerators and denominators), written when
 a run closes and after a re-analysis, so the trend reads a few rows per run and never raw answers.
-They are counted from the answers' findings (visibility/services/analysis.py)."""
+
+They are counted from the answers' findings (visibility/services/analysis.py), after analysing again
+those missing or made with older brands, and written under the workspace's AnalysisState lock only
+if its brand revision is still the one they were counted at. So whichever of two writers of a run's
+figures (its close, a brand edit's re-analysis) commits last, it never writes outdated figures: a
+writer that counted before a brand change writes nothing, and the change's re-analysis rewrites them."""
 
 from __future__ import annotations
 
@@ -8,26 +13,30 @@ from django.db import transaction
 
 from agent.models import JobGroup
 from visibility.detection import ANALYSIS_VERSION
-from visibility.models import ALL_PROVIDERS, Brand, RunBrandStat, RunDomainStat, RunStat
-from visibility.selectors import FINISHED_RUN_STATUSES, SetCounts, visibility_counts
+from visibility.models import ALL_PROVIDERS, AnalysisState, Brand, RunBrandStat, RunDomainStat, RunStat
+from visibility.selectors import FINISHED_RUN_STATUSES, SetCounts
 
 
-def _aggregates_write(groups: list[JobGroup], *, counted: dict[tuple, SetCounts] | None = None) -> int:
-    """Write the figures of `groups` from their answers' findings (or from `counted`, their counts by
-    (group id, provider), already read)."""
+def _aggregates_write(groups: list[JobGroup]) -> int:
+    """Write the figures of `groups`, runs of one workspace; returns the run × provider rows written
+    (none when the workspace's brands changed while they were counted)."""
+    from visibility.services.analysis import runs_findings_complete
+
     if not groups:
         return 0
+    workspace_id = groups[0].workspace_id
     by_group: dict = {group.id: {} for group in groups}
-    if counted is None:
-        counted = visibility_counts(group_ids=list(by_group), by=("group_id", "provider"))
+    counted, _, revision = runs_findings_complete(
+        workspace_id=workspace_id, group_ids=list(by_group), by=("group_id", "provider")
+    )
     for (group_id, provider), counts in counted.items():
         by_group[group_id][provider] = counts
-    brand_ids = {
-        workspace_id: list(Brand.objects.filter(workspace_id=workspace_id).values_list("id", flat=True))
-        for workspace_id in {group.workspace_id for group in groups}
-    }
+    brand_ids = list(Brand.objects.filter(workspace_id=workspace_id).values_list("id", flat=True))
     written = 0
     with transaction.atomic():
+        state = AnalysisState.objects.select_for_update().filter(workspace_id=workspace_id).values_list("revision")
+        if (state.first() or (0,))[0] != revision:
+            return 0  # the brands changed meanwhile: the change's re-analysis writes these figures
         RunStat.objects.filter(group_id__in=list(by_group)).delete()
         for group in groups:
             per_provider = by_group[group.id]
@@ -54,7 +63,7 @@ def _aggregates_write(groups: list[JobGroup], *, counted: dict[tuple, SetCounts]
                         rank_sum=counts.brands.get(brand_id, (0, 0, 0))[1],
                         cited=counts.brands.get(brand_id, (0, 0, 0))[2],
                     )
-                    for brand_id in brand_ids[group.workspace_id]
+                    for brand_id in brand_ids
                 )
                 RunDomainStat.objects.bulk_create(
                     RunDomainStat(run_stat=stat, domain=domain, answers=n) for domain, n in counts.domains.items()
@@ -66,10 +75,7 @@ def _aggregates_write(groups: list[JobGroup], *, counted: dict[tuple, SetCounts]
 def job_group_visibility_aggregate(*, group: JobGroup) -> int:
     """Write a closed run's figures (replacing any earlier ones), after analysing again its answers whose
     findings are missing or outdated; returns the number of run × provider rows."""
-    from visibility.services.analysis import job_group_findings_complete
-
-    counted, _ = job_group_findings_complete(group=group, by=("group_id", "provider"))
-    return _aggregates_write([group], counted=counted)
+    return _aggregates_write([group])
 
 
 def workspace_aggregates_rebuild(*, workspace_id, chunk: int = 200) -> int:

@@ -13,7 +13,7 @@ a live run's on each read (selectors.py).
 A re-analysis batch is written under the workspace's AnalysisState row lock, only if the brand
 revision it was computed for is still current. A recorded answer's analysis takes no lock: it is
 stamped with the revision its (cached) matcher was built for, and its run's close analyses again
-every answer stamped with an older revision than the workspace's (`job_group_findings_complete`).
+every answer stamped with an older revision than the workspace's (`runs_findings_complete`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import orjson
@@ -30,6 +30,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from agent.models import JobGroup, JobItem
+from oneglanse.database_outage import DATABASE_UNAVAILABLE_ERRORS
 from visibility.detection import ANALYSIS_VERSION, AnswerAnalysis, Matcher
 from visibility.models import AnalysisState
 from visibility.services.matchers import cached_matcher, group_workspace_key, matcher_at
@@ -63,7 +64,8 @@ def findings_pack(result: AnswerAnalysis, *, revision: int) -> dict:
         "version": ANALYSIS_VERSION,
         "revision": revision,
         "brands": [[f.brand_id, f.mentions, f.first_offset, f.rank, f.citations] for f in result.findings],
-        "domains": result.cited_domains,
+        # As long as the per-run figures store (an imported source's host may be longer); distinct still.
+        "domains": list(dict.fromkeys(domain[:255] for domain in result.cited_domains)),
     }
 
 
@@ -140,24 +142,31 @@ def items_analyse(*, item_ids: list[int]) -> set:
     return groups
 
 
-def job_group_findings_complete(*, group: JobGroup, by: tuple[str, ...] = ("provider",)) -> tuple[dict, int]:
-    """Analyse again the run's ok answers whose findings are missing (their analysis failed when they
-    were recorded), of another ANALYSIS_VERSION, or made with brands older than the workspace's (a
-    consumer's cached brands lagged a brand edit). Returns the run's counts grouped by `by` (selectors'
-    `visibility_counts`), counted after that, and how many answers were analysed again.
+def runs_findings_complete(*, workspace_id, group_ids: list, by: tuple[str, ...]) -> tuple[dict, int, int | None]:
+    """Analyse again the ok answers of these runs (of one workspace) whose findings are missing (their
+    analysis failed when they were recorded), of another ANALYSIS_VERSION, or made with brands older
+    than the workspace's (a consumer's cached brands lagged a brand edit). Returns the runs' counts
+    grouped by `by` (selectors' `visibility_counts`), counted after that, how many answers were
+    analysed again, and the brand revision every counted answer is at (None if brand edits kept
+    outdating them meanwhile: such counts must not be written; the edits' re-analysis writes them).
 
-    Called before a run's figures are written, so they count every answer with the current brands;
-    one read of the run's findings when none is outdated, the usual case.
+    Called before runs' figures are written, so they count every answer with the current brands:
+    one read of the runs' findings when none is outdated, the usual case.
     """
-    from visibility.selectors import counts_and_outdated, visibility_counts
+    from visibility.selectors import counts_and_outdated
 
-    revision = AnalysisState.objects.filter(workspace_id=group.workspace_id).values_list("revision", flat=True).first()
-    counts, outdated = counts_and_outdated(group_ids=[group.id], by=by, revision=revision or 0)
-    if not outdated:
-        return counts, 0
-    for start in range(0, len(outdated), REANALYSE_BATCH_SIZE):
-        items_analyse(item_ids=outdated[start : start + REANALYSE_BATCH_SIZE])
-    return visibility_counts(group_ids=[group.id], by=by), len(outdated)
+    analysed_again = 0
+    for _attempt in range(3):
+        revision = (
+            AnalysisState.objects.filter(workspace_id=workspace_id).values_list("revision", flat=True).first() or 0
+        )
+        counts, outdated = counts_and_outdated(group_ids=group_ids, by=by, revision=revision)
+        if not outdated:
+            return counts, analysed_again, revision
+        for start in range(0, len(outdated), REANALYSE_BATCH_SIZE):
+            items_analyse(item_ids=outdated[start : start + REANALYSE_BATCH_SIZE])
+        analysed_again += len(outdated)
+    return counts, analysed_again, None
 
 
 def _ok_answer_batches(*, workspace_id, batch_size: int) -> Iterator[list[tuple]]:
@@ -188,7 +197,9 @@ def _ok_answer_batches(*, workspace_id, batch_size: int) -> Iterator[list[tuple]
         yield batch
 
 
-def workspace_reanalyse(*, workspace_id, batch_size: int = REANALYSE_BATCH_SIZE) -> Reanalysed:
+def workspace_reanalyse(
+    *, workspace_id, batch_size: int = REANALYSE_BATCH_SIZE, keep_alive: Callable[[], None] | None = None
+) -> Reanalysed:
     """Analyse every ok answer of a workspace again with its current brands, then refresh its run figures.
 
     Reads in keyset-paginated batches (no answer held beyond its batch) and writes each batch in
@@ -215,6 +226,8 @@ def workspace_reanalyse(*, workspace_id, batch_size: int = REANALYSE_BATCH_SIZE)
                 return Reanalysed(answers=total, seconds=time.monotonic() - started, finished=False, revision=revision)
             _rows_analyse(rows, matcher=matcher, revision=revision)
         total += len(rows)
+        if keep_alive is not None:
+            keep_alive()
     # Figures first: once the workspace no longer says "re-analysis pending", its trend is up to date.
     workspace_aggregates_rebuild(workspace_id=workspace_id)
     AnalysisState.objects.filter(workspace_id=workspace_id, revision=revision).update(
@@ -223,13 +236,26 @@ def workspace_reanalyse(*, workspace_id, batch_size: int = REANALYSE_BATCH_SIZE)
     return Reanalysed(answers=total, seconds=time.monotonic() - started, finished=True, revision=revision)
 
 
-def workspaces_reanalyse_pending() -> list[Reanalysed]:
+def workspaces_reanalyse_pending(*, keep_alive: Callable[[], None] | None = None) -> list[Reanalysed]:
     """Re-analyse every workspace whose brands changed since its last full re-analysis, or whose last
     one used an older ANALYSIS_VERSION. Called by the visibility sweep in the consumers; a brand edit
-    only moves the revision, so the request that made it stays fast."""
+    only moves the revision, so the request that made it stays fast. A workspace that fails (a brand
+    broken from a shell) is logged and left pending; the others are not held up by it."""
     from django.db.models import F
 
-    pending = AnalysisState.objects.filter(
-        Q(reanalysed_revision__lt=F("revision")) | Q(reanalysed_version__lt=ANALYSIS_VERSION)
-    ).values_list("workspace_id", flat=True)
-    return [workspace_reanalyse(workspace_id=workspace_id) for workspace_id in list(pending)]
+    pending = (
+        AnalysisState.objects.filter(
+            Q(reanalysed_revision__lt=F("revision")) | Q(reanalysed_version__lt=ANALYSIS_VERSION)
+        )
+        .order_by("workspace_id")
+        .values_list("workspace_id", flat=True)
+    )
+    done = []
+    for workspace_id in list(pending):
+        try:
+            done.append(workspace_reanalyse(workspace_id=workspace_id, keep_alive=keep_alive))
+        except DATABASE_UNAVAILABLE_ERRORS:
+            raise  # the next pass tries again; no use trying every other workspace now
+        except Exception:
+            logger.exception("re-analysis of workspace %s failed; the next pass tries again", workspace_id)
+    return done

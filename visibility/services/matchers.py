@@ -77,7 +77,7 @@ def cached_matcher(*, workspace_key) -> tuple[int, Matcher]:
     than its brands (an older one only costs a re-analysis). Per workspace and process, that is two
     SELECTs every TTL, not per answer. A brand change made in this process
     forgets the entry at once (`cached_matcher_forget`); other processes see it within the TTL,
-    and the sweep re-analyses what they analysed meanwhile.
+    and what they analysed meanwhile is analysed again when its run closes.
     """
     now = time.monotonic()
     cached = _current_matchers.get(workspace_key)

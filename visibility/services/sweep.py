@@ -14,6 +14,7 @@ import random
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -38,6 +39,11 @@ FIGURES_GRACE = timedelta(seconds=60)
 # Older runs are not looked at by the periodic pass; `manage.py visibility_reanalyse` rewrites
 # every run's figures on demand.
 FIGURES_WINDOW = timedelta(days=1)
+# Runs given figures per pass (the rest wait for the next), and how long one whose figures failed
+# is left alone: a run that cannot be counted is not read again every few seconds for a day.
+FIGURES_BATCH = 100
+FIGURES_RETRY_SECONDS = 300
+_FIGURES_FAILED_KEY = "oneglanse:visibility:figures-failed:{group_id}"
 # Shortens the lock, if still ours, to expire when the next pass is due.
 _KEEP_UNTIL_LUA = (
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0"
@@ -53,8 +59,8 @@ class VisibilitySweepReport:
         return bool(self.reanalysed or self.runs_refreshed)
 
 
-def runs_without_figures(*, now=None) -> list[JobGroup]:
-    """Runs finished within FIGURES_WINDOW (less the grace) that have no figures."""
+def runs_without_figures(*, now=None, limit: int = FIGURES_BATCH) -> list[JobGroup]:
+    """Runs finished within FIGURES_WINDOW (less the grace) that have no figures, oldest first."""
     now = now or timezone.now()
     return list(
         JobGroup.objects.filter(
@@ -63,20 +69,37 @@ def runs_without_figures(*, now=None) -> list[JobGroup]:
             finished_at__lt=now - FIGURES_GRACE,
         )
         .filter(~Exists(RunStat.objects.filter(group_id=OuterRef("id"))))
-        .order_by("finished_at")
+        .order_by("finished_at")[:limit]
     )
 
 
-def visibility_sweep(*, now=None) -> VisibilitySweepReport:
-    """One pass: pending re-analyses first (a brand edit shows within a minute), then runs without figures."""
+def visibility_sweep(*, now=None, keep_alive: Callable[[], None] | None = None) -> VisibilitySweepReport:
+    """One pass: pending re-analyses first (a brand edit shows within a minute), then runs without figures.
+
+    `keep_alive` is called between batches of a long pass (the sweeper extends its lock with it).
+    """
     report = VisibilitySweepReport()
-    report.reanalysed = workspaces_reanalyse_pending()
+    report.reanalysed = workspaces_reanalyse_pending(keep_alive=keep_alive)
+    client = redis_client()
     for group in runs_without_figures(now=now):
+        failed_key = _FIGURES_FAILED_KEY.format(group_id=group.id)
+        try:
+            if client.exists(failed_key):
+                continue
+        except redis.RedisError:
+            pass  # without Redis, every pass retries it
         try:
             job_group_visibility_aggregate(group=group)
             report.runs_refreshed += 1
         except Exception:  # one run that cannot be counted (a brand broken from a shell) must not hold up the rest
-            logger.exception("visibility figures of run %s failed again; the next pass retries it", group.id)
+            logger.exception("visibility figures of run %s failed again; retried in %d s", group.id,
+                             FIGURES_RETRY_SECONDS)
+            try:
+                client.set(failed_key, 1, ex=FIGURES_RETRY_SECONDS)
+            except redis.RedisError:
+                pass
+        if keep_alive is not None:
+            keep_alive()
     return report
 
 
@@ -106,9 +129,17 @@ class VisibilitySweeper(threading.Thread):
             logger.warning("visibility sweep skipped: Redis unavailable (%s)", exc)
             return None
         began = time.monotonic()
+
+        def keep_alive() -> None:
+            # A pass longer than the lock (a workspace of a million answers re-analysed) keeps it, while ours.
+            try:
+                client.eval(_KEEP_UNTIL_LUA, 1, SWEEP_LOCK_KEY, self.token, lock_ms)
+            except redis.RedisError:
+                pass
+
         try:
             close_old_connections()
-            report = visibility_sweep()
+            report = visibility_sweep(keep_alive=keep_alive)
             if report:
                 logger.info(
                     "visibility sweep: %d workspaces re-analysed (%d answers), figures of %d runs written",
