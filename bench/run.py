@@ -55,7 +55,7 @@ class Scale:
     status_rounds: int
     schedules: int = 1000  # scenario 8: schedules due in the same minute
     analysis_prompts: int = 500  # scenario 2, analysis on / off: x 4 providers per round
-    analysis_rounds: int = 3  # each: consumers with analysis, then consumers without
+    analysis_rounds: int = 5  # each: consumers with analysis, then consumers without
 
 
 FULL = Scale(submit_prompts=1000, submit_repeats=5, seed_prompts=1000, seed_threads=16, workers=4, warmup_prompts=1000,
@@ -648,9 +648,12 @@ class Bench:
     # -- scenario 2, analysis cost ------------------------------------------------------------
     def scenario_analysis_cost(self) -> None:
         """Analysis cost (2): consumer CPU per answer with the analysis of each answer on and off."""
+        from django.utils import timezone
+
         from agent.models import JobGroup, JobItem
         from visibility.models import RunStat
         from visibility.services.analysis import FINDINGS_KEY
+        from visibility.services.sweep import FIGURES_GRACE, visibility_sweep
 
         def closed(group_id) -> bool:
             return JobGroup.objects.filter(id=group_id, status=JobGroup.Status.COMPLETED).exists()
@@ -660,6 +663,10 @@ class Bench:
 
         scale = self.scale
         workspace = self.branded_workspace(scale.analysis_prompts)
+        # What the product consumers' visibility sweep would otherwise do during the first measured
+        # round, for work that is not this scenario's: the new brands' re-analysis, and figures of
+        # the runs earlier scenarios parked (cancelled without any). Done here, by the same service.
+        visibility_sweep(now=timezone.now() + FIGURES_GRACE)
         # The product's consumers, and the same ones with the visibility receivers disconnected. Each
         # round is measured until its run is closed and, with the analysis, its figures are written.
         settings = {"on": self.agent_settings or "bench.settings", "off": "bench.analysis_off_settings"}

@@ -29,7 +29,7 @@ from agent.providers.retry import retry_delay
 from agent.providers.simulated import SimulatedProvider
 from agent.ratelimit import rate_limit_wait
 from agent.services.closing import item_count_and_close
-from agent.services.item_statements import item_first_claim, item_update_from
+from agent.services.item_statements import item_first_claim, item_update_from, json_text
 from agent.signals import answer_findings, findings_collect
 from agent.tasks import QueuedItem, item_messages_push_on, item_schedule
 from oneglanse.database_outage import DATABASE_UNAVAILABLE_ERRORS, database_outage_wait_out
@@ -333,7 +333,7 @@ def _item_result_write(result: ItemResult, findings: dict | None = None) -> int:
         status = JobItem.Status.OK
         fields = dict(
             text=answer.text, sources=answer.sources, usage=answer.usage, latency_ms=answer.latency_ms,
-            model=answer.model, error="", findings=findings,
+            model=answer.model, error="", findings=None if findings is None else json_text(findings),
         )
     else:
         status = JobItem.Status.FAILED
