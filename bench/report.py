@@ -51,6 +51,10 @@ def goal_rows(results: dict) -> list[tuple[str, str, str, str, object]]:
                      f"{r['analysis_cpu_share'] * 100:+.1f} %", "< +10 %", r["analysis_cpu_share"] < 0.10))
         rows.append(("2 analysis", "consumer CPU ms per answer: analysis on / off (abs.)",
                      f"{r['cpu_ms_per_answer_analysis_on']:.2f} / {r['cpu_ms_per_answer_analysis_off']:.2f}", "info", None))
+        if "analysis_cpu_share_of_totals" in r:
+            rows.append(("2 analysis", "the same rounds: all CPU on / off - 1; median of the pairs' ratios - 1",
+                         f"{r['analysis_cpu_share_of_totals'] * 100:+.1f} %; "
+                         f"{r['analysis_cpu_share_median_of_pairs'] * 100:+.1f} %", "info", None))
     r = results.get("3_latency_efficiency")
     if r:
         rows.append(("3 latency", f"answers/s / ideal {r['ideal_answers_per_second']:.0f}/s ({r['items']} items)",

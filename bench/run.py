@@ -54,8 +54,8 @@ class Scale:
     status_seconds: int
     status_rounds: int
     schedules: int = 1000  # scenario 8: schedules due in the same minute
-    analysis_prompts: int = 500  # scenario 2, analysis on / off: x 4 providers per round
-    analysis_rounds: int = 5  # each: consumers with analysis, then consumers without
+    analysis_prompts: int = 250  # scenario 2, analysis on / off: x 4 providers per round
+    analysis_rounds: int = 10  # each: consumers with analysis and consumers without, in turn first
 
 
 FULL = Scale(submit_prompts=1000, submit_repeats=5, seed_prompts=1000, seed_threads=16, workers=4, warmup_prompts=1000,
@@ -672,8 +672,11 @@ class Bench:
         settings = {"on": self.agent_settings or "bench.settings", "off": "bench.analysis_off_settings"}
         rounds: dict[str, list[Round]] = {"on": [], "off": []}
         ok, analysed, mentioned = Counter(), Counter(), 0
-        for _round in range(scale.analysis_rounds):
-            for mode in ("on", "off"):  # alternated, so a change of the machine's load meets both alike
+        for round_number in range(scale.analysis_rounds):
+            # Alternated, so a change of the machine's load meets both alike, and in turn first (on, off,
+            # then off, on...): with the same consumers in both places, the first of a pair measured a
+            # few per cent lower than the second.
+            for mode in ("on", "off") if round_number % 2 == 0 else ("off", "on"):
                 consumers = self.harness.consumers(workers=scale.workers, latency_ms=0, settings=settings[mode])
                 try:
                     # Warm-up: imports, connections, the matcher and run caches; not measured.
@@ -713,6 +716,12 @@ class Bench:
             "cpu_ms_per_answer_on_by_round": [round(r.cpu_seconds / r.items * 1000, 3) for r in rounds["on"]],
             "cpu_ms_per_answer_off_by_round": [round(r.cpu_seconds / r.items * 1000, 3) for r in rounds["off"]],
             "analysis_cpu_share": on_cpu / off_cpu - 1,
+            # Two other estimators of the same rounds, for judging the figure's spread: all the CPU
+            # with ÷ all without, and the median of the pairs' own ratios.
+            "analysis_cpu_share_of_totals": (sum(r.cpu_seconds for r in rounds["on"])
+                                             / sum(r.cpu_seconds for r in rounds["off"]) - 1),
+            "analysis_cpu_share_median_of_pairs": statistics.median(
+                on.cpu_seconds / off.cpu_seconds for on, off in zip(rounds["on"], rounds["off"], strict=True)) - 1,
             "mentioned_brands_per_answer": mentioned / max(1, ok["on"]),
             "foreign_cpu_cores": statistics.median(r.foreign_cores for r in rounds["on"] + rounds["off"]),
         }

@@ -32,12 +32,12 @@ def _aggregates_write(groups: list[JobGroup]) -> int:
     for (group_id, provider), counts in counted.items():
         by_group[group_id][provider] = counts
     brand_ids = list(Brand.objects.filter(workspace_id=workspace_id).values_list("id", flat=True))
-    written = 0
     with transaction.atomic():
         state = AnalysisState.objects.select_for_update().filter(workspace_id=workspace_id).values_list("revision")
         if (state.first() or (0,))[0] != revision:
             return 0  # the brands changed meanwhile: the change's re-analysis writes these figures
         RunStat.objects.filter(group_id__in=list(by_group)).delete()
+        figures: list[tuple[RunStat, SetCounts]] = []
         for group in groups:
             per_provider = by_group[group.id]
             for provider in group.providers:
@@ -45,30 +45,30 @@ def _aggregates_write(groups: list[JobGroup]) -> int:
             total = SetCounts()
             for counts in per_provider.values():
                 total.add(counts)
-            for provider, counts in [(ALL_PROVIDERS, total), *per_provider.items()]:
-                stat = RunStat.objects.create(
-                    group=group,
-                    workspace_id=group.workspace_id,
-                    provider=provider,
-                    at=group.created_at,
-                    answers=counts.answers,
-                    failed=counts.failed,
-                    analysis_version=ANALYSIS_VERSION,
+            figures += [
+                (
+                    RunStat(
+                        group=group, workspace_id=group.workspace_id, provider=provider, at=group.created_at,
+                        answers=counts.answers, failed=counts.failed, analysis_version=ANALYSIS_VERSION,
+                    ),
+                    counts,
                 )
-                RunBrandStat.objects.bulk_create(
-                    RunBrandStat(
-                        run_stat=stat,
-                        brand_id=brand_id,
-                        mentioned=counts.brands.get(brand_id, (0, 0, 0))[0],
-                        rank_sum=counts.brands.get(brand_id, (0, 0, 0))[1],
-                        cited=counts.brands.get(brand_id, (0, 0, 0))[2],
-                    )
-                    for brand_id in brand_ids
-                )
-                RunDomainStat.objects.bulk_create(
-                    RunDomainStat(run_stat=stat, domain=domain, answers=n) for domain, n in counts.domains.items()
-                )
-                written += 1
+                for provider, counts in [(ALL_PROVIDERS, total), *per_provider.items()]
+            ]
+        # Three INSERTs for every run × provider (the rows' ids come back from the first), not three each.
+        RunStat.objects.bulk_create([stat for stat, _ in figures])
+        RunBrandStat.objects.bulk_create(
+            RunBrandStat(run_stat=stat, brand_id=brand_id, mentioned=mentioned, rank_sum=rank_sum, cited=cited)
+            for stat, counts in figures
+            for brand_id in brand_ids
+            for mentioned, rank_sum, cited in (counts.brands.get(brand_id, (0, 0, 0)),)
+        )
+        RunDomainStat.objects.bulk_create(
+            RunDomainStat(run_stat=stat, domain=domain, answers=n)
+            for stat, counts in figures
+            for domain, n in counts.domains.items()
+        )
+        written = len(figures)
     return written
 
 
