@@ -9,7 +9,7 @@ what it sees in production.
 
 from __future__ import annotations
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from agent.models import JobGroup, JobItem
@@ -17,7 +17,7 @@ from visibility.detection import ANALYSIS_VERSION
 from visibility.models import AnalysisState, Brand
 from visibility.selectors import FINISHED_RUN_STATUSES
 from visibility.services.aggregates import workspace_aggregates_rebuild
-from visibility.services.analysis import FINDINGS_KEY
+from visibility.services.analysis import FINDINGS_KEY, findings_store
 from visibility.services.brands import brand_create
 from workspaces.models import Workspace
 
@@ -67,15 +67,7 @@ def fixture_findings(item_id: int, brand_ids: list[int], revision: int) -> dict:
 
 
 def _findings_write(*, group_id, brand_ids: list[int], revision: int) -> int:
-    field = JobItem._meta.get_field("findings")
     item_ids = JobItem.objects.filter(group_id=group_id, status=JobItem.Status.OK).values_list("id", flat=True)
-    updates = [
-        (field.get_db_prep_value({FINDINGS_KEY: fixture_findings(item_id, brand_ids, revision)}, connection), item_id)
-        for item_id in item_ids
-    ]
-    quote = connection.ops.quote_name
-    with connection.cursor() as cursor:
-        cursor.executemany(
-            f"UPDATE {quote(JobItem._meta.db_table)} SET {quote('findings')} = %s WHERE {quote('id')} = %s", updates
-        )
+    updates = [(item_id, {FINDINGS_KEY: fixture_findings(item_id, brand_ids, revision)}) for item_id in item_ids]
+    findings_store(updates)
     return len(updates)

@@ -97,25 +97,31 @@ def answer_findings(*, group_id: str, text: str, sources) -> dict | None:
     return findings_pack(matcher.analyse(text, sources if isinstance(sources, list) else []), revision=revision)
 
 
+def findings_store(updates: list[tuple[int, dict]]) -> None:
+    """Write (item id, whole findings) pairs onto the items, in one executemany."""
+    field = JobItem._meta.get_field("findings")
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"UPDATE {quote(JobItem._meta.db_table)} SET {quote('findings')} = %s WHERE {quote('id')} = %s",
+            [(field.get_db_prep_value(findings, connection), item_id) for item_id, findings in updates],
+        )
+
+
 def _rows_analyse(rows: list[tuple], *, matcher: Matcher, revision: int) -> None:
     """Analyse (id, text, sources, findings) rows and store their findings, other apps' keys kept.
 
     In item order, as every writer of these rows: on PostgreSQL two re-analyses meeting on the same
     answers then wait for each other instead of deadlocking.
     """
-    field = JobItem._meta.get_field("findings")
     updates = []
     for item_id, text, sources, stored in sorted(rows, key=lambda row: row[0]):
         findings = dict(stored) if isinstance(stored, dict) else {}
         findings[FINDINGS_KEY] = findings_pack(
             matcher.analyse(text, sources if isinstance(sources, list) else []), revision=revision
         )
-        updates.append((field.get_db_prep_value(findings, connection), item_id))
-    quote = connection.ops.quote_name
-    with connection.cursor() as cursor:
-        cursor.executemany(
-            f"UPDATE {quote(JobItem._meta.db_table)} SET {quote('findings')} = %s WHERE {quote('id')} = %s", updates
-        )
+        updates.append((item_id, findings))
+    findings_store(updates)
 
 
 def items_analyse(*, item_ids: list[int]) -> set:
